@@ -1,0 +1,26 @@
+"""What each provider's models accept and bill: one declarative table per provider."""
+
+from __future__ import annotations
+
+from . import dashscope, freepik
+from .spec import ModelSpec
+
+PROVIDERS: dict[str, dict[str, ModelSpec]] = {
+    "dashscope": dashscope.MODELS,
+    "freepik": freepik.MODELS,
+}
+DEFAULT_MODELS: dict[str, str] = {
+    "dashscope": dashscope.DEFAULT_MODEL,
+    "freepik": freepik.DEFAULT_MODEL,
+}
+
+
+# Where a provider takes new tasks, below its base URL.
+SUBMIT_PATHS: dict[str, str] = {
+    "dashscope": dashscope.SUBMIT_PATH,
+    "freepik": freepik.ENDPOINT,
+}
+
+
+def lookup(provider: str, model: str) -> ModelSpec | None:
+    return PROVIDERS.get(provider, {}).get(model)

@@ -1,0 +1,144 @@
+"""DashScope (Alibaba Cloud Model Studio) reference-to-video models.
+
+Sources: the provider's reference-to-video guide and API reference, and the
+project's API notes. A value marked [guess] is not documented; it is the
+behaviour the project assumes and the simulator imitates.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .formats import RATIOS, RESOLUTIONS, SIZES
+from .spec import (
+    Boolean,
+    BillingRule,
+    Choice,
+    Integer,
+    LabelRule,
+    MediaLimits,
+    ModelSpec,
+    Reaction,
+    Setting,
+    Span,
+    Text,
+)
+
+MB = 1_000_000  # [guess] decimal megabytes: the stricter reading of "MB"
+
+IMAGE_FORMATS = frozenset({"jpeg", "png", "bmp", "webp"})
+VIDEO_FORMATS = frozenset({"mp4", "mov"})
+VOICE_FORMATS = frozenset({"wav", "mp3"})
+
+SEED = Integer(Span(0, 2_147_483_647))
+NEGATIVE_PROMPT = Text(500)
+
+# The input-video cap of 5 s shared by n videos, as the billing table states it.
+INPUT_CAPS = {1: Decimal("5"), 2: Decimal("2.5"), 3: Decimal("1.65"), 4: Decimal("1.25"), 5: Decimal("1")}
+
+VOICES = MediaLimits(VOICE_FORMATS, 15 * MB, seconds=Span(1, 10))
+
+# Local images go inline as data URIs; videos and voices need the upload flow.
+LOCAL_TRANSPORT = {"image": "inline", "video": "upload", "audio": "upload"}
+URL_SCHEMES = frozenset({"http", "https", "oss", "data"})
+
+WAN27 = ModelSpec(
+    provider="dashscope",
+    model="wan2.7-r2v",
+    wire="dashscope-media",
+    labels=LabelRule(
+        image="Image {n}",
+        video="Video {n}",
+        sole={"image": "reference image", "video": "reference video"},
+    ),
+    settings={
+        "prompt": Setting(("input", "prompt"), Text(5000)),
+        "negative_prompt": Setting(("input", "negative_prompt"), NEGATIVE_PROMPT),
+        "resolution": Setting(("parameters", "resolution"), Choice(RESOLUTIONS)),
+        "ratio": Setting(("parameters", "ratio"), Choice(RATIOS)),
+        "duration": Setting(("parameters", "duration"), Integer(Span(2, 15))),
+        "prompt_extend": Setting(("parameters", "prompt_extend"), Boolean()),
+        "watermark": Setting(("parameters", "watermark"), Boolean()),
+        "seed": Setting(("parameters", "seed"), SEED),
+    },
+    references=Span(1, 5),
+    max_images=5,
+    max_videos=5,
+    first_frame=True,
+    reference_voice=True,
+    shot_voice=True,
+    storyboard=True,
+    durations_with_video=Span(2, 10),
+    defaults={"resolution": "1080P", "ratio": "16:9", "duration": 5, "prompt_extend": True, "watermark": False},
+    images=MediaLimits(IMAGE_FORMATS, 20 * MB, side_px=Span(240, 8000)),
+    videos=MediaLimits(VIDEO_FORMATS, 100 * MB),
+    voices=VOICES,
+    url_schemes=URL_SCHEMES,
+    local_transport=LOCAL_TRANSPORT,
+    billing=BillingRule(INPUT_CAPS, split_over="videos"),
+    # A request without media is accepted and fails later [capture].
+    reactions={"references.missing": Reaction.FAIL},
+)
+
+
+def _wan26(model: str, silent_video: bool) -> ModelSpec:
+    audio = Boolean() if silent_video else Choice((True,), hint="silent video needs wan2.6-r2v-flash")
+    return ModelSpec(
+        provider="dashscope",
+        model=model,
+        wire="dashscope-reference-urls",
+        labels=LabelRule(image="character{n}", video="character{n}", shared_count=True),
+        settings={
+            "prompt": Setting(("input", "prompt"), Text(1500)),
+            "negative_prompt": Setting(("input", "negative_prompt"), NEGATIVE_PROMPT),
+            "size": Setting(("parameters", "size"), Choice(SIZES)),
+            "duration": Setting(("parameters", "duration"), Integer(Span(2, 10))),
+            "audio": Setting(("parameters", "audio"), audio),
+            "shot_type": Setting(("parameters", "shot_type"), Choice(("single", "multi"))),
+            "watermark": Setting(("parameters", "watermark"), Boolean()),
+            "seed": Setting(("parameters", "seed"), SEED),
+        },
+        references=Span(1, 5),
+        max_images=5,
+        max_videos=3,
+        first_frame=False,
+        reference_voice=False,
+        shot_voice=False,
+        storyboard=False,
+        durations_with_video=Span(2, 10),
+        defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": False},
+        images=MediaLimits(IMAGE_FORMATS, 10 * MB, side_px=Span(240, 5000)),
+        videos=MediaLimits(VIDEO_FORMATS, 100 * MB, seconds=Span(1, 30)),
+        voices=VOICES,
+        url_schemes=URL_SCHEMES,
+        local_transport=LOCAL_TRANSPORT,
+        billing=BillingRule(INPUT_CAPS, split_over="references"),
+        reactions={
+            # Over-long text is cut yet billed in full [doc].
+            "prompt": Reaction.TRUNCATE,
+            "negative_prompt": Reaction.TRUNCATE,
+            # A size off the list is accepted and the task fails later [capture].
+            "size": Reaction.FAIL,
+            "references.missing": Reaction.FAIL,
+            # Only the flash model honours audio [doc]; the other one ignores it.
+            "audio": Reaction.IGNORE,
+        },
+    )
+
+
+WAN26 = _wan26("wan2.6-r2v", silent_video=False)
+WAN26_FLASH = _wan26("wan2.6-r2v-flash", silent_video=True)
+
+MODELS: dict[str, ModelSpec] = {m.model: m for m in (WAN27, WAN26, WAN26_FLASH)}
+DEFAULT_MODEL = "wan2.7-r2v"
+
+# Region -> API base URL. Model, key and endpoint must share a region.
+REGIONS: dict[str, str] = {
+    "cn": "https://dashscope.aliyuncs.com/api/v1",
+    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "us": "https://dashscope-us.aliyuncs.com/api/v1",
+}
+DEFAULT_REGION = "intl"
+SUBMIT_PATH = "/services/aigc/video-generation/video-synthesis"
+# Models served in each region; a region missing here serves them all.
+REGION_MODELS: dict[str, frozenset[str]] = {"us": frozenset({"wan2.6-r2v"})}

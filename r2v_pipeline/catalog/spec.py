@@ -1,0 +1,158 @@
+"""The shape of a model's entry in a provider table.
+
+Everything a provider accepts, rejects, ignores or bills is a value here; the
+functions in ``check``, ``billing``, ``labels`` and ``wire`` read these values
+and never name a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Literal, Mapping, Union
+
+Kind = Literal["image", "video"]
+MediaKind = Literal["image", "video", "audio"]
+Wire = Literal["dashscope-media", "dashscope-reference-urls", "freepik"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive range of numbers."""
+
+    lo: float
+    hi: float
+
+    def __contains__(self, x: object) -> bool:
+        return isinstance(x, (int, float)) and self.lo <= x <= self.hi
+
+    def __str__(self) -> str:
+        return f"{_num(self.lo)}–{_num(self.hi)}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+# --- setting domains -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Integer:
+    span: Span
+
+
+@dataclass(frozen=True)
+class Boolean:
+    pass
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+    hint: str = ""  # said after the list of accepted values
+
+
+@dataclass(frozen=True)
+class Text:
+    max_chars: int
+
+
+@dataclass(frozen=True)
+class Url:
+    pass
+
+
+Domain = Union[Integer, Boolean, Choice, Text, Url]
+
+
+class Reaction(Enum):
+    """What the provider does with a request that breaks a rule."""
+
+    REJECT = "reject"  # answers 400 at submit
+    FAIL = "fail"  # accepts, then the task ends FAILED
+    IGNORE = "ignore"  # accepts and silently drops the value
+    TRUNCATE = "truncate"  # accepts, cuts the text, still bills
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One request parameter: where it goes in the body and what it accepts."""
+
+    path: tuple[str, ...]
+    domain: Domain
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    formats: frozenset[str]  # as the probe names them: png jpeg bmp webp mp4 mov wav mp3
+    max_bytes: int
+    side_px: Span | None = None  # every side of an image
+    seconds: Span | None = None  # media duration
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """How a prompt names the n-th reference of a kind."""
+
+    image: str  # format with {n}
+    video: str
+    shared_count: bool = False  # one counter for images and videos together
+    sole: Mapping[str, str] = field(default_factory=dict)  # label when it is the only reference
+
+
+@dataclass(frozen=True)
+class BillingRule:
+    """Billed seconds = output seconds + input video seconds, each video capped.
+
+    ``split_over`` says which references share the input cap: "videos" (only the
+    reference videos count) or "references" (images and videos together);
+    ``caps`` gives each video's cap by that count, exactly as the provider's
+    table states it (3 shares 1.65 s each, not 5/3).
+    """
+
+    caps: Mapping[int, Decimal]
+    split_over: Literal["videos", "references"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    provider: str
+    model: str
+    wire: Wire
+    labels: LabelRule
+    settings: Mapping[str, Setting]  # manifest setting name -> body placement and domain
+    references: Span  # images + videos (first frame not counted)
+    max_images: int
+    max_videos: int
+    first_frame: bool
+    reference_voice: bool  # a voice per image/video reference
+    shot_voice: bool  # one voice for the whole request
+    storyboard: bool  # a multi-panel storyboard image is understood
+    durations_with_video: Span  # the duration setting's range holds with images only
+    defaults: Mapping[str, object]  # what the provider assumes when a setting is absent
+    images: MediaLimits
+    videos: MediaLimits
+    voices: MediaLimits
+    url_schemes: frozenset[str]
+    # how a local file reaches the provider, per media kind; absent = it cannot
+    local_transport: Mapping[str, Literal["inline", "upload"]]
+    billing: BillingRule | None  # None: the provider bills output seconds only
+    reactions: Mapping[str, Reaction] = field(default_factory=dict)  # topic -> reaction, default REJECT
+    fingerprint_excludes: frozenset[tuple[str, ...]] = frozenset()  # delivery-only body paths
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.model)
+
+    @property
+    def kinds_declared(self) -> bool:
+        """Whether the body says which references are images and which videos."""
+        return self.wire != "dashscope-reference-urls"
+
+    def reaction(self, topic: str) -> Reaction:
+        return self.reactions.get(topic, Reaction.REJECT)
+
+    def limits_for(self, kind: MediaKind) -> MediaLimits:
+        return {"image": self.images, "video": self.videos, "audio": self.voices}[kind]

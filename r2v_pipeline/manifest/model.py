@@ -1,0 +1,120 @@
+"""The validated manifest: plain dataclasses, every value still knowing its place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from ..diagnostics import Position
+
+T = TypeVar("T")
+
+CastKind = Literal["image", "video", "storyboard"]
+URL_SCHEMES = ("http://", "https://", "oss://")
+
+# Settings a shot may set itself or take from defaults.
+SETTINGS = (
+    "model",
+    "duration",
+    "resolution",
+    "ratio",
+    "size",
+    "audio",
+    "shot_type",
+    "seed",
+    "prompt_extend",
+    "watermark",
+    "negative_prompt",
+)
+
+
+@dataclass(frozen=True)
+class Value(Generic[T]):
+    value: T
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Source:
+    """A media file as a manifest names it: a local path or a URL."""
+
+    text: str
+    pos: Position
+    base: Path  # the folder of the manifest that names it
+
+    @property
+    def is_url(self) -> bool:
+        return self.text.lower().startswith(URL_SCHEMES)
+
+    @property
+    def path(self) -> Path:
+        return self.base / self.text
+
+
+@dataclass(frozen=True)
+class CastMember:
+    name: str
+    kind: CastKind
+    media: Source
+    voice: Source | None
+    description: str
+    duration: Value[float] | None  # stated length of a remote video, for billing
+    pos: Position  # where the name stands
+
+    @property
+    def reference_kind(self) -> Literal["image", "video"]:
+        return "video" if self.kind == "video" else "image"
+
+
+@dataclass(frozen=True)
+class Shot:
+    id: str
+    pos: Position  # where the id stands
+    prompt: Value[str]
+    prompt_line: int | None  # file line of the template's first line (block scalars)
+    settings: dict[str, Value[Any]]  # set on the shot itself
+    first_frame: Source | None = None
+    voice: Source | None = None
+    cast: tuple[Value[str], ...] = ()
+    vars: dict[str, Value[Any]] = field(default_factory=dict)
+    takes: Value[Any] | None = None
+
+
+@dataclass(frozen=True)
+class PublicUrl:
+    folder: Path
+    base_url: str
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: Value[str] | None = None
+    region: Value[str] | None = None
+    base_url: Value[str] | None = None
+    workspace: Value[str] | None = None
+    webhook_url: Value[str] | None = None
+    public_urls: tuple[PublicUrl, ...] = ()
+    quota: dict[str, Value[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode file with everything it extends folded in."""
+
+    file: Path
+    name: str  # how messages name the file
+    pos: Position  # the top of the file
+    series: str
+    episode: str
+    title: str | None
+    provider: Provider
+    defaults: dict[str, Value[Any]]
+    cast: dict[str, CastMember]  # in declaration order, series first
+    vars: dict[str, Value[Any]]
+    shots: tuple[Shot, ...]
+    prices: Value[dict[str, Any]] | None
+    budget: dict[str, Value[float]]
+    output_dir: Path
+    state_dir: Path

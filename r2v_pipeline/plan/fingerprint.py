@@ -1,0 +1,50 @@
+"""A shot's fingerprint: what decides whether a video already made is still the one asked for.
+
+It hashes the exact request body (so comments, key order and formatting of the
+YAML do not count) with local files standing in by their content hash (so a
+changed file counts and a renamed one does not). Fields that only say where
+to announce the result are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+from ..catalog.spec import ModelSpec
+
+
+def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str]) -> str:
+    """``content`` maps each URL or placeholder of a local file to its sha256."""
+    payload = {
+        "provider": spec.provider,
+        "model": spec.model,
+        "body": _substitute(_without(body, spec.fingerprint_excludes), content),
+        # a public URL stays in the body; its file's content counts too
+        "content": sorted(sha for url, sha in content.items() if not url.startswith("local:")),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _without(body: dict[str, Any], paths: frozenset[tuple[str, ...]]) -> dict[str, Any]:
+    if not paths:
+        return body
+    trimmed = json.loads(json.dumps(body))
+    for path in paths:
+        node = trimmed
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return trimmed
+
+
+def _substitute(node: Any, content: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return f"sha256:{content[node]}" if node.startswith("local:") and node in content else node
+    if isinstance(node, list):
+        return [_substitute(item, content) for item in node]
+    if isinstance(node, dict):
+        return {key: _substitute(value, content) for key, value in node.items()}
+    return node

@@ -1,0 +1,83 @@
+"""Local media of a manifest: probed once, and named in request bodies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ..diagnostics import Diagnostics
+from ..manifest.load import display_name
+from ..manifest.model import Provider, Source
+from ..media.probe import MediaInfo, probe_file
+
+LOCAL_SCHEME = "local"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path  # absolute
+    shown: str  # as messages and plans show it
+    info: MediaInfo
+
+    @property
+    def placeholder(self) -> str:
+        """How a plan's body names the file until the runner sends it."""
+        return f"{LOCAL_SCHEME}:{self.shown}"
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a request finds one media source."""
+
+    url: str  # as the plan's body carries it
+    file: LocalFile | None  # the local file behind it, if any
+    transport: str | None  # inline | upload | public | None (a URL the provider fetches itself)
+
+
+class MediaFiles:
+    """Probes each local file once per process, however many shots use it."""
+
+    def __init__(self, diagnostics: Diagnostics):
+        self.diagnostics = diagnostics
+        self._probed: dict[Path, LocalFile | None] = {}
+
+    def local(self, source: Source) -> LocalFile | None:
+        named = source.path
+        if named not in self._probed:
+            path = named.resolve()
+            if path not in self._probed:
+                self._probed[path] = self._probe(source, path)
+            self._probed[named] = self._probed[path]
+        return self._probed[named]
+
+    def _probe(self, source: Source, path: Path) -> LocalFile | None:
+        try:
+            if path.is_dir():
+                self.diagnostics.error(source.pos, f"{source.text}: is a folder, not a media file")
+                return None
+            info = probe_file(path)
+        except FileNotFoundError:
+            self.diagnostics.error(source.pos, f"{source.text}: no such file (looked at {display_name(path)})")
+            return None
+        except OSError as err:
+            self.diagnostics.error(source.pos, f"{source.text}: cannot read: {err.strerror or err}")
+            return None
+        if info.kind is None:
+            self.diagnostics.error(source.pos, f"{source.text}: not an image, video or audio file")
+            return None
+        return LocalFile(path, display_name(path), info)
+
+    def locate(self, source: Source, provider: Provider, local_transport: dict[str, str]) -> Located | None:
+        """The URL a request uses for ``source``; None when the file is unusable."""
+        if source.is_url:
+            return Located(source.text, None, None)
+        file = self.local(source)
+        if file is None:
+            return None
+        for mapping in provider.public_urls:
+            if file.path.is_relative_to(mapping.folder):
+                tail = quote(file.path.relative_to(mapping.folder).as_posix())
+                return Located(f"{mapping.base_url.rstrip('/')}/{tail}", file, "public")
+        kind = file.info.kind
+        return Located(file.placeholder, file, local_transport.get(kind) if kind else None)

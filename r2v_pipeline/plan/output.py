@@ -1,0 +1,136 @@
+"""A plan as people read it (a table) and as programs read it (JSON)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from ..catalog import SUBMIT_PATHS
+from ..manifest.load import display_name
+from .planner import Plan, PlannedShot
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "shots": [shot_json(s) for s in plan.shots],
+        "totals": _totals(plan),
+        "budget_problems": plan.over_budget(),
+    }
+
+
+def shot_json(s: PlannedShot) -> dict[str, Any]:
+    return {
+        "key": s.key,
+        "series": s.series,
+        "episode": s.episode,
+        "shot": s.shot,
+        "take": s.take,
+        "manifest": s.manifest,
+        "provider": s.spec.provider,
+        "model": s.spec.model,
+        "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
+        "action": s.action,
+        "reason": s.reason,
+        "references": [
+            {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url} for r in s.references
+        ],
+        "billed_seconds": {
+            "output": _num(s.billed.output),
+            "input": _num(s.billed.input),
+            "total": _num(s.billed.total),
+            "exact": s.billed.exact,
+        },
+        "rate": _num(s.rate),
+        "cost": _num(s.cost),
+        "fingerprint": s.fingerprint,
+        "output": display_name(s.output),
+        "files": [
+            {
+                "url": url,
+                "path": f.shown,
+                "sha256": f.info.sha256,
+                "bytes": f.info.bytes,
+                "transport": s.transports.get(url),
+            }
+            for url, f in s.files.items()
+        ],
+        "body": s.body,
+    }
+
+
+def _num(value: Decimal | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _totals(plan: Plan) -> dict[str, Any]:
+    submit = plan.to_submit
+    costs = [s.cost for s in submit]
+    return {
+        "requests": len(plan.shots),
+        "actions": dict(Counter(s.action for s in plan.shots)),
+        "billed_seconds": _num(sum((s.billed.total for s in submit), Decimal(0))),
+        "billed_seconds_exact": all(s.billed.exact for s in submit),
+        "cost": _num(sum((c for c in costs if c is not None), Decimal(0))) if costs and None not in costs else None,
+        "currency": plan.currency,
+    }
+
+
+def plan_table(plan: Plan) -> str:
+    lines: list[str] = []
+    by_episode: dict[tuple[str, str], list[PlannedShot]] = {}
+    for s in plan.shots:
+        by_episode.setdefault((s.series, s.episode), []).append(s)
+    for (series, episode), shots in by_episode.items():
+        t = shots[0].target
+        where = f"{t.provider}" + (f" {t.region}" if t.region else "") + f", {t.base_url}"
+        lines.append(f"{series}/{episode}  ({shots[0].manifest}; {where})")
+        rows = [["shot", "model", "references", "out s", "billed s", "cost", "action", "fingerprint"]]
+        for s in shots:
+            refs = ", ".join(f"{r.name}={r.label}" if r.label else f"{r.role}" for r in s.references if r.role != "voice")
+            voices = sum(1 for r in s.references if r.role == "voice")
+            refs += f" +{voices} voice" + ("s" if voices > 1 else "") if voices else ""
+            billed = f"{s.billed.total:.2f}" + ("" if s.billed.exact else " max")
+            rows.append(
+                [
+                    s.shot + (f" #{s.take}" if s.take is not None else ""),
+                    s.spec.model,
+                    refs,
+                    str(_num(s.billed.output)),
+                    billed,
+                    f"{s.cost:.4f}" if s.cost is not None else "-",
+                    s.action,
+                    s.fingerprint[:12],
+                ]
+            )
+        lines.extend("  " + line for line in _columns(rows))
+        lines.append("")
+    totals = _totals(plan)
+    money = f", {totals['cost']} {plan.currency or ''}".rstrip() if totals["cost"] is not None else ""
+    bound = "" if totals["billed_seconds_exact"] else " at most"
+    actions = ", ".join(f"{n} {a}" for a, n in sorted(totals["actions"].items())) or "nothing"
+    lines.append(
+        f"{len(plan.episodes)} episode(s), {totals['requests']} request(s): {actions}; "
+        f"to submit:{bound} {totals['billed_seconds']} billed s{money}"
+    )
+    uploads = {f.shown for s in plan.to_submit for url, f in s.files.items() if s.transports.get(url) == "upload"}
+    inline = {f.shown for s in plan.to_submit for url, f in s.files.items() if s.transports.get(url) == "inline"}
+    if uploads:
+        lines.append(f"{len(uploads)} local file(s) go through the provider's temporary upload: {', '.join(sorted(uploads))}")
+    if inline:
+        lines.append(f"{len(inline)} local image(s) go inline as data URIs")
+    if not all(s.billed.exact for s in plan.to_submit):
+        lines.append("'max': a remote reference video's length is unknown; its full share of the 5 s input cap is counted")
+    return "\n".join(lines)
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {3, 4, 5}
+    return [
+        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,419 @@
+"""Episodes to concrete requests: labels, limits, billed seconds, cost, fingerprints.
+
+Knows nothing of HTTP. Every problem is collected, not raised, so one run of
+``r2v validate`` shows them all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import catalog
+from ..catalog import dashscope, freepik
+from ..catalog.billing import Billed, billed_seconds, seconds
+from ..catalog.check import Violation, check_request
+from ..catalog.labels import assign_labels
+from ..catalog.spec import ModelSpec
+from ..catalog.wire import Reference, Request, build_body
+from ..diagnostics import Diagnostics, Position, did_you_mean
+from ..manifest.load import load_episodes
+from ..manifest.model import CastMember, Episode, Shot, Source, Value
+from ..media.probe import MediaInfo
+from .fingerprint import fingerprint
+from .media import LOCAL_SCHEME, LocalFile, Located, MediaFiles
+from .pricing import cost, rate_for
+from .prompt import PromptError, compile_prompt, render_labelled, render_tracking, undefined_names
+from .settings import Chosen, choose_settings, take_seeds
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an episode's requests go."""
+
+    provider: str
+    base_url: str
+    region: str | None = None
+    workspace: str | None = None
+    webhook_url: str | None = None
+    quota: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedReference:
+    name: str  # cast name, "first_frame" or "voice"
+    role: str  # image | video | storyboard | first_frame | voice
+    label: str | None  # how the prompt names it
+    source: str  # as the manifest wrote it
+    url: str  # as the body carries it
+
+
+@dataclass
+class PlannedShot:
+    series: str
+    episode: str
+    shot: str
+    take: int | None  # None when the shot has one take
+    manifest: str
+    spec: ModelSpec
+    target: Target
+    body: dict[str, Any]
+    files: dict[str, LocalFile]  # body URL -> local file behind it
+    transports: dict[str, str]  # body URL -> inline | upload | public
+    references: tuple[PlannedReference, ...]
+    billed: Billed
+    rate: Decimal | None
+    fingerprint: str
+    output: Path
+    state_dir: Path
+    action: str = "submit"
+    reason: str = "not made yet"
+
+    @property
+    def key(self) -> str:
+        suffix = f"#take{self.take}" if self.take is not None else ""
+        return f"{self.series}/{self.episode}/{self.shot}{suffix}"
+
+    @property
+    def cost(self) -> Decimal | None:
+        return cost(self.billed.total, self.rate)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    provider: str | None = None
+    region: str | None = None
+    base_url: str | None = None
+    budget_seconds: Decimal | None = None
+    budget_money: Decimal | None = None
+    output_dir: Path | None = None
+    state_dir: Path | None = None
+
+
+@dataclass
+class Plan:
+    shots: list[PlannedShot]
+    episodes: list[Episode]
+    currency: str | None = None
+    budgets: list[tuple[str, Decimal | None, Decimal | None, list[PlannedShot]]] = field(default_factory=list)
+
+    @property
+    def to_submit(self) -> list[PlannedShot]:
+        return [s for s in self.shots if s.action == "submit"]
+
+    def over_budget(self) -> list[str]:
+        """A message for each budget the shots to submit would cross."""
+        problems = []
+        for scope, cap_seconds, cap_money, shots in self.budgets:
+            pending = [s for s in shots if s.action == "submit"]
+            billed = sum((s.billed.total for s in pending), Decimal(0))
+            if cap_seconds is not None and billed > cap_seconds:
+                problems.append(f"{scope}: {billed} billed seconds to submit cross the budget of {cap_seconds} s")
+            if cap_money is not None:
+                unpriced = sorted({f"{s.spec.provider} {s.spec.model}" for s in pending if s.cost is None})
+                if unpriced:
+                    problems.append(f"{scope}: a money budget needs prices; none for {', '.join(unpriced)}")
+                    continue
+                spent = sum((s.cost for s in pending if s.cost is not None), Decimal(0))
+                if spent > cap_money:
+                    problems.append(f"{scope}: {spent} {self.currency or ''} to submit crosses the budget of {cap_money}".replace("  ", " "))
+        return problems
+
+
+def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:
+    episodes = load_episodes(list(paths), diagnostics)
+    media = MediaFiles(diagnostics)
+    plan = Plan([], episodes)
+    currencies = set()
+    for episode in episodes:
+        target = _target(episode, options, diagnostics)
+        if target is None:
+            continue
+        _probe_cast(episode, media)
+        planner = _EpisodePlanner(episode, target, options, media)
+        shots = [planned for shot in episode.shots for planned in planner.plan(shot)]
+        planner.findings.emit(diagnostics)
+        plan.shots.extend(shots)
+        prices = episode.prices.value if episode.prices else None
+        if prices and prices.get("currency"):
+            currencies.add(prices["currency"])
+        budget_seconds = episode.budget.get("seconds")
+        budget_money = episode.budget.get("money")
+        if budget_seconds or budget_money:
+            plan.budgets.append(
+                (
+                    f"budget of {episode.name}",
+                    _decimal(budget_seconds.value) if budget_seconds else None,
+                    _decimal(budget_money.value) if budget_money else None,
+                    shots,
+                )
+            )
+    if len(currencies) > 1:
+        diagnostics.error(Position(episodes[0].name), f"the episodes price in several currencies ({', '.join(sorted(currencies))}); plan them apart")
+    plan.currency = next(iter(currencies), None)
+    if options.budget_seconds is not None or options.budget_money is not None:
+        plan.budgets.append(("budget given on the command line", options.budget_seconds, options.budget_money, plan.shots))
+    return plan
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) -> Target | None:
+    p = episode.provider
+    name = options.provider or (p.name.value if p.name else "dashscope")
+    base_url = options.base_url or (p.base_url.value if p.base_url else None)
+    region = None
+    if name == "dashscope":
+        region = options.region or (p.region.value if p.region else dashscope.DEFAULT_REGION)
+        base_url = base_url or dashscope.REGIONS[region]
+    else:
+        base_url = base_url or freepik.BASE_URL
+    return Target(
+        provider=name,
+        base_url=base_url.rstrip("/"),
+        region=region if not (options.base_url or p.base_url) else None,
+        workspace=p.workspace.value if p.workspace else None,
+        webhook_url=p.webhook_url.value if p.webhook_url else None,
+        quota={k: v.value for k, v in p.quota.items()},
+    )
+
+
+def _probe_cast(episode: Episode, media: MediaFiles) -> None:
+    """Every local file the cast names must be readable media, used by a shot or not."""
+    for member in episode.cast.values():
+        for source in (member.media, member.voice):
+            if source is not None and not source.is_url:
+                media.local(source)
+
+
+class _Findings:
+    """Problems found while planning shots, each said once with the shots it affects."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[Position, str, str], list[str]] = defaultdict(list)
+
+    def add(self, position: Position, message: str, shot: str, severity: str = "error") -> None:
+        shots = self.items[(position, message, severity)]
+        if shot not in shots:
+            shots.append(shot)
+
+    def emit(self, diagnostics: Diagnostics) -> None:
+        for (position, message, severity), shots in self.items.items():
+            named = ", ".join(f"shots[{s}]" for s in shots[:4]) + (f" and {len(shots) - 4} more" if len(shots) > 4 else "")
+            text = f"{message} ({named})"
+            (diagnostics.error if severity == "error" else diagnostics.warning)(position, text)
+
+
+@dataclass
+class _Request:
+    """The media of one shot's request, gathered while planning it."""
+
+    sources: dict[str, Source] = field(default_factory=dict)  # body URL -> where the manifest names it
+    files: dict[str, LocalFile] = field(default_factory=dict)
+    transports: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, MediaInfo] = field(default_factory=dict)
+    references: list[Reference] = field(default_factory=list)
+    planned: list[PlannedReference] = field(default_factory=list)
+    lengths: dict[str, Decimal | None] = field(default_factory=dict)  # video URL -> seconds, if known
+    unusable: bool = False  # a file could not be read
+
+    def locate(self, media: MediaFiles, source: Source, episode: Episode, spec: ModelSpec) -> str | None:
+        where = media.locate(source, episode.provider, dict(spec.local_transport))
+        if where is None:
+            self.unusable = True
+            return None
+        self.sources.setdefault(where.url, source)
+        if where.file is not None:
+            self.files[where.url] = where.file
+            self.facts[where.url] = where.file.info
+        if where.transport is not None:
+            self.transports[where.url] = where.transport
+        return where.url
+
+
+class _EpisodePlanner:
+    def __init__(self, episode: Episode, target: Target, options: PlanOptions, media: MediaFiles):
+        self.episode = episode
+        self.target = target
+        self.media = media
+        self.findings = _Findings()
+        self.output_dir = options.output_dir or episode.output_dir
+        self.state_dir = options.state_dir or episode.state_dir
+        self.prices = episode.prices.value if episode.prices else None
+        self.descriptions = {name: m.description for name, m in episode.cast.items()}
+
+    def plan(self, shot: Shot) -> list[PlannedShot]:
+        found = Diagnostics()
+        planned = self._plan(shot, found)
+        for d in found.items:
+            self.findings.add(d.position, d.message, shot.id, d.severity)
+        return planned if not found.errors else []
+
+    def _plan(self, shot: Shot, found: Diagnostics) -> list[PlannedShot]:
+        spec = self._spec(shot, found)
+        if spec is None:
+            return []
+        rendered = self._prompt(shot, spec, found)
+        if rendered is None:
+            return []
+        prompt, members, labels = rendered
+        media = _Request()
+        first_frames = []
+        if shot.first_frame is not None:
+            url = media.locate(self.media, shot.first_frame, self.episode, spec)
+            if url is not None:
+                first_frames.append(url)
+                media.planned.append(PlannedReference("first_frame", "first_frame", None, shot.first_frame.text, url))
+        for member, label in zip(members, labels):
+            self._reference(member, label, spec, media, found)
+        voice = media.locate(self.media, shot.voice, self.episode, spec) if shot.voice else None
+        if voice is not None and shot.voice is not None:
+            media.planned.append(PlannedReference("voice", "voice", None, shot.voice.text, voice))
+        chosen = choose_settings(spec, shot, self.episode.defaults, bool(shot.first_frame), found)
+        seeds = take_seeds(shot, self.episode.defaults, self.episode.series, self.episode.episode, found)
+        if media.unusable:  # the file's own error says why
+            return []
+        planned = []
+        for number, seed in enumerate(seeds, start=1):
+            settings = {name: value.value for name, value in chosen.values.items()}
+            if seed is not None:
+                settings["seed"] = seed.value
+            if self.target.webhook_url and "webhook_url" in spec.settings:
+                settings["webhook_url"] = self.target.webhook_url
+            request = Request(prompt, media.references, first_frames, voice, settings)
+            for violation in check_request(spec, request, media.facts, LOCAL_SCHEME):
+                self._report(violation, shot, chosen, media, found)
+            take = number if len(seeds) > 1 else None
+            planned.append(self._planned(shot, spec, request, chosen, media, take))
+        return planned
+
+    # --- the parts of a request ----------------------------------------
+
+    def _spec(self, shot: Shot, found: Diagnostics) -> ModelSpec | None:
+        chosen = shot.settings.get("model") or self.episode.defaults.get("model")
+        provider = self.target.provider
+        model = chosen.value if chosen else catalog.DEFAULT_MODELS[provider]
+        spec = catalog.lookup(provider, model)
+        where = chosen.pos if chosen else shot.pos
+        if spec is None:
+            offered = ", ".join(catalog.PROVIDERS[provider])
+            found.error(where, f"{provider} does not offer {model} (it offers {offered})")
+            return None
+        served = dashscope.REGION_MODELS.get(self.target.region or "")
+        if provider == "dashscope" and served is not None and model not in served:
+            found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
+            return None
+        return spec
+
+    def _prompt(self, shot: Shot, spec: ModelSpec, found: Diagnostics) -> tuple[str, list[CastMember], list[str]] | None:
+        context = {name: v.value for name, v in {**self.episode.vars, **shot.vars}.items()}
+        known = {**context, **self.descriptions}
+        try:
+            template = compile_prompt(shot.prompt.value)
+            missing = undefined_names(template, known)
+            for name, line in missing:
+                found.error(
+                    self._prompt_pos(shot, line),
+                    f'prompt uses "{name}", which is neither cast nor a var{did_you_mean(name, known)}',
+                )
+            if missing:
+                return None
+            _, used = render_tracking(template, context, self.descriptions)
+            listed = {v.value for v in shot.cast}
+            members = [m for name, m in self.episode.cast.items() if name in used or name in listed]
+            if not self._storyboards_ok(shot, spec, members, found):
+                return None
+            labels = assign_labels(spec.labels, [m.reference_kind for m in members])
+            text = render_labelled(template, context, self.descriptions, {m.name: l for m, l in zip(members, labels)})
+        except PromptError as err:
+            found.error(self._prompt_pos(shot, err.line), f"prompt: {err.message}")
+            return None
+        return text, members, labels
+
+    def _prompt_pos(self, shot: Shot, line: int | None) -> Position:
+        pos = shot.prompt.pos
+        if line is None or shot.prompt_line is None:
+            return pos
+        return Position(pos.file, shot.prompt_line + line - 1, pos.col)
+
+    def _storyboards_ok(self, shot: Shot, spec: ModelSpec, members: list[CastMember], found: Diagnostics) -> bool:
+        boards = [m.name for m in members if m.kind == "storyboard"]
+        if boards and not spec.storyboard:
+            found.error(shot.pos, f"{spec.model} does not read multi-panel storyboards ({', '.join(boards)}); use wan2.7-r2v")
+            return False
+        if len(boards) > 1:
+            found.error(shot.pos, f"sends {len(boards)} storyboards ({', '.join(boards)}); a request takes one")
+            return False
+        return True
+
+    def _reference(self, member: CastMember, label: str, spec: ModelSpec, media: _Request, found: Diagnostics) -> None:
+        url = media.locate(self.media, member.media, self.episode, spec)
+        voice = None
+        if member.voice is not None:
+            if spec.reference_voice:
+                voice = media.locate(self.media, member.voice, self.episode, spec)
+            else:
+                found.warning(member.voice.pos, f"cast.{member.name}.voice is not sent: {spec.model} takes no reference voice")
+        if url is None:
+            return
+        media.references.append(Reference(member.reference_kind, url, voice))
+        media.planned.append(PlannedReference(member.name, member.kind, label, member.media.text, url))
+        if voice is not None and member.voice is not None:
+            media.planned.append(PlannedReference(member.name, "voice", None, member.voice.text, voice))
+        if member.reference_kind == "video":
+            info = media.facts.get(url)
+            if info is not None and info.seconds is not None:
+                media.lengths[url] = seconds(info.seconds)
+            else:
+                media.lengths[url] = seconds(member.duration.value) if member.duration else None
+
+    def _report(self, violation: Violation, shot: Shot, chosen: Chosen, media: _Request, found: Diagnostics) -> None:
+        if violation.url is not None and violation.url in media.sources:
+            source = media.sources[violation.url]
+            found.error(source.pos, f"{source.text}: {violation.message}")
+            return
+        topic = violation.topic
+        if topic.startswith("prompt"):
+            where = shot.prompt.pos
+        elif topic in chosen.values:
+            where = chosen.values[topic].pos
+        elif topic == "first_frame" and shot.first_frame is not None:
+            where = shot.first_frame.pos
+        else:
+            where = shot.pos
+        found.error(where, violation.message)
+
+    def _planned(
+        self, shot: Shot, spec: ModelSpec, request: Request, chosen: Chosen, media: _Request, take: int | None
+    ) -> PlannedShot:
+        body = build_body(spec, request)
+        duration = chosen.effective(spec, "duration")
+        billed = billed_seconds(
+            spec.billing,
+            duration if isinstance(duration, int) and not isinstance(duration, bool) else 0,
+            [(ref.kind, media.lengths.get(ref.url)) for ref in request.references],
+        )
+        name = f"{shot.id}-take{take}.mp4" if take is not None else f"{shot.id}.mp4"
+        return PlannedShot(
+            series=self.episode.series,
+            episode=self.episode.episode,
+            shot=shot.id,
+            take=take,
+            manifest=self.episode.name,
+            spec=spec,
+            target=self.target,
+            body=body,
+            files=dict(media.files),
+            transports=dict(media.transports),
+            references=tuple(media.planned),
+            billed=billed,
+            rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio),
+            fingerprint=fingerprint(spec, body, {url: f.info.sha256 for url, f in media.files.items()}),
+            output=self.output_dir / self.episode.series / self.episode.episode / name,
+            state_dir=self.state_dir,
+        )

@@ -1,0 +1,22 @@
+"""Prices per billed second, from the manifest's table (the project invents none)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+CENT = Decimal("0.0001")
+
+
+def rate_for(prices: dict[str, Any] | None, provider: str, model: str, resolution: str, audio: bool) -> Decimal | None:
+    """The price of one billed second, or None when the table has none."""
+    if not prices:
+        return None
+    rate = prices.get(provider, {}).get(model, {}).get(resolution)
+    if isinstance(rate, dict):
+        rate = rate["audio" if audio else "silent"]
+    return None if rate is None else Decimal(str(rate))
+
+
+def cost(seconds: Decimal, rate: Decimal | None) -> Decimal | None:
+    return None if rate is None else (seconds * rate).quantize(CENT)
