@@ -52,7 +52,7 @@ def write_manifests(folder: Path, shots: int, statements: bool = False) -> Path:
             f"      {{{{ kai }}}} watches from the door{' quietly' if i % 2 else ''}.",
         ]
         if statements:  # a Jinja statement: the template needs Jinja's compiler
-            lines += [f"      {{% if town != 'Dover' %}}It rains.{{% endif %}}"]
+            lines += ["      {% if town != 'Dover' %}It rains.{% endif %}"]
         if i % 5 == 0:
             lines += ["    vars: {town: Dover}"]
     episode = folder / "episode.yaml"

@@ -49,11 +49,11 @@ class Diagnostics:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "error"]
+        return [d for d in dict.fromkeys(self.items) if d.severity == "error"]
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "warning"]
+        return [d for d in dict.fromkeys(self.items) if d.severity == "warning"]
 
     def sorted(self) -> list[Diagnostic]:
         """Unique diagnostics in file order (the same problem found twice shows once)."""

@@ -18,9 +18,10 @@ DEFAULT_STATE = ".r2v"
 def display_name(path: Path) -> str:
     """A path as messages show it: relative to the working folder when inside it."""
     try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 class ManifestSet:
@@ -52,12 +53,12 @@ class ManifestSet:
         seen: list[Path] = []
         current: Path | None = path
         while current is not None:
+            if current.resolve() in seen:  # the last file's extends closes a loop
+                loop = " → ".join(display_name(p) for p in [*seen, current.resolve()])
+                self.diagnostics.error(chain[0].at(("extends",)), f"extends forms a loop: {loop}")
+                return None
             file = self.load(current)
             if file is None:
-                return None
-            if current.resolve() in seen:
-                loop = " → ".join(display_name(p) for p in [*seen, current.resolve()])
-                self.diagnostics.error(file.at(("extends",)), f"extends forms a loop: {loop}")
                 return None
             seen.append(current.resolve())
             chain.insert(0, file)
@@ -151,7 +152,7 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
     for name, var in variables.items():
         if name in cast:
             diagnostics.error(var.pos, f'vars: "{name}" is also a cast name; a template could not tell them apart')
-    shots = _shots(leaf, cast, variables, diagnostics)
+    shots = _shots(leaf, cast, diagnostics)
     if len(diagnostics.errors) > errors_before:
         return None
     return Episode(
@@ -224,9 +225,7 @@ def _cast_member(file: YamlFile, name: str, diagnostics: Diagnostics) -> CastMem
     )
 
 
-def _shots(
-    file: YamlFile, cast: dict[str, CastMember], variables: dict[str, Value[Any]], diagnostics: Diagnostics
-) -> list[Shot]:
+def _shots(file: YamlFile, cast: dict[str, CastMember], diagnostics: Diagnostics) -> list[Shot]:
     shots: list[Shot] = []
     first_seen: dict[str, Position] = {}
     for i, item in enumerate(_get(file, "shots") or []):

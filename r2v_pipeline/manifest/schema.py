@@ -109,7 +109,9 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
     elif kind in ("oneOf", "anyOf") and isinstance(schema, dict) and "x-message" in schema:
         yield Diagnostic(position, f"{name}: {schema['x-message']}")
     elif kind in ("oneOf", "anyOf") and error.context:
-        yield from _explain(jsonschema.exceptions.best_match(error.context), file)
+        # Explain by the branch of the value's own type: "takes: 0" is a count too small, not "not a list".
+        same_type = [e for e in error.context if e.validator != "type"]
+        yield from _explain(jsonschema.exceptions.best_match(same_type or error.context), file)
     else:
         yield Diagnostic(position, f"{name}: {error.message}")
 

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Literal
 
 import av

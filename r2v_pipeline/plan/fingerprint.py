@@ -13,6 +13,9 @@ import json
 from typing import Any, Mapping
 
 from ..catalog.spec import ModelSpec
+from .media import LOCAL_SCHEME
+
+LOCAL = LOCAL_SCHEME + ":"
 
 
 def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str]) -> str:
@@ -22,7 +25,7 @@ def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str
         "model": spec.model,
         "body": _substitute(_without(body, spec.fingerprint_excludes), content),
         # a public URL stays in the body; its file's content counts too
-        "content": sorted(sha for url, sha in content.items() if not url.startswith("local:")),
+        "content": sorted(sha for url, sha in content.items() if not url.startswith(LOCAL)),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -42,7 +45,7 @@ def _without(body: dict[str, Any], paths: frozenset[tuple[str, ...]]) -> dict[st
 
 def _substitute(node: Any, content: Mapping[str, str]) -> Any:
     if isinstance(node, str):
-        return f"sha256:{content[node]}" if node.startswith("local:") and node in content else node
+        return f"sha256:{content[node]}" if node.startswith(LOCAL) and node in content else node
     if isinstance(node, list):
         return [_substitute(item, content) for item in node]
     if isinstance(node, dict):

@@ -9,9 +9,10 @@ from urllib.parse import quote
 from ..diagnostics import Diagnostics
 from ..manifest.load import display_name
 from ..manifest.model import Provider, Source
-from ..media.probe import MediaInfo, probe_file
+from ..media.probe import MediaInfo, MediaKind, probe_file
 
 LOCAL_SCHEME = "local"
+_A = {"image": "an image", "video": "a video", "audio": "a voice (WAV or MP3)"}
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,19 @@ class MediaFiles:
         self.diagnostics = diagnostics
         self._probed: dict[Path, LocalFile | None] = {}
 
-    def local(self, source: Source) -> LocalFile | None:
+    def local(self, source: Source, expect: MediaKind) -> LocalFile | None:
+        """The probed file, if it is readable media of the expected kind."""
         named = source.path
         if named not in self._probed:
             path = named.resolve()
             if path not in self._probed:
                 self._probed[path] = self._probe(source, path)
             self._probed[named] = self._probed[path]
-        return self._probed[named]
+        file = self._probed[named]
+        if file is not None and file.info.kind != expect:
+            self.diagnostics.error(source.pos, f"{source.text}: it is {file.info.describe()}, not {_A[expect]}")
+            return None
+        return file
 
     def _probe(self, source: Source, path: Path) -> LocalFile | None:
         try:
@@ -68,11 +74,13 @@ class MediaFiles:
             return None
         return LocalFile(path, display_name(path), info)
 
-    def locate(self, source: Source, provider: Provider, local_transport: dict[str, str]) -> Located | None:
+    def locate(
+        self, source: Source, expect: MediaKind, provider: Provider, local_transport: dict[str, str]
+    ) -> Located | None:
         """The URL a request uses for ``source``; None when the file is unusable."""
         if source.is_url:
             return Located(source.text, None, None)
-        file = self.local(source)
+        file = self.local(source, expect)
         if file is None:
             return None
         for mapping in provider.public_urls:

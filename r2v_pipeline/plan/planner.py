@@ -21,10 +21,11 @@ from ..catalog.spec import ModelSpec
 from ..catalog.wire import Reference, Request, build_body
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..manifest.load import load_episodes
-from ..manifest.model import CastMember, Episode, Shot, Source, Value
-from ..media.probe import MediaInfo
+from ..manifest.model import CastMember, Episode, Shot, Source
+from ..media.probe import MediaInfo, MediaKind
 from .fingerprint import fingerprint
-from .media import LOCAL_SCHEME, LocalFile, Located, MediaFiles
+from .media import LOCAL_SCHEME, LocalFile, MediaFiles
+from .budget import Budget, over_budget
 from .pricing import cost, rate_for
 from .prompt import PromptError, compile_prompt, render_labelled, render_tracking, undefined_names
 from .settings import Chosen, choose_settings, take_seeds
@@ -78,6 +79,10 @@ class PlannedShot:
         return f"{self.series}/{self.episode}/{self.shot}{suffix}"
 
     @property
+    def seconds(self) -> Decimal:
+        return self.billed.total
+
+    @property
     def cost(self) -> Decimal | None:
         return cost(self.billed.total, self.rate)
 
@@ -98,7 +103,7 @@ class Plan:
     shots: list[PlannedShot]
     episodes: list[Episode]
     currency: str | None = None
-    budgets: list[tuple[str, Decimal | None, Decimal | None, list[PlannedShot]]] = field(default_factory=list)
+    budgets: list[Budget] = field(default_factory=list)
 
     @property
     def to_submit(self) -> list[PlannedShot]:
@@ -106,21 +111,7 @@ class Plan:
 
     def over_budget(self) -> list[str]:
         """A message for each budget the shots to submit would cross."""
-        problems = []
-        for scope, cap_seconds, cap_money, shots in self.budgets:
-            pending = [s for s in shots if s.action == "submit"]
-            billed = sum((s.billed.total for s in pending), Decimal(0))
-            if cap_seconds is not None and billed > cap_seconds:
-                problems.append(f"{scope}: {billed} billed seconds to submit cross the budget of {cap_seconds} s")
-            if cap_money is not None:
-                unpriced = sorted({f"{s.spec.provider} {s.spec.model}" for s in pending if s.cost is None})
-                if unpriced:
-                    problems.append(f"{scope}: a money budget needs prices; none for {', '.join(unpriced)}")
-                    continue
-                spent = sum((s.cost for s in pending if s.cost is not None), Decimal(0))
-                if spent > cap_money:
-                    problems.append(f"{scope}: {spent} {self.currency or ''} to submit crosses the budget of {cap_money}".replace("  ", " "))
-        return problems
+        return over_budget(self.budgets, self.to_submit, self.currency)
 
 
 def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:
@@ -140,22 +131,21 @@ def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnost
         prices = episode.prices.value if episode.prices else None
         if prices and prices.get("currency"):
             currencies.add(prices["currency"])
-        budget_seconds = episode.budget.get("seconds")
-        budget_money = episode.budget.get("money")
-        if budget_seconds or budget_money:
+        if episode.budget:
+            seconds_cap, money_cap = (episode.budget.get(k) for k in ("seconds", "money"))
             plan.budgets.append(
-                (
+                Budget(
                     f"budget of {episode.name}",
-                    _decimal(budget_seconds.value) if budget_seconds else None,
-                    _decimal(budget_money.value) if budget_money else None,
-                    shots,
+                    _decimal(seconds_cap.value) if seconds_cap else None,
+                    _decimal(money_cap.value) if money_cap else None,
+                    (episode.series, episode.episode),
                 )
             )
     if len(currencies) > 1:
         diagnostics.error(Position(episodes[0].name), f"the episodes price in several currencies ({', '.join(sorted(currencies))}); plan them apart")
     plan.currency = next(iter(currencies), None)
     if options.budget_seconds is not None or options.budget_money is not None:
-        plan.budgets.append(("budget given on the command line", options.budget_seconds, options.budget_money, plan.shots))
+        plan.budgets.append(Budget("budget given on the command line", options.budget_seconds, options.budget_money))
     return plan
 
 
@@ -184,11 +174,12 @@ def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) ->
 
 
 def _probe_cast(episode: Episode, media: MediaFiles) -> None:
-    """Every local file the cast names must be readable media, used by a shot or not."""
+    """Every local file the cast names must be readable media of its kind, used by a shot or not."""
     for member in episode.cast.values():
-        for source in (member.media, member.voice):
-            if source is not None and not source.is_url:
-                media.local(source)
+        if not member.media.is_url:
+            media.local(member.media, member.reference_kind)
+        if member.voice is not None and not member.voice.is_url:
+            media.local(member.voice, "audio")
 
 
 class _Findings:
@@ -222,8 +213,8 @@ class _Request:
     lengths: dict[str, Decimal | None] = field(default_factory=dict)  # video URL -> seconds, if known
     unusable: bool = False  # a file could not be read
 
-    def locate(self, media: MediaFiles, source: Source, episode: Episode, spec: ModelSpec) -> str | None:
-        where = media.locate(source, episode.provider, dict(spec.local_transport))
+    def locate(self, media: MediaFiles, source: Source, expect: MediaKind, episode: Episode, spec: ModelSpec) -> str | None:
+        where = media.locate(source, expect, episode.provider, dict(spec.local_transport))
         if where is None:
             self.unusable = True
             return None
@@ -265,13 +256,13 @@ class _EpisodePlanner:
         media = _Request()
         first_frames = []
         if shot.first_frame is not None:
-            url = media.locate(self.media, shot.first_frame, self.episode, spec)
+            url = media.locate(self.media, shot.first_frame, "image", self.episode, spec)
             if url is not None:
                 first_frames.append(url)
                 media.planned.append(PlannedReference("first_frame", "first_frame", None, shot.first_frame.text, url))
         for member, label in zip(members, labels):
             self._reference(member, label, spec, media, found)
-        voice = media.locate(self.media, shot.voice, self.episode, spec) if shot.voice else None
+        voice = media.locate(self.media, shot.voice, "audio", self.episode, spec) if shot.voice else None
         if voice is not None and shot.voice is not None:
             media.planned.append(PlannedReference("voice", "voice", None, shot.voice.text, voice))
         chosen = choose_settings(spec, shot, self.episode.defaults, bool(shot.first_frame), found)
@@ -352,11 +343,11 @@ class _EpisodePlanner:
         return True
 
     def _reference(self, member: CastMember, label: str, spec: ModelSpec, media: _Request, found: Diagnostics) -> None:
-        url = media.locate(self.media, member.media, self.episode, spec)
+        url = media.locate(self.media, member.media, member.reference_kind, self.episode, spec)
         voice = None
         if member.voice is not None:
             if spec.reference_voice:
-                voice = media.locate(self.media, member.voice, self.episode, spec)
+                voice = media.locate(self.media, member.voice, "audio", self.episode, spec)
             else:
                 found.warning(member.voice.pos, f"cast.{member.name}.voice is not sent: {spec.model} takes no reference voice")
         if url is None:

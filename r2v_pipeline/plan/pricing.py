@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-CENT = Decimal("0.0001")
+FOUR_PLACES = Decimal("0.0001")
 
 
 def rate_for(prices: dict[str, Any] | None, provider: str, model: str, resolution: str, audio: bool) -> Decimal | None:
@@ -19,4 +19,11 @@ def rate_for(prices: dict[str, Any] | None, provider: str, model: str, resolutio
 
 
 def cost(seconds: Decimal, rate: Decimal | None) -> Decimal | None:
-    return None if rate is None else (seconds * rate).quantize(CENT)
+    return None if rate is None else (seconds * rate).quantize(FOUR_PLACES)
+
+
+def money(amount: Decimal) -> str:
+    """An amount as people write it: at least two decimals, no trailing zeros past them."""
+    text = f"{amount.normalize():f}"
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"

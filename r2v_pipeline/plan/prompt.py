@@ -139,7 +139,8 @@ def _simple(source: str) -> Template | None:
     end = 0
     for match in _SIMPLE_EXPR.finditer(source):
         text = source[end : match.start()]
-        if any(mark in text for mark in _JINJA_MARKS):
+        # a "{" just before the tag would make Jinja's tag start one character earlier
+        if any(mark in text for mark in _JINJA_MARKS) or text.endswith("{"):
             return None
         parts.append(text)
         name = match.group(1)

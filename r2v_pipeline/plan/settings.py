@@ -41,9 +41,8 @@ def choose_settings(
     has_first_frame: bool,
     diagnostics: Diagnostics,
 ) -> Chosen:
-    where = f"shots[{shot.id}]"
     values: dict[str, Value[Any]] = {}
-    resolution, ratio = _frame(shot, defaults, where, diagnostics)
+    resolution, ratio = _frame(shot, defaults, diagnostics)
     if "size" in spec.settings:
         if resolution or ratio:
             default_tier, default_ratio = tier_of(str(spec.defaults["size"])) or ("1080P", "16:9")
@@ -55,7 +54,7 @@ def choose_settings(
         if ratio and not has_first_frame:
             values["ratio"] = ratio
         elif ratio and ("ratio" in shot.settings or "size" in shot.settings):
-            diagnostics.warning(ratio.pos, f"{where}: ratio is not sent; with a first frame, the frame's shape decides")
+            diagnostics.warning(ratio.pos, "ratio is not sent; with a first frame, the frame's shape decides")
     for name in PLAIN_SETTINGS:
         value = shot.settings.get(name) or defaults.get(name)
         if value is None:
@@ -64,15 +63,13 @@ def choose_settings(
             values[name] = value
         elif name in shot.settings:
             takes = ", ".join(sorted(n for n in spec.settings if n not in ("prompt", "webhook_url")))
-            diagnostics.error(value.pos, f"{where}: {spec.model} has no {name} setting (it takes {takes})")
+            diagnostics.error(value.pos, f"{spec.model} has no {name} setting (it takes {takes})")
     tier = resolution.value if resolution else _default_tier(spec)
     audio = values["audio"].value if "audio" in values else spec.defaults.get("audio", True)
     return Chosen(values, tier, audio is not False)
 
 
-def _frame(
-    shot: Shot, defaults: dict[str, Value[Any]], where: str, diagnostics: Diagnostics
-) -> tuple[Value[str] | None, Value[str] | None]:
+def _frame(shot: Shot, defaults: dict[str, Value[Any]], diagnostics: Diagnostics) -> tuple[Value[str] | None, Value[str] | None]:
     """(resolution, ratio), the shot's choices over the defaults'."""
     resolution = ratio = None
     for level in (defaults, shot.settings):
@@ -82,9 +79,7 @@ def _frame(
             if tier is None:
                 continue  # the schema already refused it
             if (res and res.value != tier[0]) or (rat and rat.value != tier[1]):
-                diagnostics.error(
-                    size.pos, f"{where}: size {size.value} is {tier[0]} {tier[1]}, which its resolution/ratio contradict"
-                )
+                diagnostics.error(size.pos, f"size {size.value} is {tier[0]} {tier[1]}, which its resolution/ratio contradict")
             resolution, ratio = Value(tier[0], size.pos), Value(tier[1], size.pos)
         resolution, ratio = res or resolution, rat or ratio
     return resolution, ratio
@@ -105,7 +100,7 @@ def take_seeds(shot: Shot, defaults: dict[str, Value[Any]], series: str, episode
         return [seed]
     if isinstance(takes.value, list):
         if "seed" in shot.settings:
-            diagnostics.error(shot.settings["seed"].pos, f"shots[{shot.id}]: give seed or a list of seeds in takes, not both")
+            diagnostics.error(shot.settings["seed"].pos, "give seed or a list of seeds in takes, not both")
         return [Value(s, takes.pos) for s in takes.value]
     if seed is not None:
         return [Value((seed.value + k) % (SEED_MAX + 1), seed.pos) for k in range(takes.value)]
