@@ -122,7 +122,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert caught.value.code == 2
 
 
-@pytest.mark.parametrize("command", [["r2v"], [sys.executable, "-m", "r2v_pipeline"]])
+@pytest.mark.parametrize("command", [[str(Path(sys.executable).parent / "r2v")], [sys.executable, "-m", "r2v_pipeline"]])
 def test_console_script_and_module_run(command: list[str]) -> None:
     done = subprocess.run([*command, "validate", *map(str, EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
