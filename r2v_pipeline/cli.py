@@ -16,6 +16,7 @@ from .catalog.dashscope import REGIONS
 from .diagnostics import Diagnostics
 from .plan.output import plan_json, plan_table
 from .plan.planner import Plan, PlanOptions, make_plan
+from .sim.command import add_command as add_sim_command
 
 EXIT_OK = 0  # everything done
 EXIT_FAILED = 1  # some shot failed or was held back (budget)
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     _plan_arguments(plan)
     plan.add_argument("--json", action="store_true", help="print the plan, request bodies included, as JSON")
     plan.set_defaults(func=cmd_plan)
+
+    add_sim_command(commands)
     return parser
 
 

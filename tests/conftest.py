@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
+import httpx
 import pytest
 
 from r2v_pipeline.media import synth
+from r2v_pipeline.sim import SimConfig, Simulator, start_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,3 +55,41 @@ def media(write: Callable[[str, str | bytes], Path], media_bytes: dict[str, byte
         return write(name, media_bytes[kind])
 
     return _media
+
+
+@pytest.fixture(scope="session")
+def sim_video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where simulators keep generated videos: each size is encoded once per session."""
+    return tmp_path_factory.mktemp("sim-videos")
+
+
+@pytest.fixture
+def start_sim(sim_video_dir: Path) -> Iterator[Callable[..., Simulator]]:
+    """start_sim(**SimConfig fields) -> a running simulator, stopped when the test ends.
+
+    Defaults: seed 1; time all but standing still (time_scale 1000), so a test
+    moves it with ``sim.advance``; rate windows on the simulated clock.
+    """
+    with ExitStack() as stack:
+
+        def _start(**fields: Any) -> Simulator:
+            chosen = {"seed": 1, "time_scale": 1000.0, "rate_clock": "provider", "cache_dir": sim_video_dir, **fields}
+            return stack.enter_context(start_simulator(SimConfig(**chosen)))
+
+        yield _start
+
+
+@pytest.fixture
+def simulator(start_sim: Callable[..., Simulator]) -> Simulator:
+    return start_sim()
+
+
+@pytest.fixture
+def http_client() -> Iterator[Callable[..., httpx.Client]]:
+    """http_client(base_url, headers) -> an httpx client, closed when the test ends; no proxy from the environment."""
+    with ExitStack() as stack:
+
+        def _client(base_url: str = "", headers: dict[str, str] | None = None) -> httpx.Client:
+            return stack.enter_context(httpx.Client(base_url=base_url, headers=headers or {}, trust_env=False, timeout=30))
+
+        yield _client

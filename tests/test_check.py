@@ -60,6 +60,18 @@ def test_a_prompt_is_required() -> None:
     assert topics(WAN27, req(prompt="  ")) == ["prompt.missing"]
 
 
+def test_text_of_the_wrong_type_is_refused_even_where_long_text_is_cut() -> None:
+    (wrong,) = check_request(WAN26, req(settings={"negative_prompt": 5}))
+    assert (wrong.topic, wrong.reaction) == ("negative_prompt.type", Reaction.REJECT)
+
+
+def test_flash_refuses_a_bad_audio_value_the_other_wan26_ignores() -> None:
+    (flash,) = check_request(FLASH, req(settings={"audio": "no"}))
+    assert flash.reaction is Reaction.REJECT
+    (plain,) = check_request(WAN26, req(settings={"audio": False}))
+    assert plain.reaction is Reaction.IGNORE
+
+
 @pytest.mark.parametrize("spec", ALL, ids=lambda s: s.model)
 def test_at_most_five_references_and_at_least_one(spec: ModelSpec) -> None:
     five = [Reference("image", f"https://x.test/{i}.png") for i in range(5)]

@@ -108,8 +108,8 @@ def _check_setting(spec: ModelSpec, name: str, value: Any, found: _Found) -> Non
             hint = f" ({domain.hint})" if domain.hint else ""
             found.add(name, field, f"{name} {_show(value)} is not accepted by {spec.model}: use {accepted}{hint}")
     elif isinstance(domain, Text):
-        if not isinstance(value, str):
-            found.add(name, field, f"{name} must be text")
+        if not isinstance(value, str):  # its own topic: a provider that cuts long text still refuses this
+            found.add(f"{name}.type", field, f"{name} must be text")
         elif len(value) > domain.max_chars:
             found.add(
                 name,

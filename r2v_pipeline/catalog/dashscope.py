@@ -121,7 +121,7 @@ def _wan26(model: str, silent_video: bool) -> ModelSpec:
             "size": Reaction.FAIL,
             "references.missing": Reaction.FAIL,
             # Only the flash model honours audio [doc]; the other one ignores it.
-            "audio": Reaction.IGNORE,
+            **({} if silent_video else {"audio": Reaction.IGNORE}),
         },
     )
 
@@ -131,6 +131,11 @@ WAN26_FLASH = _wan26("wan2.6-r2v-flash", silent_video=True)
 
 MODELS: dict[str, ModelSpec] = {m.model: m for m in (WAN27, WAN26, WAN26_FLASH)}
 DEFAULT_MODEL = "wan2.7-r2v"
+
+# The account's limits [doc]: tasks in progress, submissions and task queries per second.
+QUOTA = {"in_progress": 5, "submits_per_second": 5.0, "queries_per_second": 20.0}
+# A FAILED task with one of these codes may succeed if submitted again (failed tasks are not billed).
+RESUBMIT_CODES = ("InternalError", "SystemError", "ModelServiceFailed")
 
 # Region -> API base URL. Model, key and endpoint must share a region.
 REGIONS: dict[str, str] = {

@@ -1,0 +1,164 @@
+"""``r2v sim``: run the simulator in the foreground until interrupted.
+
+Keys are never taken on the command line (they would show in process lists):
+the allow-lists and the webhook secret come from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import anyio
+
+from .config import Rate, SimConfig
+from .embedded import run_simulator
+from .faults import FaultSpec, FaultSpecError
+from .faults import __doc__ as FAULTS_DOC
+
+DEFAULT_PORT = 8765
+KEY_VARIABLES = {"dashscope_keys": "R2V_SIM_DASHSCOPE_KEYS", "freepik_keys": "R2V_SIM_FREEPIK_KEYS"}
+SECRET_VARIABLE = "R2V_SIM_WEBHOOK_SECRET"
+
+EPILOG = f"""\
+fault spec (--faults):
+{FAULTS_DOC.split("::", 1)[1].split("Determinism:", 1)[0].rstrip()}
+
+environment:
+    {KEY_VARIABLES['dashscope_keys']}, {KEY_VARIABLES['freepik_keys']}
+        comma-separated keys to accept; unset: any non-empty key is accepted
+    {SECRET_VARIABLE}
+        the webhook signing secret (default: sim-webhook-secret)
+
+introspection: GET /_sim/health, GET /_sim/ledger, POST /_sim/advance?seconds=N,
+POST /_sim/media (body: a file; answers the URL the simulator serves it at)
+"""
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``sim`` on the ``r2v`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "sim",
+        help="run the local DashScope + Freepik simulator on a loopback port",
+        description="A local DashScope + Freepik simulator: real HTTP on loopback, scaled time, seeded faults.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SimConfig()
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--time-scale", type=_positive, default=1.0, metavar="F", help="wall seconds per provider second: 0.01 makes a 2-minute generation take 1.2 s (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every random choice: task ids, generation times, faults (default: 0)")
+    parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC", help="faults to inject; grammar below")
+    parser.add_argument("--generation-seconds", type=_span, default=defaults.generation_seconds, metavar="LO:HI", help="generation time, uniform, provider seconds (default: 60:300)")
+    parser.add_argument("--max-running", type=int, default=defaults.max_running, metavar="N", help="DashScope tasks in progress per account; 0: no limit (default: %(default)s)")
+    parser.add_argument("--submit-rate", type=int, default=defaults.submit_rate[0].count, metavar="N", help="DashScope submissions per second per account (default: %(default)s)")
+    parser.add_argument("--query-rate", type=int, default=defaults.query_rate[0].count, metavar="N", help="DashScope task queries per second per account (default: %(default)s)")
+    parser.add_argument("--rate-clock", choices=("wall", "provider"), default=defaults.rate_clock, help="the clock rate windows run on (default: %(default)s)")
+    parser.add_argument("--remote-video-seconds", type=float, default=defaults.remote_video_seconds, metavar="S", help="length assumed, for billing, of a reference video at a URL the simulator cannot fetch (default: %(default)s)")
+    parser.add_argument("--moderation-reject-word", default=defaults.moderation_reject_word, metavar="WORD", help="a prompt with this word is refused at submit (default: %(default)s)")
+    parser.add_argument("--moderation-fail-word", default=defaults.moderation_fail_word, metavar="WORD", help="a prompt with this word makes the task fail moderation (default: %(default)s)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="where generated videos are kept (default: a temporary folder)")
+    parser.add_argument("--log-requests", action="store_true", help="print a line per request (never a key)")
+
+
+def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> SimConfig:
+    """A SimConfig from parsed arguments; ValueError names what is wrong."""
+    secrets: dict[str, Any] = {field: frozenset(k.strip() for k in environ[var].split(",") if k.strip()) for field, var in KEY_VARIABLES.items() if environ.get(var)}
+    if environ.get(SECRET_VARIABLE):
+        secrets["webhook_secret"] = environ[SECRET_VARIABLE]
+    return SimConfig(
+        host=args.host,
+        port=args.port,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        faults=args.faults,
+        generation_seconds=args.generation_seconds,
+        max_running=args.max_running or None,
+        submit_rate=(Rate(args.submit_rate, 1.0),),
+        query_rate=(Rate(args.query_rate, 1.0),),
+        rate_clock=args.rate_clock,
+        remote_video_seconds=args.remote_video_seconds,
+        moderation_reject_word=args.moderation_reject_word,
+        moderation_fail_word=args.moderation_fail_word,
+        cache_dir=args.cache_dir,
+        **secrets,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        print(f"r2v sim: {err}", file=sys.stderr)
+        return 2
+    if args.log_requests:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    try:
+        anyio.run(_serve_until_signal, config)
+    except OSError as err:
+        print(f"r2v sim: cannot listen on {config.host}:{config.port}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve_until_signal(config: SimConfig) -> None:
+    async with anyio.create_task_group() as group:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            state = await group.start(run_simulator, config)
+            print(
+                f"r2v sim: listening on {state.base_url} (DashScope {state.base_url}/api/v1, Freepik {state.base_url}); "
+                f"seed {config.seed}, time scale {config.time_scale}, faults {config.faults or 'none'}",
+                flush=True,
+            )
+            async for _ in signals:
+                break
+        group.cancel_scope.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m r2v_pipeline.sim``."""
+    parser = argparse.ArgumentParser(prog="python -m r2v_pipeline.sim", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def _fault_spec(text: str) -> str:
+    try:
+        FaultSpec.parse(text)
+    except FaultSpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _span(text: str) -> tuple[float, float]:
+    lo, colon, hi = text.partition(":")
+    try:
+        span = (float(lo), float(hi if colon else lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be LO:HI in seconds") from None
+    if not 0 <= span[0] <= span[1]:
+        raise argparse.ArgumentTypeError("must be 0 <= LO <= HI")
+    return span

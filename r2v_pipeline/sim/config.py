@@ -1,0 +1,111 @@
+"""Everything a simulator run can be told: one frozen dataclass with realistic defaults.
+
+Durations are provider seconds (they pass through the time scale) unless a
+field says "wall": those concern how a client talks to the server, which the
+time scale does not change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .faults import FaultSpec
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most ``count`` requests in any window of ``seconds``."""
+
+    count: int
+    seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    host: str = "127.0.0.1"  # loopback only
+    port: int = 0  # 0: any free port
+    time_scale: float = 1.0  # wall seconds per provider second: 0.01 runs 100 times faster
+    seed: int = 0
+    faults: str = ""  # the fault spec; grammar in faults.py
+
+    # Generation time, uniform between the two bounds [doc: "typically 1-5 minutes"].
+    generation_seconds: tuple[float, float] = (60.0, 300.0)
+
+    # Quotas per account (= per API key) [doc].
+    submit_rate: tuple[Rate, ...] = (Rate(5, 1.0),)
+    query_rate: tuple[Rate, ...] = (Rate(20, 1.0),)  # task get, list and cancel together
+    policy_rate: tuple[Rate, ...] = (Rate(100, 1.0),)  # upload policies
+    max_running: int | None = 5  # tasks in progress; the rest wait as PENDING [guess]
+    # Freepik: 50 requests/s over 5 s and 10 requests/s over 2 minutes, per key [doc].
+    freepik_rate: tuple[Rate, ...] = (Rate(250, 5.0), Rate(1200, 120.0))
+    freepik_max_running: int | None = None  # [guess] Freepik states no such limit
+    # Which clock the rate windows run on. "wall": a client pacing itself in real
+    # time is judged in real time whatever the time scale; "provider": windows
+    # scale and move with advance(), which makes rate tests deterministic.
+    rate_clock: Literal["wall", "provider"] = "wall"
+
+    # Accepted keys; None accepts any non-empty key. Kept out of repr so a
+    # logged config never shows a key.
+    dashscope_keys: frozenset[str] | None = field(default=None, repr=False)
+    freepik_keys: frozenset[str] | None = field(default=None, repr=False)
+
+    # Content moderation: a prompt holding the first word is refused at submit,
+    # one holding the second fails the task (output moderation). Case-insensitive.
+    moderation_reject_word: str = "SIM-BLOCK-INPUT"
+    moderation_fail_word: str = "SIM-BLOCK-OUTPUT"
+
+    # [guess] The length assumed for a reference video the simulator cannot
+    # fetch (a remote URL; there is no network), for billing. None bills such a
+    # video at its full share of the input cap, as the planner's upper bound does.
+    remote_video_seconds: float | None = 5.0
+
+    webhook_secret: str = field(default="sim-webhook-secret", repr=False)
+    # [guess] Freepik documents no retry policy: delays before each retry.
+    webhook_retry_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0)
+    webhook_timeout: float = 10.0  # wall
+
+    task_ttl: float = DAY  # a task older than this answers UNKNOWN [doc]
+    result_ttl: float = DAY  # result URLs expire [doc]
+    upload_ttl: float = 2 * DAY  # uploaded files live 48 h [doc]
+    policy_ttl: float = 300.0  # an upload policy's expire_in_seconds [doc]
+    max_upload_mb: int = 1024  # the policy's max_file_size_mb [doc]
+    region: str = "cn-beijing"  # the task list's region field [capture]
+
+    cache_dir: Path | None = None  # generated videos; None: one temporary folder per process
+    max_body_bytes: int = 300 * 1024 * 1024  # a simulator limit, not a provider's
+    idle_seconds: float = 60.0  # wall: an idle keep-alive connection is closed
+    ledger_max_requests: int = 1_000_000  # the oldest entries go beyond this
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0:
+            raise ValueError(f"time_scale must be above 0, not {self.time_scale}")
+        lo, hi = self.generation_seconds
+        if not 0 <= lo <= hi:
+            raise ValueError(f"generation_seconds must be 0 <= low <= high, not {self.generation_seconds}")
+        if not is_loopback_host(self.host):
+            raise ValueError(f"host {self.host!r} is not a loopback address; the simulator serves loopback only")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        for rates in (self.submit_rate, self.query_rate, self.policy_rate, self.freepik_rate):
+            if any(r.count < 1 or r.seconds <= 0 for r in rates):
+                raise ValueError(f"rates need a count of 1 or more over a positive window: {rates}")
+        FaultSpec.parse(self.faults)  # raises with a message naming the bad item
+
+    @property
+    def fault_spec(self) -> FaultSpec:
+        return FaultSpec.parse(self.faults)
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost, judged without resolving any name."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

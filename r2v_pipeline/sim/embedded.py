@@ -1,0 +1,99 @@
+"""Running the simulator: as a coroutine (the CLI), or in a background thread with its
+own event loop (tests, the runner's embedded default), so sync and async clients alike can use it."""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import anyio
+import anyio.abc
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from .config import SimConfig
+from .introspect import advance_clock, stats
+from .ledger import Ledger
+from .media import HOSTED_PATH
+from .routes import dispatch
+from .server import listen, serve
+from .state import SimState, build_state
+
+
+async def run_simulator(config: SimConfig, *, task_status: anyio.abc.TaskStatus[SimState] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; reports its state once it accepts connections."""
+    listener, port = await listen(config.host, config.port)
+    state: SimState | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            state = build_state(config, port, lambda job: group.start_soon(job))
+            group.start_soon(state.tasks.run)
+            handler = functools.partial(dispatch, state)
+            group.start_soon(functools.partial(serve, listener, handler, max_body=config.max_body_bytes, idle=config.idle_seconds))
+            task_status.started(state)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await listener.aclose()
+            if state is not None:
+                await state.webhooks.aclose()
+
+
+class Simulator:
+    """A simulator running in a background thread; made by ``start_simulator``."""
+
+    def __init__(self, portal: BlockingPortal, state: SimState):
+        self._portal = portal
+        self._state = state
+
+    @property
+    def config(self) -> SimConfig:
+        return self._state.config
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``; also the Freepik base URL."""
+        return self._state.base_url
+
+    @property
+    def dashscope_url(self) -> str:
+        """The DashScope base, for ``dashscope.base_http_api_url``."""
+        return self._state.base_url + "/api/v1"
+
+    @property
+    def freepik_url(self) -> str:
+        return self._state.base_url
+
+    @property
+    def port(self) -> int:
+        return self._state.port
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._state.ledger
+
+    def now(self) -> float:
+        """Simulated provider time, epoch seconds."""
+        return self._state.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Jump simulated time forward; every task, expiry and retry that falls due happens."""
+        self._portal.call(advance_clock, self._state, seconds)
+
+    def host_media(self, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Serve ``data`` at a URL of the simulator, which it can read when a request names it."""
+        sha = self._portal.call(self._state.media.host, data, content_type)
+        return f"{self.base_url}{HOSTED_PATH}{sha}"
+
+    def stats(self) -> dict[str, Any]:
+        return self._portal.call(stats, self._state)
+
+
+@contextmanager
+def start_simulator(config: SimConfig | None = None) -> Iterator[Simulator]:
+    """Start a simulator on a loopback port; it stops when the block ends."""
+    with start_blocking_portal(backend="asyncio") as portal:
+        future, state = portal.start_task(run_simulator, config or SimConfig(), name="r2v-sim")
+        try:
+            yield Simulator(portal, state)
+        finally:
+            future.cancel()

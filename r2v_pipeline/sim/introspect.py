@@ -1,0 +1,55 @@
+"""The simulator's own routes under /_sim: health and figures, the ledger, time travel."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .replies import json_reply
+from .server import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from .state import Call, SimState
+
+
+def stats(state: SimState) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "now": state.clock.now(),
+        "time_scale": state.config.time_scale,
+        "seed": state.config.seed,
+        "faults": str(state.faults.spec),
+        "base_url": state.base_url,
+        "dashscope_url": state.base_url + "/api/v1",
+        "freepik_url": state.base_url,
+        "tasks": state.tasks.counts(),
+        "in_flight": state.tasks.in_flight,
+        "peak_in_flight": state.tasks.peak_in_flight,
+        "requests": state.ledger.request_count,
+    }
+
+
+async def health(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
+    return json_reply(200, stats(state))
+
+
+async def ledger(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
+    since = req.query.get("since", "0")
+    return json_reply(200, state.ledger.to_json(int(since) if since.isdigit() else 0))
+
+
+async def advance(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
+    try:
+        seconds = float(req.query.get("seconds", ""))
+    except ValueError:
+        seconds = math.nan
+    if not (0 <= seconds < math.inf):
+        return json_reply(400, {"code": "InvalidParameter", "message": "seconds must be a number of 0 or more"})
+    advance_clock(state, seconds)
+    return json_reply(200, {"now": state.clock.now()})
+
+
+def advance_clock(state: SimState, seconds: float) -> None:
+    """Jump simulated time forward and apply everything that fell due."""
+    state.clock.advance(seconds)
+    state.tasks.settle(state.clock.now())

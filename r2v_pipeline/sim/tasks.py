@@ -1,0 +1,175 @@
+"""The task life cycle: PENDING → RUNNING → SUCCEEDED | FAILED, plus CANCELED.
+
+Each account has a number of slots per provider; tasks beyond them wait as
+PENDING and start first in, first out the moment a slot frees. State changes
+are computed from the simulated clock (``settle``), in deadline order, so an
+``advance`` of an hour runs every generation that fits in it, each at its
+exact simulated time, and any request sees the state its moment implies.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import anyio
+
+from ..catalog.billing import Billed
+from .clock import SimClock
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"
+ACTIVE = frozenset({PENDING, RUNNING})
+
+
+@dataclass(frozen=True)
+class Output:
+    """The video a task makes."""
+
+    width: int
+    height: int
+    seconds: int
+    audio: bool
+    resolution: str  # "720P" / "1080P"
+    ratio: str  # "16:9", …
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}*{self.height}"
+
+    @property
+    def tier(self) -> int:
+        return int(self.resolution.rstrip("Pp"))
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+
+
+@dataclass
+class Task:
+    task_id: str
+    provider: str  # "dashscope" | "freepik"
+    account: str
+    model: str
+    request_id: str  # of the submit
+    prompt: str  # as the model got it (after any truncation)
+    output: Output
+    billed: Billed
+    fingerprint: str
+    submitted: float  # provider time
+    generation_seconds: float
+    fail_at_start: Failure | None = None  # a request the model refuses once it looks at it
+    fail_at_end: Failure | None = None  # output moderation, injected internal errors
+    webhook_url: str | None = None
+    fault: str | None = None  # an injected fault the task will show
+    adjusted: tuple[str, ...] = ()  # what the provider changed silently: "prompt truncated", "audio ignored"
+    status: str = PENDING
+    started: float | None = None
+    ended: float | None = None
+    failure: Failure | None = None
+
+    @property
+    def slot(self) -> tuple[str, str]:
+        return (self.provider, self.account)
+
+
+class TaskBook:
+    def __init__(self, clock: SimClock, max_running: Mapping[str, int | None]):
+        self.clock = clock
+        self._limits = max_running
+        self.on_change: Callable[[Task], None] = lambda task: None  # told of every status change
+        self._tasks: dict[str, Task] = {}
+        self._queues: defaultdict[tuple[str, str], deque[Task]] = defaultdict(deque)
+        self._running: Counter[tuple[str, str]] = Counter()
+        self._due: list[tuple[float, int, str]] = []  # (end time, order, task id)
+        self._order = 0
+        self._wake: anyio.Event | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        clock.on_advance(self.poke)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def all(self) -> list[Task]:
+        return list(self._tasks.values())
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(t.status for t in self._tasks.values()))
+
+    def add(self, task: Task) -> None:
+        self._tasks[task.task_id] = task
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.on_change(task)
+        self._queues[task.slot].append(task)
+        self._pump(task.slot, task.submitted)
+        self.settle(self.clock.now())
+        self.poke()
+
+    def cancel(self, task: Task, at: float) -> bool:
+        """Cancel a PENDING task; False for any other state [doc: only PENDING tasks]."""
+        if task.status != PENDING:
+            return False
+        task.status, task.ended = CANCELED, at
+        self.in_flight -= 1
+        self.on_change(task)  # it stays in its queue; _pump skips it
+        return True
+
+    def settle(self, now: float) -> None:
+        """Apply every state change due by ``now``, in time order."""
+        while self._due and self._due[0][0] <= now:
+            at, _, task_id = heapq.heappop(self._due)
+            task = self._tasks[task_id]
+            self._finish(task, at, task.fail_at_start or task.fail_at_end)
+
+    def next_due(self) -> float | None:
+        return self._due[0][0] if self._due else None
+
+    def poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Settle whenever something falls due; runs until cancelled."""
+        while True:
+            self._wake = anyio.Event()
+            now = self.clock.now()
+            self.settle(now)
+            due = self.next_due()
+            delay = math.inf if due is None else max(0.0, self.clock.wall_seconds(due - now))
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    def _pump(self, slot: tuple[str, str], at: float) -> None:
+        limit = self._limits.get(slot[0])
+        queue = self._queues[slot]
+        while queue and (limit is None or self._running[slot] < limit):
+            task = queue.popleft()
+            if task.status == PENDING:
+                self._start(task, at)
+
+    def _start(self, task: Task, at: float) -> None:
+        task.status, task.started = RUNNING, at
+        self._running[task.slot] += 1
+        self.on_change(task)
+        # [guess] A request the model refuses ends as soon as it starts; the rest generate for their time.
+        end = at if task.fail_at_start else at + task.generation_seconds
+        self._order += 1
+        heapq.heappush(self._due, (end, self._order, task.task_id))
+
+    def _finish(self, task: Task, at: float, failure: Failure | None) -> None:
+        task.ended, task.failure = at, failure
+        task.status = FAILED if failure else SUCCEEDED
+        self._running[task.slot] -= 1
+        self.in_flight -= 1
+        self.on_change(task)
+        self._pump(task.slot, at)
