@@ -23,10 +23,13 @@ validate: install
 plan: install
 	$(BIN)/r2v plan $(EXAMPLE)
 
-demo: plan
+demo: install
+	$(BIN)/r2v run --simulate $(EXAMPLE)
 
 bench: install
 	$(BIN)/python bench/plan_scale.py
+	$(BIN)/python bench/sim_load.py
+	$(BIN)/python bench/run_makespan.py
 
 clean:
 	rm -rf out .r2v .pytest_cache .hypothesis build *.egg-info

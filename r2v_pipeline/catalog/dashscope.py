@@ -8,6 +8,7 @@ behaviour the project assumes and the simulator imitates.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from .formats import RATIOS, RESOLUTIONS, SIZES
 from .spec import (
@@ -39,7 +40,7 @@ INPUT_CAPS = {1: Decimal("5"), 2: Decimal("2.5"), 3: Decimal("1.65"), 4: Decimal
 VOICES = MediaLimits(VOICE_FORMATS, 15 * MB, seconds=Span(1, 10))
 
 # Local images go inline as data URIs; videos and voices need the upload flow.
-LOCAL_TRANSPORT = {"image": "inline", "video": "upload", "audio": "upload"}
+LOCAL_TRANSPORT: dict[str, Literal["inline", "upload"]] = {"image": "inline", "video": "upload", "audio": "upload"}
 URL_SCHEMES = frozenset({"http", "https", "oss", "data"})
 
 WAN27 = ModelSpec(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
-from .model import SETTINGS, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
+from .model import SETTINGS, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
 from .schema import check_schema
 from .yaml_loader import PathKey, YamlError, YamlFile, load_yaml
 
@@ -169,9 +169,14 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
         shots=tuple(shots),
         prices=prices,
         budget=budget,
-        output_dir=(output["dir"][1] / output["dir"][0]),
-        state_dir=(output["state"][1] / output["state"][0]),
+        output_dir=_folder(*output["dir"]),
+        state_dir=_folder(*output["state"]),
     )
+
+
+def _folder(name: str, base: Path) -> Path:
+    """A folder a manifest names, relative to the manifest, without '..' detours."""
+    return Path(os.path.normpath(base / name))
 
 
 def _last(chain: list[YamlFile], key: str) -> Any:
@@ -201,7 +206,7 @@ def _provider(chain: list[YamlFile]) -> Provider:
 
 def _cast_member(file: YamlFile, name: str, diagnostics: Diagnostics) -> CastMember | None:
     entry = file.data["cast"][name]
-    kind = next(k for k in ("image", "video", "storyboard") if k in entry)
+    kind: CastKind = next(k for k in ("image", "video", "storyboard") if k in entry)  # type: ignore[assignment]
     media = _source(file, ("cast", name, kind))
     assert media is not None
     voice = _source(file, ("cast", name, "voice"))

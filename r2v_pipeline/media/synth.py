@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import av
 
@@ -47,7 +48,7 @@ def image_bytes(width: int, height: int, fmt: str = "png", color: RGB = (60, 110
     container_fmt, codec, pix = _IMAGE_CODECS[fmt]
     buf = io.BytesIO()
     with av.open(buf, "w", format=container_fmt) as out:
-        stream = out.add_stream(codec, rate=1)
+        stream = cast(av.VideoStream, out.add_stream(codec, rate=1))
         stream.width, stream.height, stream.pix_fmt = width, height, pix
         frame = _picture(width, height, color).reformat(format=pix)
         for packet in [*stream.encode(frame), *stream.encode()]:
@@ -110,7 +111,7 @@ def audio_bytes(seconds: float, fmt: str = "wav", tone_hz: float = 330.0) -> byt
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         codec = "pcm_s16le" if fmt == "wav" else "libmp3lame"
-        stream = out.add_stream(codec, rate=rate)
+        stream = cast(av.AudioStream, out.add_stream(codec, rate=rate))
         stream.layout = "mono"
         _encode_tone(out, stream, seconds, rate, tone_hz)
     return buf.getvalue()

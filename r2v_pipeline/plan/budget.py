@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, TypeVar
 
 from .pricing import money
 
@@ -51,10 +51,13 @@ def over_budget(budgets: Sequence[Budget], shots: Sequence[Billable], currency: 
     return [p for b in budgets if (p := b.problem(shots, currency)) is not None]
 
 
-def fit(budgets: Sequence[Budget], shots: Sequence[Billable]) -> tuple[list[Billable], list[Billable]]:
+B = TypeVar("B", bound=Billable)
+
+
+def fit(budgets: Sequence[Budget], shots: Sequence[B]) -> tuple[list[B], list[B]]:
     """Shots kept in order while every budget still holds, and those held back."""
-    kept: list[Billable] = []
-    held: list[Billable] = []
+    kept: list[B] = []
+    held: list[B] = []
     for shot in shots:
         if all(b.problem([*kept, shot], None) is None for b in budgets if b.covers(shot)):
             kept.append(shot)

@@ -96,6 +96,7 @@ class PlanOptions:
     budget_money: Decimal | None = None
     output_dir: Path | None = None
     state_dir: Path | None = None
+    namespace: str | None = None  # a subfolder of both, keeping simulated runs apart from real ones
 
 
 @dataclass
@@ -235,6 +236,8 @@ class _EpisodePlanner:
         self.findings = _Findings()
         self.output_dir = options.output_dir or episode.output_dir
         self.state_dir = options.state_dir or episode.state_dir
+        if options.namespace:
+            self.output_dir, self.state_dir = self.output_dir / options.namespace, self.state_dir / options.namespace
         self.prices = episode.prices.value if episode.prices else None
         self.descriptions = {name: m.description for name, m in episode.cast.items()}
 

@@ -177,7 +177,8 @@ def _jinja(source: str) -> Template:
         for i, child in enumerate(output.nodes):
             if isinstance(child, nodes.TemplateData):
                 lookup = nodes.Getitem(nodes.Name(_TEXTS, "load"), nodes.Const(len(texts)), "load")
-                output.nodes[i] = lookup.set_lineno(child.lineno)
+                lookup.set_lineno(child.lineno)
+                output.nodes[i] = lookup
                 texts.append(child.data)
     shape = (repr(tree), tuple(node.lineno for node in tree.find_all(nodes.Node)))
     compiled = _SHAPES.get(shape)

@@ -1,0 +1,140 @@
+"""The one small interface every provider client offers the runner.
+
+A submit's outcome says what is known about money: ``Submitted`` (a task
+exists), ``Refused`` (the provider said no: nothing to retry, nothing billed),
+``Busy`` (429/5xx: no task, retry later), ``Unsent`` (it never reached the
+server: retry), ``Unknown`` (it may have reached the server: reconcile, never
+blindly repeat).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, Union
+
+import httpx
+
+from ..plan.planner import PlannedShot
+
+
+@dataclass(frozen=True)
+class Submitted:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    message: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Busy:
+    code: str
+    message: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Unsent:
+    message: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    message: str
+
+
+SubmitOutcome = Union[Submitted, Refused, Busy, Unsent, Unknown]
+
+TaskState = Literal["pending", "running", "succeeded", "failed", "canceled", "unknown"]
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: TaskState
+    video_url: str | None = None
+    usage: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
+    submitted: float | None = None  # provider times, epoch seconds
+    started: float | None = None
+    ended: float | None = None
+    prompt: str | None = None  # the prompt the provider reports back (succeeded tasks)
+
+
+class Transient(Exception):
+    """A query that may succeed if asked again (network trouble, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, throttled: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class ProviderError(Exception):
+    """A query the provider refuses for good (a bad key, no permission)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProviderTime:
+    """The provider's clock as the runner sees it. Real providers keep wall time;
+    the simulator's runs faster, ``scale`` wall seconds per provider second."""
+
+    now: Callable[[], float] = time.time
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to send: its final body and headers beyond authentication."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+    account: str  # who the quotas count against: a hash, never the key
+    time: ProviderTime
+
+    async def prepare(self, shot: PlannedShot) -> Prepared:
+        """Turn the plan's body into the one to send (local files uploaded or inlined)."""
+
+    async def submit(self, request: Prepared) -> SubmitOutcome: ...
+
+    async def status(self, task_id: str) -> TaskStatus:
+        """Raises Transient or ProviderError."""
+
+    async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
+        """Task ids of ``model`` created between two provider times, to reconcile an
+        ambiguous submit; None when the provider cannot list its tasks that way."""
+
+    async def aclose(self) -> None: ...
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds a server asks to wait; none documents it, but honour it if sent."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def classify_transport_error(error: httpx.TransportError) -> Unsent | Unknown:
+    """Whether a failed request provably never reached the server."""
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)):
+        return Unsent(f"{type(error).__name__}: {error}")
+    # Timeouts and drops after the request went out (read/write errors, the server
+    # closing without an answer) may have created a task.
+    return Unknown(f"{type(error).__name__}: {error}")

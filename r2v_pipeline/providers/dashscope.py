@@ -1,0 +1,224 @@
+"""DashScope (Alibaba Cloud Model Studio): submit, query, list, and the temporary upload flow."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import httpx
+
+from ..catalog.dashscope import SUBMIT_PATH
+from ..plan.media import LocalFile
+from ..plan.planner import PlannedShot
+from .base import (
+    Busy,
+    Prepared,
+    ProviderError,
+    ProviderTime,
+    Refused,
+    Submitted,
+    SubmitOutcome,
+    TaskStatus,
+    Transient,
+    Unknown,
+    classify_transport_error,
+    retry_after,
+)
+from .http import account_id, json_or_none, new_client
+
+BEIJING = timezone(timedelta(hours=8))  # DashScope writes its times in Beijing time
+LIST_PAGE = 100
+UPLOAD_MARGIN = 6 * 3600.0  # reuse an upload only while it has this long to live
+UPLOAD_LIFE = 48 * 3600.0
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "bmp": "image/bmp", "webp": "image/webp", "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg"}
+
+_STATES = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "UNKNOWN": "unknown"}
+
+
+class UploadCache(Protocol):
+    def upload(self, sha256: str, account: str, model: str, margin: float) -> str | None: ...
+
+    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
+
+
+class DashScope:
+    name = "dashscope"
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        *,
+        workspace: str | None = None,
+        uploads: UploadCache | None = None,
+        time: ProviderTime = ProviderTime(),
+        client: httpx.AsyncClient | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.account = account_id(self.name, self.base_url, key)
+        self.time = time
+        self._uploads = uploads
+        # Sent with API calls only: the upload host is not DashScope and gets no key.
+        self._auth = {"Authorization": f"Bearer {key}"}
+        if workspace:
+            self._auth["X-DashScope-WorkSpace"] = workspace
+        self._http = client or new_client()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"DashScope({self.base_url!r}, account={self.account})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- requests -------------------------------------------------------------
+
+    async def prepare(self, shot: PlannedShot) -> Prepared:
+        body = copy.deepcopy(shot.body)
+        urls: dict[str, str] = {}
+        for url, file in shot.files.items():
+            transport = shot.transports.get(url)
+            if transport == "inline":
+                urls[url] = _data_uri(file)
+            elif transport == "upload":
+                urls[url] = await self._upload(file, shot.spec.model)
+        body = _replace(body, urls)
+        headers = {"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {}
+        return Prepared(body, headers)
+
+    async def submit(self, request: Prepared) -> SubmitOutcome:
+        headers = {**self._auth, "X-DashScope-Async": "enable", **request.headers}
+        try:
+            response = await self._http.post(self.base_url + SUBMIT_PATH, json=request.body, headers=headers)
+        except httpx.TransportError as error:
+            return classify_transport_error(error)
+        data = json_or_none(response)
+        if response.status_code == 200:
+            task_id = (data.get("output") or {}).get("task_id") if isinstance(data, dict) else None
+            if isinstance(task_id, str) and task_id:
+                return Submitted(task_id)
+            return Unknown(f"HTTP 200 without a task id: {response.text[:200]}")
+        code, message = _error(data, response)
+        if response.status_code == 429 or response.status_code >= 500:
+            if code == "Throttling.AllocationQuota":  # the quota is spent: no retry helps within a run
+                return Refused(code, message, response.status_code)
+            return Busy(code, message, retry_after(response))
+        return Refused(code, message, response.status_code)
+
+    async def status(self, task_id: str) -> TaskStatus:
+        data = await self._get(f"/tasks/{task_id}")
+        output = data.get("output") or {}
+        state = _STATES.get(str(output.get("task_status")), "unknown")
+        return TaskStatus(
+            state=state,  # type: ignore[arg-type]
+            video_url=output.get("video_url"),
+            usage=data.get("usage"),
+            code=output.get("code"),
+            message=output.get("message"),
+            submitted=_time(output.get("submit_time")),
+            started=_time(output.get("scheduled_time")),
+            ended=_time(output.get("end_time")),
+            prompt=output.get("orig_prompt"),
+        )
+
+    async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
+        found: list[str] = []
+        page = 1
+        while True:
+            query = {
+                "start_time": _list_time(since),
+                "end_time": _list_time(until),
+                "model_name": model,
+                "page_no": str(page),
+                "page_size": str(LIST_PAGE),
+            }
+            data = await self._get("/tasks", query)
+            found += [item["task_id"] for item in data.get("data") or [] if isinstance(item, dict) and "task_id" in item]
+            if page >= int(data.get("total_page") or 1):
+                return found
+            page += 1
+
+    # --- the temporary upload flow -------------------------------------------------
+
+    async def _upload(self, file: LocalFile, model: str) -> str:
+        sha = file.info.sha256
+        if self._uploads is not None:
+            cached = self._uploads.upload(sha, self.account, model, UPLOAD_MARGIN)
+            if cached:
+                return cached
+        policy = (await self._get("/uploads", {"action": "getPolicy", "model": model})).get("data") or {}
+        key = f"{policy['upload_dir']}/{sha[:16]}{file.path.suffix.lower()}"
+        form = {
+            "OSSAccessKeyId": policy["oss_access_key_id"],
+            "Signature": policy["signature"],
+            "policy": policy["policy"],
+            "key": key,
+            "x-oss-object-acl": policy.get("x_oss_object_acl", "private"),
+            "x-oss-forbid-overwrite": policy.get("x_oss_forbid_overwrite", "true"),
+            "success_action_status": "200",
+            "x-oss-content-type": MIME.get(file.info.format, "application/octet-stream"),
+        }
+        try:
+            with open(file.path, "rb") as f:
+                response = await self._http.post(policy["upload_host"], data=form, files={"file": (file.path.name, f)})
+        except httpx.TransportError as error:
+            raise Transient(f"upload of {file.shown}: {type(error).__name__}: {error}") from None
+        if response.status_code != 200:
+            if response.status_code == 429 or response.status_code >= 500:
+                raise Transient(f"upload of {file.shown}: HTTP {response.status_code}")
+            raise ProviderError("UploadFailed", f"upload of {file.shown}: HTTP {response.status_code} {response.text[:200]}")
+        url = f"oss://{key}"
+        if self._uploads is not None:
+            self._uploads.remember_upload(sha, self.account, model, url, self.time.now() + UPLOAD_LIFE)
+        return url
+
+    async def _get(self, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+        try:
+            response = await self._http.get(self.base_url + path, params=query, headers=self._auth)
+        except httpx.TransportError as error:
+            raise Transient(f"{type(error).__name__}: {error}") from None
+        data = json_or_none(response)
+        if response.status_code == 200 and isinstance(data, dict):
+            return data
+        code, message = _error(data, response)
+        if response.status_code == 429 or response.status_code >= 500 or response.status_code == 200:
+            raise Transient(f"{code}: {message}", retry_after(response), throttled=response.status_code == 429)
+        raise ProviderError(code, message)
+
+
+def _error(data: Any, response: httpx.Response) -> tuple[str, str]:
+    if isinstance(data, dict) and data.get("code"):
+        return str(data["code"]), str(data.get("message", ""))
+    return f"HTTP{response.status_code}", response.text[:200]
+
+
+def _data_uri(file: LocalFile) -> str:
+    mime = MIME.get(file.info.format, "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(file.path.read_bytes()).decode()}"
+
+
+def _replace(node: Any, urls: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return urls.get(node, node)
+    if isinstance(node, list):
+        return [_replace(item, urls) for item in node]
+    if isinstance(node, dict):
+        return {key: _replace(value, urls) for key, value in node.items()}
+    return node
+
+
+def _time(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def _list_time(t: float) -> str:
+    return datetime.fromtimestamp(t, BEIJING).strftime("%Y%m%d%H%M%S")

@@ -1,0 +1,104 @@
+"""Freepik's hosted WAN 2.7 reference-to-video API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..catalog.freepik import ENDPOINT
+from ..plan.planner import PlannedShot
+from .base import (
+    Busy,
+    Prepared,
+    ProviderError,
+    ProviderTime,
+    Refused,
+    Submitted,
+    SubmitOutcome,
+    TaskStatus,
+    Transient,
+    Unknown,
+    classify_transport_error,
+    retry_after,
+)
+from .http import account_id, json_or_none, new_client
+
+_STATES = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
+
+
+class Freepik:
+    name = "freepik"
+
+    def __init__(self, base_url: str, key: str, *, time: ProviderTime = ProviderTime(), client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.account = account_id(self.name, self.base_url, key)
+        self.time = time
+        self._auth = {"x-freepik-api-key": key}
+        self._http = client or new_client()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Freepik({self.base_url!r}, account={self.account})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def prepare(self, shot: PlannedShot) -> Prepared:
+        # The planner only lets public URLs through to Freepik.
+        return Prepared(shot.body)
+
+    async def submit(self, request: Prepared) -> SubmitOutcome:
+        try:
+            response = await self._http.post(self.base_url + ENDPOINT, json=request.body, headers=self._auth)
+        except httpx.TransportError as error:
+            return classify_transport_error(error)
+        data = json_or_none(response)
+        if response.status_code == 200:
+            task_id = (data.get("data") or {}).get("task_id") if isinstance(data, dict) else None
+            if isinstance(task_id, str) and task_id:
+                return Submitted(task_id)
+            return Unknown(f"HTTP 200 without a task id: {response.text[:200]}")
+        code, message = _error(data, response)
+        if response.status_code == 429 or response.status_code >= 500:
+            return Busy(code, message, retry_after(response))
+        return Refused(code, message, response.status_code)
+
+    async def status(self, task_id: str) -> TaskStatus:
+        try:
+            response = await self._http.get(f"{self.base_url}{ENDPOINT}/{task_id}", headers=self._auth)
+        except httpx.TransportError as error:
+            raise Transient(f"{type(error).__name__}: {error}") from None
+        data = json_or_none(response)
+        if response.status_code == 404:
+            return TaskStatus("unknown")
+        if response.status_code != 200 or not isinstance(data, dict):
+            code, message = _error(data, response)
+            if response.status_code in (200, 429) or response.status_code >= 500:
+                raise Transient(f"{code}: {message}", retry_after(response), throttled=response.status_code == 429)
+            raise ProviderError(code, message)
+        task = data.get("data") or {}
+        generated = task.get("generated") or []
+        state = _STATES.get(str(task.get("status")), "unknown")
+        return TaskStatus(
+            state=state,  # type: ignore[arg-type]
+            video_url=generated[0] if generated else None,
+            code="Failed" if state == "failed" else None,
+            message="Freepik reports the task FAILED (it gives no reason)" if state == "failed" else None,
+        )
+
+    async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
+        # Freepik's task list gives neither times nor prompts: an ambiguous submit
+        # cannot be matched to a task, only reported.
+        return None
+
+
+def _error(data: Any, response: httpx.Response) -> tuple[str, str]:
+    if isinstance(data, dict):
+        message = str(data.get("message", ""))
+        params = data.get("invalid_params")
+        if isinstance(params, list) and params:
+            details = "; ".join(f"{p.get('name')}: {p.get('reason')}" for p in params if isinstance(p, dict))
+            return "invalid_params", f"{message} {details}".strip()
+        if message:
+            return f"HTTP{response.status_code}", message
+    return f"HTTP{response.status_code}", response.text[:200]

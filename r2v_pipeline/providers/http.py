@@ -1,0 +1,54 @@
+"""What the provider clients share: an HTTP client, account ids, API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import httpx
+
+from .. import __version__
+
+# Submits and queries are small; a slow answer is the provider's queue, not the network.
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+KEY_VARIABLES = {"dashscope": "DASHSCOPE_API_KEY", "freepik": "FREEPIK_API_KEY"}
+
+
+def new_client(headers: dict[str, str] | None = None, *, local: bool = False) -> httpx.AsyncClient:
+    """``local``: a simulator on loopback, never reached through a proxy from the environment."""
+    return httpx.AsyncClient(
+        timeout=TIMEOUT,
+        headers={"User-Agent": f"r2v-pipeline/{__version__}", **(headers or {})},
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        follow_redirects=False,
+        trust_env=not local,
+    )
+
+
+def account_id(provider: str, base_url: str, key: str) -> str:
+    """Who quotas count against, without the key: a short hash of provider, endpoint and key."""
+    digest = hashlib.sha256(f"{provider}\n{base_url}\n{key}".encode()).hexdigest()
+    return f"{provider}-{digest[:12]}"
+
+
+class MissingKey(Exception):
+    def __init__(self, provider: str):
+        self.variable = KEY_VARIABLES[provider]
+        super().__init__(f"{provider} needs an API key in the environment variable {self.variable}")
+
+
+def api_key(provider: str) -> str:
+    """The provider's key, from the environment only."""
+    key = os.environ.get(KEY_VARIABLES[provider], "").strip()
+    if not key:
+        raise MissingKey(provider)
+    return key
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None

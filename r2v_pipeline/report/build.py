@@ -1,0 +1,163 @@
+"""A run's report: per shot what became of it and why, what it billed, where it is; totals.
+
+The report is plain data (its schema is schemas/report.schema.json); the
+writers beside this module turn it into files. Paths in it are relative to the
+report's own folder, so the folder can be moved or published whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import __version__
+from ..catalog.wire import read_body
+from ..plan.pricing import cost, money
+from ..run.ledger import Ledger, ShotRecord
+from ..run.runner import Work
+
+STATUSES = {
+    "downloaded": "made and downloaded by this run",
+    "skipped": "already downloaded by an earlier run",
+    "failed": "failed; the reason says why",
+    "held": "held back: it would cross a budget",
+    "ambiguous": "a submit may have gone through but could not be matched to a task",
+    "expired": "the provider's copy expired before it was downloaded",
+    "unfinished": "in progress when the run ended; the next run resumes it",
+    "elsewhere": "another r2v run holds it",
+    "unselected": "not selected by --only",
+}
+DONE = ("downloaded", "skipped")
+
+
+def build_report(
+    work: Sequence[Work],
+    ledger: Ledger,
+    report_dir: Path,
+    *,
+    started: float,
+    finished: float,
+    exit_code: int,
+    interrupted: bool = False,
+    simulated: bool = False,
+    currency: str | None = None,
+    recovered: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    records = ledger.records([w.shot.fingerprint for w in work])
+    shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started) for w in work]
+    by_status = Counter(s["status"] for s in shots)
+    billed_now = [s for s in shots if s["billed_in_this_run"]]
+    costs = [Decimal(str(s["cost"])) for s in billed_now if s["cost"] is not None]
+    return {
+        "version": 1,
+        "run": {
+            "r2v_version": __version__,
+            "started": _iso(started),
+            "finished": _iso(finished),
+            "seconds": round(finished - started, 3),
+            "simulated": simulated,
+            "interrupted": interrupted,
+            "exit_code": exit_code,
+            "manifests": sorted({w.shot.manifest for w in work}),
+        },
+        "totals": {
+            "shots": len(shots),
+            "by_status": dict(sorted(by_status.items())),
+            "done": sum(by_status[s] for s in DONE),
+            "billed_seconds_this_run": _num(sum((Decimal(str(s["billed_seconds"])) for s in billed_now), Decimal(0))),
+            "cost_this_run": _num(sum(costs, Decimal(0))) if len(costs) == len(billed_now) else None,
+            "currency": currency,
+            "held_back_seconds": _num(sum((w.shot.billed.total for w in work if w.held), Decimal(0))),
+        },
+        "statuses": STATUSES,
+        "shots": shots,
+        # Paid tasks of earlier versions of shots, fetched into superseded/.
+        "recovered": [
+            {**r, "output": os.path.relpath(r["output"], report_dir) if r["output"] else None} for r in recovered
+        ],
+    }
+
+
+def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: float) -> dict[str, Any]:
+    shot = w.shot
+    usage = record.usage_data if record else None
+    actual = Decimal(str(usage["duration"])) if usage and "duration" in usage else None
+    billed = actual if actual is not None else shot.billed.total
+    finished = record.finished_at if record else None
+    # Billed when its task succeeded (the provider's usage, else the plan's figure: Freepik reports none).
+    billed_now = record is not None and record.state in ("succeeded", "downloaded") and finished is not None and finished >= run_started
+    status = w.status
+    reason = w.reason
+    if record is not None and status in ("failed", "expired", "ambiguous") and record.message:
+        reason = f"{record.code}: {record.message}" if record.code else record.message
+    elif status == "downloaded":
+        reason = "made and downloaded"
+    elif status == "unfinished" and record is not None:
+        reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
+    output = Path(record.output) if record and record.output and status in DONE else None
+    return {
+        "key": shot.key,
+        "series": shot.series,
+        "episode": shot.episode,
+        "shot": shot.shot,
+        "take": shot.take,
+        "manifest": shot.manifest,
+        "provider": shot.spec.provider,
+        "model": shot.spec.model,
+        "status": status,
+        "reason": reason,
+        "code": record.code if record else None,
+        "task_id": record.task_id if record else None,
+        "fingerprint": shot.fingerprint,
+        "billed_seconds": _num(billed),
+        "billed_exact": actual is not None or shot.billed.exact,
+        "billed_in_this_run": billed_now,
+        "cost": _num(cost(billed, shot.rate)),
+        "output": os.path.relpath(output, report_dir) if output else None,
+        "prompt": read_body(shot.spec, shot.body).prompt,
+        "references": [
+            {"name": r.name, "role": r.role, "label": r.label, "source": r.source} for r in shot.references
+        ],
+        "timings": _timings(record),
+    }
+
+
+def _timings(record: ShotRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    marks = {
+        "submitted": record.submitted_at,
+        "started": record.started_at,
+        "finished": record.finished_at,
+        "downloaded": record.downloaded_at,
+    }
+    out: dict[str, Any] = {name: _iso(t) if t else None for name, t in marks.items()}
+    out["queue_seconds"] = _span(record.submitted_at, record.started_at)
+    out["generation_seconds"] = _span(record.started_at or record.submitted_at, record.finished_at)
+    out["download_seconds"] = _span(record.finished_at, record.downloaded_at)
+    return out
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 3) if start and end and end >= start else None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def _num(value: Decimal | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def money_text(amount: float | None, currency: str | None) -> str:
+    if amount is None:
+        return "-"
+    text = money(Decimal(str(amount)))
+    return f"{text} {currency}" if currency else text

@@ -1,0 +1,49 @@
+"""report.md: the run as a person reads it in a terminal, a merge request or a mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .build import money_text
+
+_MARK = {"downloaded": "✅", "skipped": "⏭", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "elsewhere": "↪", "unselected": "·"}
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    run, totals = report["run"], report["totals"]
+    currency = totals["currency"]
+    lines = [
+        "# r2v run report",
+        "",
+        f"- finished {run['finished']} after {run['seconds']:.0f} s" + (" (simulated)" if run["simulated"] else "") + (", **interrupted**" if run["interrupted"] else ""),
+        f"- manifests: {', '.join(run['manifests'])}",
+        f"- shots: {totals['shots']}, done: {totals['done']} — " + ", ".join(f"{n} {s}" for s, n in totals["by_status"].items()),
+        f"- billed by this run: {totals['billed_seconds_this_run']} s, {money_text(totals['cost_this_run'], currency)}",
+    ]
+    if totals["held_back_seconds"]:
+        lines.append(f"- held back by the budget: {totals['held_back_seconds']} billed seconds")
+    lines.append(f"- exit code {run['exit_code']}")
+    episodes: dict[str, list[dict[str, Any]]] = {}
+    for shot in report["shots"]:
+        episodes.setdefault(f"{shot['series']}/{shot['episode']}", []).append(shot)
+    for name, shots in episodes.items():
+        lines += ["", f"## {name}", "", "| shot | status | billed s | cost | task | video | reason |", "|---|---|---:|---:|---|---|---|"]
+        for s in shots:
+            title = s["shot"] + (f" #{s['take']}" if s["take"] is not None else "")
+            video = f"[{s['output']}]({s['output']})" if s["output"] else ""
+            lines.append(
+                f"| {_cell(title)} | {_MARK.get(s['status'], '')} {s['status']} | {s['billed_seconds']} | "
+                f"{money_text(s['cost'], currency)} | {_cell(s['task_id'] or '')} | {video} | {_cell(s['reason'])} |"
+            )
+    if report.get("recovered"):
+        lines += ["", "## Recovered from earlier runs", ""]
+        lines += [f"- {r['key']} (task {r['task_id']}): {r['state']}" + (f" → [{r['output']}]({r['output']})" if r["output"] else "") for r in report["recovered"]]
+    problems = [s for s in report["shots"] if s["status"] not in ("downloaded", "skipped", "unselected")]
+    if problems:
+        lines += ["", "## Needs attention", ""]
+        lines += [f"- **{s['key']}** ({s['status']}): {s['reason']}" for s in problems]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,385 @@
+"""The run ledger: what became of every shot, by fingerprint, in SQLite (WAL).
+
+Each state change is one committed transaction, so a run killed at any moment
+(even ``kill -9``) leaves the ledger consistent and the next run resumes:
+
+    planned → submitting → submitted (task id) → succeeded → downloaded
+                    ↘ ambiguous          ↘ failed / expired
+
+``submitting`` is written *before* the request goes out: a run that finds it
+never learned whether a task was created, and reconciles instead of
+resubmitting. The task id is committed before the first poll.
+
+A shot is claimed by one live run at a time (runs heartbeat; a dead owner's
+claims lapse), and tasks in progress are counted per account across runs, so
+two overlapping runs neither submit the same shot twice nor overfill the
+provider's slots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+LEDGER_FILE = "ledger.sqlite"
+HEARTBEAT_STALE = 60.0  # seconds without a heartbeat before another host's run counts as gone
+
+IN_PROGRESS = ("submitting", "submitted")
+UNFINISHED = ("submitting", "submitted", "succeeded", "ambiguous")
+FINAL = ("downloaded", "failed", "expired")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shots (
+    fingerprint TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    account TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    output TEXT,
+    submit_started REAL,
+    submitted_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    downloaded_at REAL,
+    result_url TEXT,
+    usage TEXT,
+    sha256 TEXT,
+    bytes INTEGER,
+    code TEXT,
+    message TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shots_by_account ON shots (account, state);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    account TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timings (
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    resolution TEXT NOT NULL,
+    duration INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timings_by_model ON timings (provider, model, at);
+CREATE TABLE IF NOT EXISTS uploads (
+    sha256 TEXT NOT NULL,
+    account TEXT NOT NULL,
+    model TEXT NOT NULL,
+    url TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (sha256, account, model)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class ShotRecord:
+    fingerprint: str
+    key: str
+    provider: str
+    model: str
+    account: str
+    state: str
+    task_id: str | None = None
+    attempts: int = 0
+    owner: str | None = None
+    output: str | None = None
+    submit_started: float | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    downloaded_at: float | None = None
+    result_url: str | None = None
+    usage: str | None = None  # JSON text as the provider gave it
+    sha256: str | None = None
+    bytes: int | None = None
+    code: str | None = None
+    message: str | None = None
+    updated_at: float = 0.0
+
+    @property
+    def usage_data(self) -> dict[str, Any] | None:
+        return json.loads(self.usage) if self.usage else None
+
+
+_COLUMNS = [f.name for f in fields(ShotRecord)]
+
+
+class Ledger:
+    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False):
+        self.path = path
+        self.db = connection
+        self.readonly = readonly
+        self.run_id = uuid.uuid4().hex[:12]
+        self.host = socket.gethostname()
+        if not readonly:
+            now = time.time()
+            with self._write():
+                self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", (self.run_id, self.host, os.getpid(), now, now))
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Ledger:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / LEDGER_FILE
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
+        db.executescript(_SCHEMA)
+        return cls(path, db)
+
+    @classmethod
+    def peek(cls, state_dir: Path) -> Ledger | None:
+        """The ledger for reading only (plan, status); None if no run has made one."""
+        path = state_dir / LEDGER_FILE
+        if not path.is_file():
+            return None
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+        return cls(path, db, readonly=True)
+
+    def close(self) -> None:
+        if not self.readonly:
+            with self._write():
+                self.db.execute("UPDATE shots SET owner = NULL WHERE owner = ?", (self.run_id,))
+                self.db.execute("DELETE FROM runs WHERE run_id = ?", (self.run_id,))
+        self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One transaction that takes the write lock at once (no lost updates between runs)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- reading -----------------------------------------------------------
+
+    def get(self, fingerprint: str) -> ShotRecord | None:
+        row = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return ShotRecord(*row) if row else None
+
+    def records(self, fingerprints: list[str] | None = None) -> dict[str, ShotRecord]:
+        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM shots").fetchall()
+        wanted = set(fingerprints) if fingerprints is not None else None
+        return {row[0]: ShotRecord(*row) for row in rows if wanted is None or row[0] in wanted}
+
+    def in_progress(self, account: str) -> int:
+        """Tasks in progress on the account held by live runs (this one included). A dead
+        run's are counted once a run adopts them; one nobody can act on does not block."""
+        owners = self.db.execute(
+            f"SELECT owner FROM shots WHERE account = ? AND state IN ({_marks(IN_PROGRESS)})", (account, *IN_PROGRESS)
+        ).fetchall()
+        return sum(1 for (owner,) in owners if self.owner_alive(owner))
+
+    def known_tasks(self, account: str) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT task_id FROM tasks WHERE account = ?", (account,))}
+
+    def owner_alive(self, owner: str | None) -> bool:
+        if owner is None:
+            return False
+        if owner == self.run_id:
+            return True
+        row = self.db.execute("SELECT host, pid, heartbeat_at FROM runs WHERE run_id = ?", (owner,)).fetchone()
+        if row is None:
+            return False
+        host, pid, heartbeat = row
+        fresh = time.time() - heartbeat < HEARTBEAT_STALE
+        return fresh and (host != self.host or _pid_alive(pid))
+
+    def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
+        return list(self.db.execute("SELECT at, event, detail FROM events WHERE fingerprint = ? ORDER BY rowid", (fingerprint,)))
+
+    # --- claiming and slots -------------------------------------------------
+
+    def heartbeat(self) -> None:
+        with self._write():
+            self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), self.run_id))
+
+    def enter(self, fingerprint: str, key: str, provider: str, model: str, account: str, output: str) -> ShotRecord | None:
+        """Record a planned shot (if new) and claim it for this run.
+        None when another live run holds it."""
+        now = time.time()
+        with self._write():
+            self.db.execute(
+                "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, state, output, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (fingerprint, key, provider, model, account, output, now),
+            )
+            record = self.get(fingerprint)
+            assert record is not None
+            if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
+                return None
+            self.db.execute(
+                "UPDATE shots SET owner = ?, key = ?, output = ?, account = ? WHERE fingerprint = ?",
+                (self.run_id, key, output, account, fingerprint),
+            )
+        return self.get(fingerprint)
+
+    def adopt(self, fingerprint: str) -> ShotRecord | None:
+        """Claim an unfinished shot left by a run that is gone; None if its owner lives."""
+        with self._write():
+            record = self.get(fingerprint)
+            if record is None or (record.owner not in (None, self.run_id) and self.owner_alive(record.owner)):
+                return None
+            self.db.execute("UPDATE shots SET owner = ? WHERE fingerprint = ?", (self.run_id, fingerprint))
+        return self.get(fingerprint)
+
+    def unfinished_elsewhere(self) -> list[ShotRecord]:
+        """Unfinished shots whose run is gone: paid or maybe paid work to resume."""
+        rows = self.db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM shots WHERE state IN ({_marks(UNFINISHED)})", UNFINISHED
+        ).fetchall()
+        return [r for r in map(lambda row: ShotRecord(*row), rows) if not self.owner_alive(r.owner)]
+
+    def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
+        """planned → submitting, if the account has a free slot (counted across runs).
+        Written before the request goes out."""
+        now = time.time()
+        with self._write():
+            if self.in_progress(account) >= slots:
+                return False
+            self._set(fingerprint, "submitting", now, submit_started=now, code=None, message=None)
+        return True
+
+    # --- transitions --------------------------------------------------------
+
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str) -> None:
+        now = time.time()
+        with self._write():
+            self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
+            self.db.execute(
+                "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
+            )
+            self._set(fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None)
+
+    def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None:
+        """submitting → planned: the request provably created no task."""
+        with self._write():
+            self._set(fingerprint, "planned", time.time(), submit_started=None, code=code, message=message)
+
+    def succeeded(
+        self,
+        fingerprint: str,
+        result_url: str,
+        usage: dict[str, Any] | None,
+        started_at: float | None = None,
+        timing: tuple[str, str, str, int, float] | None = None,
+    ) -> None:
+        """The task is done; with it (one commit) when it started and how long it
+        took, as (provider, model, resolution, duration, seconds) for the poll schedule."""
+        now = time.time()
+        with self._write():
+            self._set(
+                fingerprint, "succeeded", now, result_url=result_url, usage=json.dumps(usage) if usage else None,
+                finished_at=now, started_at=started_at,
+            )
+            if timing is not None:
+                self.db.execute("INSERT INTO timings VALUES (?, ?, ?, ?, ?, ?)", (*timing, now))
+
+    def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None:
+        now = time.time()
+        with self._write():
+            self._set(fingerprint, "downloaded", now, output=output, sha256=sha256, bytes=size, downloaded_at=now, code=None, message=None)
+
+    def failed(self, fingerprint: str, code: str, message: str, retry: bool = False) -> None:
+        """A final failure, or (``retry``) back to planned for another submission."""
+        now = time.time()
+        with self._write():
+            self._set(fingerprint, "planned" if retry else "failed", now, code=code, message=message, finished_at=now, submit_started=None)
+
+    def ambiguous(self, fingerprint: str, message: str) -> None:
+        with self._write():
+            self._set(fingerprint, "ambiguous", time.time(), code="Ambiguous", message=message)
+
+    def expired(self, fingerprint: str, message: str) -> None:
+        with self._write():
+            self._set(fingerprint, "expired", time.time(), code="Expired", message=message)
+
+    def reset(self, fingerprint: str, message: str) -> None:
+        """Back to planned on the user's word (--force, --retry-failed)."""
+        with self._write():
+            self._set(fingerprint, "planned", time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
+
+    def note(self, fingerprint: str, event: str, detail: str | None = None) -> None:
+        with self._write():
+            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), fingerprint, event, detail))
+
+    def _set(self, fingerprint: str, state: str | None, now: float, **values: Any) -> None:
+        if state is not None:
+            values["state"] = state
+            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, state, values.get("message")))
+        values["updated_at"] = now
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.db.execute(f"UPDATE shots SET {assignments} WHERE fingerprint = ?", (*values.values(), fingerprint))
+
+    # --- what the runner learns and caches ------------------------------------
+
+    def timings(self, provider: str, model: str, limit: int = 200) -> list[tuple[str, int, float]]:
+        """Recent generation times of a model: (resolution, duration, seconds), newest first."""
+        return list(
+            self.db.execute(
+                "SELECT resolution, duration, seconds FROM timings WHERE provider = ? AND model = ? ORDER BY at DESC LIMIT ?",
+                (provider, model, limit),
+            )
+        )
+
+    def upload(self, sha256: str, account: str, model: str, margin: float) -> str | None:
+        """A cached upload of this content that stays alive ``margin`` seconds more."""
+        row = self.db.execute(
+            "SELECT url FROM uploads WHERE sha256 = ? AND account = ? AND model = ? AND expires_at > ?",
+            (sha256, account, model, time.time() + margin),
+        ).fetchone()
+        return row[0] if row else None
+
+    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None:
+        with self._write():
+            self.db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)", (sha256, account, model, url, expires_at))
+
+
+def _marks(values: tuple[str, ...]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    try:  # a killed process nobody has reaped yet is a zombie: gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

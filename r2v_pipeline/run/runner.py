@@ -1,0 +1,552 @@
+"""Submit, poll, download: each planned shot carried to a video, inside the quotas.
+
+One coroutine per shot walks it through the ledger's states. The money rules
+are kept here:
+
+* a submit is retried only when it provably created no task (never reached the
+  server, or the server said 429/5xx); a submit that may have arrived is
+  reconciled against the provider's task list, or reported as ambiguous;
+* the task id is committed to the ledger before the first poll;
+* a FAILED task is submitted again only for transient codes, a bounded number
+  of times (failed tasks are not billed);
+* downloads retry generously; a video only lands once verified.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import anyio
+import httpx
+
+from .. import __version__, catalog
+from ..catalog.wire import read_body
+from ..manifest.load import display_name
+from ..media.probe import MediaInfo
+from ..plan.budget import fit
+from ..plan.planner import Plan, PlannedShot
+from ..providers.base import (
+    Busy,
+    Prepared,
+    Provider,
+    ProviderError,
+    Refused,
+    Submitted,
+    TaskStatus,
+    Transient,
+    Unknown,
+)
+from .actions import Selection, decide
+from .download import BadVideo, Expired, fetch_video, place
+from .ledger import Ledger, ShotRecord
+from .pacing import Backoff, RateLimit, SlotHold, Slots
+from .polling import PollPolicy, relevant
+from .progress import Log
+
+HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
+CARRIED = ("submit", "reconcile", "resume", "download")  # actions that talk to a provider
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    selection: Selection = Selection()
+    max_resubmits: int = 2  # new submissions after transient task failures
+    submit_backoff: Backoff = Backoff(base=1.0, cap=60.0, attempts=8)
+    query_backoff: Backoff = Backoff(base=1.0, cap=30.0, attempts=20)
+    download_backoff: Backoff = Backoff(base=2.0, cap=120.0, attempts=12)
+    poll: PollPolicy = PollPolicy()
+    # Wall seconds after an unanswered submit before an empty task list is believed:
+    # a server may still be working on a request whose client is gone.
+    settle: float = 120.0
+    seed: int | None = None  # for the jitter, so tests can repeat a run exactly
+
+
+@dataclass
+class Work:
+    """One planned shot and what this run does with it."""
+
+    shot: PlannedShot
+    action: str
+    reason: str
+    status: str = "pending"  # what became of it, for the report (see report.STATUSES)
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """What following a task and fetching its video need: from a planned shot, or
+    from a ledger row whose shot has changed since (an orphan: paid, not yet fetched)."""
+
+    fingerprint: str
+    key: str
+    provider: str
+    model: str
+    resolution: str  # with duration, which past tasks the poll schedule learns from
+    duration: int
+    output: Path
+    shot: PlannedShot | None = None  # None for an orphan: nothing to submit, only to finish
+
+    @classmethod
+    def of(cls, shot: PlannedShot) -> Job:
+        return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, _resolution(shot), int(shot.billed.output), shot.output, shot)
+
+    @classmethod
+    def orphan(cls, record: ShotRecord) -> Job:
+        planned = Path(record.output or record.key)
+        aside = planned.parent / "superseded" / f"{planned.stem}-{record.fingerprint[:12]}.mp4"
+        return cls(record.fingerprint, record.key, record.provider, record.model, "", 0, aside)
+
+
+class _Account:
+    """The quotas of one provider account, shared by its shots."""
+
+    def __init__(self, provider: str, quota: Mapping[str, float]):
+        self.slots = Slots(int(quota["in_progress"]))
+        self.submits = RateLimit.per_second(quota["submits_per_second"])
+        self.queries = RateLimit.per_second(quota["queries_per_second"])
+        self.resubmit_codes = catalog.RESUBMIT_CODES.get(provider, ())
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        ledger: Ledger,
+        log: Log,
+        options: RunOptions = RunOptions(),
+        providers: Mapping[tuple[str, str], Provider] | None = None,
+        downloads: httpx.AsyncClient | None = None,
+    ):
+        self.plan = plan
+        self.providers: Mapping[tuple[str, str], Provider] = providers or {}
+        self.ledger = ledger
+        self.log = log
+        self.options = options
+        self.downloads = downloads or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+        self.rng = random.Random(options.seed)
+        self.accounts: dict[str, _Account] = {}
+        self.claimed: set[str] = set()  # task ids adopted by reconciliation in this run
+        self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
+        self.work = self._decide()
+        self.stopping = False
+
+    # --- deciding ---------------------------------------------------------------
+
+    def _decide(self) -> list[Work]:
+        records = self.ledger.records([s.fingerprint for s in self.plan.shots])
+        now = time.time()
+        work = []
+        for shot in self.plan.shots:
+            action, reason = decide(shot, records.get(shot.fingerprint), self.ledger, self.options.selection, now)
+            work.append(Work(shot, action, reason))
+        # The budget counts what would be billed anew; what fits is kept in plan order.
+        new = [w for w in work if w.action == "submit"]
+        _, held = fit(self.plan.budgets, [w.shot for w in new])
+        held_keys = {s.fingerprint for s in held}
+        for w in new:
+            if w.shot.fingerprint in held_keys:
+                w.action, w.reason, w.held = "held", "held back: it would cross the budget", True
+        return work
+
+    def shots_needing_providers(self) -> list[PlannedShot]:
+        return [w.shot for w in self.work if w.action in CARRIED]
+
+    def provider_for(self, shot: PlannedShot) -> Provider:
+        return self.providers[(shot.target.provider, shot.target.base_url)]
+
+    def _account(self, provider: Provider, quota: Mapping[str, float]) -> _Account:
+        if provider.account not in self.accounts:
+            self.accounts[provider.account] = _Account(provider.name, {**catalog.QUOTAS[provider.name], **quota})
+        return self.accounts[provider.account]
+
+    # --- running ----------------------------------------------------------------
+
+    async def run(self) -> list[Work]:
+        self.log.total = sum(1 for w in self.work if w.action in CARRIED)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._heartbeat)
+            group.start_soon(self._tick)
+            async with anyio.create_task_group() as shots:
+                for record in self._orphans():
+                    shots.start_soon(self._recover, record)
+                # Tasks already in progress first: they hold provider slots now.
+                order = sorted(self.work, key=lambda w: w.action not in ("resume", "reconcile"))
+                for w in order:
+                    if w.action in CARRIED:
+                        shots.start_soon(self._carry, w)
+                    else:
+                        w.status = _settled_status(w.action)
+            group.cancel_scope.cancel()
+        return self.work
+
+    def _orphans(self) -> list[ShotRecord]:
+        """Tasks earlier runs left in progress or unfetched for shots that have changed
+        since: paid for, so fetched into superseded/, on accounts this run can reach."""
+        planned = {s.fingerprint for s in self.plan.shots}
+        reachable = {p.account for p in self.providers.values()}
+        return [
+            r for r in self.ledger.unfinished_elsewhere()
+            if r.fingerprint not in planned and r.state in ("submitted", "succeeded") and r.account in reachable
+        ]
+
+    async def _recover(self, record: ShotRecord) -> None:
+        provider = next(p for p in self.providers.values() if p.account == record.account)
+        account = self._account(provider, {})
+        if self.ledger.adopt(record.fingerprint) is None:
+            return
+        job = Job.orphan(record)
+        self.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
+        try:
+            if record.state == "submitted":
+                slot = SlotHold(account.slots)
+                slot.take()
+                try:
+                    status = await self._follow(job, provider, account, record.task_id or "", record.submitted_at)
+                finally:
+                    slot.release()
+                self._settle(job, status, provider, resubmit=False)
+            if (self.ledger.get(job.fingerprint) or record).state == "succeeded":
+                await self._download(job, provider)
+        except (ProviderError, Transient) as error:
+            self.ledger.note(job.fingerprint, "stalled", str(error))
+        final = self.ledger.get(job.fingerprint)
+        self.recovered.append({"key": job.key, "fingerprint": job.fingerprint, "task_id": record.task_id, "state": final.state if final else record.state, "output": str(job.output) if final and final.state == "downloaded" else None})
+
+    async def aclose(self) -> None:
+        await self.downloads.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT)
+            self.ledger.heartbeat()
+
+    async def _tick(self) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            self.log.tick()
+
+    async def _carry(self, w: Work) -> None:
+        shot = w.shot
+        provider = self.provider_for(shot)
+        account = self._account(provider, shot.target.quota)
+        output = str(shot.output.resolve())  # the ledger outlives the working folder
+        claimed = self.ledger.enter(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, output)
+        if claimed is None:
+            w.status, w.reason = "elsewhere", "another r2v run took it"
+            return
+        try:
+            await self._walk(w, provider, account)
+        except ProviderError as error:
+            self.ledger.failed(shot.fingerprint, error.code, error.message)
+            self.log.event(shot.key, "failed", code=error.code, message=error.message)
+        except Transient as error:  # queries kept failing: the task id is kept; a later run resumes
+            self.ledger.note(shot.fingerprint, "stalled", str(error))
+            self.log.event(shot.key, "stalled", message=str(error))
+        finally:
+            w.status = _final_status(self.ledger.get(shot.fingerprint), w)
+
+    async def _walk(self, w: Work, provider: Provider, account: _Account) -> None:
+        """Move one shot through its states until it is downloaded or settled."""
+        shot = w.shot
+        job = Job.of(shot)
+        slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
+        resubmits = 0
+        try:
+            while True:
+                record = self.ledger.get(shot.fingerprint)
+                assert record is not None
+                state = record.state
+                if state == "planned" or (w.action == "submit" and state in ("failed", "ambiguous", "expired", "downloaded")):
+                    if state != "planned":
+                        self.ledger.reset(shot.fingerprint, w.reason)
+                    w.action = "submitting"
+                    if not await self._submit(shot, provider, account, slot):
+                        return
+                elif state == "submitting":
+                    slot.take()  # a task the submit may have made occupies a slot
+                    adopted = await self._reconcile(shot, provider, account)
+                    if adopted is None:
+                        return
+                    if not adopted:  # no task was made: the shot is planned again
+                        slot.release()
+                elif state == "submitted":
+                    slot.take()
+                    status = await self._follow(job, provider, account, record.task_id or "", record.submitted_at)
+                    slot.release()
+                    may_resubmit = resubmits < self.options.max_resubmits
+                    if self._settle(job, status, provider, resubmit=may_resubmit, codes=account.resubmit_codes):
+                        resubmits += 1
+                    elif status.state != "succeeded":
+                        return
+                elif state == "succeeded":
+                    await self._download(job, provider)
+                    return
+                else:
+                    return
+        finally:
+            slot.release()
+
+    # --- submitting --------------------------------------------------------------
+
+    async def _submit(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold) -> bool:
+        """Submit until a task exists (True, holding a slot) or the shot is settled otherwise (False)."""
+        try:
+            # Uploads have their own, far looser limit (100/s): not the task-query budget.
+            prepared = await self._retrying(lambda: provider.prepare(shot))
+        except (ProviderError, OSError) as error:
+            self.ledger.failed(shot.fingerprint, getattr(error, "code", "PrepareFailed"), str(error))
+            self.log.event(shot.key, "failed", message=str(error))
+            return False
+        await slot.acquire()
+        backoff = self.options.submit_backoff.scaled(provider.time.scale)
+        last = ""
+        for attempt in range(backoff.attempts):
+            while not self.ledger.start_submit(shot.fingerprint, provider.account, account.slots.capacity):
+                await anyio.sleep(self.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
+            await account.submits.acquire()
+            outcome = await self._send(provider, prepared)
+            if isinstance(outcome, Submitted):
+                self.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
+                self.log.event(shot.key, "submitted", task=outcome.task_id)
+                return True
+            if isinstance(outcome, Refused):
+                slot.release()
+                self.ledger.failed(shot.fingerprint, outcome.code, outcome.message)
+                self.log.event(shot.key, "refused", code=outcome.code, message=outcome.message)
+                return False
+            if isinstance(outcome, Unknown):
+                self.log.event(shot.key, "ambiguous submit", message=outcome.message)
+                adopted = await self._reconcile(shot, provider, account)
+                if adopted:
+                    return True
+                if adopted is None:
+                    slot.release()
+                    return False
+                last = outcome.message
+                continue
+            # Busy or Unsent: provably no task
+            self.ledger.not_submitted(shot.fingerprint, getattr(outcome, "code", "Unsent"), outcome.message)
+            last = outcome.message
+            after = outcome.retry_after if isinstance(outcome, Busy) else None
+            if isinstance(outcome, Busy) and outcome.code.startswith("Throttling"):
+                account.submits.pause(backoff.delay(0, after, self.rng))
+            self.log.event(shot.key, "retry submit", message=outcome.message)
+            await anyio.sleep(backoff.delay(attempt, after, self.rng))
+        slot.release()
+        self.ledger.failed(shot.fingerprint, "SubmitFailed", f"no task after {backoff.attempts} attempts; last: {last}")
+        self.log.event(shot.key, "failed", message=f"submit kept failing: {last}")
+        return False
+
+    async def _send(self, provider: Provider, prepared: Prepared) -> Any:
+        """A submit a stop signal cannot interrupt: its answer (the task id) must be recorded."""
+        with anyio.CancelScope(shield=True):
+            return await provider.submit(prepared)
+
+    async def _reconcile(self, shot: PlannedShot, provider: Provider, account: _Account) -> bool | None:
+        """Find the task an unanswered submit may have made. True: adopted (the shot is
+        'submitted'); False: no such task, submitting again is safe; None: ambiguous."""
+        record = self.ledger.get(shot.fingerprint)
+        assert record is not None
+        started = record.submit_started or time.time()
+        scale = provider.time.scale
+        provider_started = provider.time.now() - (time.time() - started) / scale
+
+        async def strangers() -> list[str] | None:
+            """Tasks of the model from around the submit that no shot has recorded."""
+            ids = await self._retrying_query(
+                account, lambda: provider.candidates(shot.spec.model, provider_started - 60, provider.time.now() + 60)
+            )
+            if ids is None:
+                return None
+            known = self.ledger.known_tasks(provider.account) | self.claimed
+            return [task_id for task_id in ids if task_id not in known]
+
+        # Let a task the submit made reach the provider's list before asking.
+        await anyio.sleep(min(5.0, self.options.poll.interval) * scale)
+        found = await strangers()
+        if found is None:
+            message = f"the submit may have reached {provider.name}, whose task list cannot tell; check its console before forcing a new submit"
+            self.ledger.ambiguous(shot.fingerprint, message)
+            self.log.event(shot.key, "ambiguous", message=message)
+            return None
+        if not found and time.time() < started + self.options.settle:
+            # Nothing yet: believe it only once the request cannot still be in the works.
+            await anyio.sleep(started + self.options.settle - time.time())
+            found = await strangers() or []
+        prompt = read_body(shot.spec, shot.body).prompt
+        ended: dict[str, TaskStatus] = {}
+
+        async def watch(task_id: str) -> None:
+            ended[task_id] = await self._follow(Job.of(shot), provider, account, task_id, None)
+
+        async with anyio.create_task_group() as group:
+            for task_id in found:
+                group.start_soon(watch, task_id)
+        for task_id in found:
+            status = ended[task_id]
+            # Only a succeeded task is billed, and it reports its prompt: a failed or
+            # unknown stranger costs nothing, whoever made it. A task some shot recorded
+            # while we watched is that shot's.
+            taken = task_id in self.claimed or task_id in self.ledger.known_tasks(provider.account)
+            if status.state == "succeeded" and status.prompt == prompt and not taken:
+                self.claimed.add(task_id)
+                self.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model)
+                self.log.event(shot.key, "reconciled", task=task_id)
+                return True
+        self.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
+        self.log.event(shot.key, "reconciled", message="no task was made; submitting again")
+        return False
+
+    # --- polling -----------------------------------------------------------------
+
+    async def _follow(self, job: Job, provider: Provider, account: _Account, task_id: str, since: float | None) -> TaskStatus:
+        """Poll a task until it ends, at the times the learned schedule gives."""
+        scale = provider.time.scale
+        anchor = anyio.current_time() - (time.time() - since if since else 0.0)
+        samples = relevant(self.ledger.timings(job.provider, job.model), job.resolution, job.duration)
+        rebased = False
+        last_asked = float("-inf")
+        for elapsed in self.options.poll.times(samples):
+            due = anchor + elapsed * scale
+            if due <= last_asked:  # a point that passed while we waited or were away
+                continue
+            if due > anyio.current_time():
+                await anyio.sleep(due - anyio.current_time())
+            last_asked = anyio.current_time()
+            status = await self._retrying_query(account, lambda: provider.status(task_id))
+            if status.state in ("pending", "running"):
+                if status.state == "running" and status.started and not rebased:
+                    # Generation began when the provider says, not when we asked.
+                    anchor = anyio.current_time() - (provider.time.now() - status.started) * scale
+                    rebased = True
+                continue
+            return status
+        raise AssertionError("poll times are endless")
+
+    async def _retrying_query(self, account: _Account, call: Any) -> Any:
+        """A task query (status, list), inside the account's query rate, retried generously."""
+        return await self._retrying(call, account.queries)
+
+    async def _retrying(self, call: Any, limit: RateLimit | None = None) -> Any:
+        backoff = self.options.query_backoff
+        last: Transient | None = None
+        for attempt in range(backoff.attempts):
+            if limit is not None:
+                await limit.acquire()
+            try:
+                return await call()
+            except Transient as error:
+                last = error
+                if error.throttled and limit is not None:
+                    limit.pause(backoff.delay(0, error.retry_after, self.rng))
+                await anyio.sleep(backoff.delay(attempt, error.retry_after, self.rng))
+        raise last or Transient("queries kept failing")
+
+    def _settle(self, job: Job, status: TaskStatus, provider: Provider, resubmit: bool, codes: tuple[str, ...] = ()) -> bool:
+        """Record a task's end; True when it failed transiently and may be submitted again."""
+        fp = job.fingerprint
+        if status.state == "succeeded":
+            if not status.video_url:
+                self.ledger.failed(fp, "NoVideo", "the task succeeded but gave no video URL")
+                return False
+            started = status.started or status.submitted
+            timing = started_at = None
+            if started and status.ended:  # provider times: the generation time the poll schedule learns
+                timing = (job.provider, job.model, job.resolution, job.duration, status.ended - started)
+                started_at = time.time() - (provider.time.now() - started) * provider.time.scale
+            self.ledger.succeeded(fp, status.video_url, status.usage, started_at, timing)
+            self.log.event(job.key, "succeeded")
+            return False
+        code = status.code or status.state.capitalize()
+        message = status.message or f"the task ended {status.state}"
+        if status.state == "unknown":
+            self.ledger.expired(fp, "the provider no longer knows the task (tasks are kept 24 hours)")
+            self.log.event(job.key, "expired")
+            return False
+        if resubmit and status.state == "failed" and codes and code.startswith(codes):
+            self.ledger.failed(fp, code, message, retry=True)
+            self.log.event(job.key, "failed, submitting again", code=code, message=message)
+            return True
+        self.ledger.failed(fp, code, message)
+        self.log.event(job.key, "failed", code=code, message=message)
+        return False
+
+    # --- downloading -------------------------------------------------------------
+
+    async def _download(self, job: Job, provider: Provider) -> None:
+        record = self.ledger.get(job.fingerprint)
+        assert record is not None and record.result_url
+        backoff = self.options.download_backoff.scaled(provider.time.scale)
+        try:
+            fetched = await fetch_video(self.downloads, record.result_url, job.output, backoff=backoff, sleep=anyio.sleep, rng=self.rng)
+        except Expired as error:
+            self.ledger.expired(job.fingerprint, f"the result URL no longer serves the video ({error})")
+            self.log.event(job.key, "expired", message=str(error))
+            return
+        except BadVideo as error:
+            self.ledger.failed(job.fingerprint, "BadVideo", str(error))
+            self.log.event(job.key, "failed", message=str(error))
+            return
+        except (httpx.TransportError, OSError) as error:  # the URL lives 24 h: a later run retries
+            self.ledger.note(job.fingerprint, "download stalled", str(error))
+            self.log.event(job.key, "download stalled", message=str(error))
+            return
+        sha = place(fetched, job.output, job.fingerprint, _sidecar(job, record, fetched.info))
+        self.ledger.downloaded(job.fingerprint, str(job.output.resolve()), sha, fetched.info.bytes)
+        self.log.event(job.key, "downloaded", path=display_name(job.output))
+
+
+def _resolution(shot: PlannedShot) -> str:
+    params = shot.body.get("parameters", shot.body)
+    size = params.get("size")
+    if isinstance(size, str):
+        return "1080P" if max(int(x) for x in size.split("*")) >= 1900 else "720P"
+    return str(params.get("resolution") or shot.spec.defaults.get("resolution", "1080P"))
+
+
+def _settled_status(action: str) -> str:
+    return {"skip": "skipped", "held": "held", "unselected": "unselected"}.get(action, action)
+
+
+def _final_status(record: Any, w: Work) -> str:
+    if record is None:
+        return "failed"
+    return {
+        "downloaded": "downloaded",
+        "failed": "failed",
+        "ambiguous": "ambiguous",
+        "expired": "expired",
+    }.get(record.state, "unfinished")
+
+
+def _sidecar(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:
+    """Provenance of a video: the request (local files by path and hash, no secrets),
+    the task, what was billed, when, and the file itself. An orphan's request is
+    no longer planned: its sidecar says so."""
+    shot = job.shot
+    return {
+        "r2v_version": __version__,
+        "key": job.key,
+        "fingerprint": job.fingerprint,
+        "provider": job.provider,
+        "model": job.model,
+        "task_id": record.task_id,
+        "request": shot.body if shot else None,
+        "files": {url: {"path": f.shown, "sha256": f.info.sha256} for url, f in shot.files.items()} if shot else {},
+        "usage": record.usage_data,
+        "billed_seconds": {"planned": float(shot.billed.total)} if shot else {},
+        "superseded": shot is None,
+        "timestamps": {
+            "submitted": record.submitted_at,
+            "started": record.started_at,
+            "finished": record.finished_at,
+            "downloaded": time.time(),
+        },
+        "video": {"bytes": info.bytes, "width": info.width, "height": info.height, "seconds": info.seconds},
+    }

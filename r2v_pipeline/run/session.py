@@ -1,0 +1,124 @@
+"""One ``r2v run`` from plan to report: providers, ledger, runner, signals, report files."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import httpx
+
+from ..plan.planner import Plan
+from ..providers.http import MissingKey
+from ..report.build import build_report
+from ..report.markdown import render_markdown
+from .download import write_json
+from .ledger import Ledger
+from .progress import Log
+from .runner import RunOptions, Runner, Work
+from .targets import SimulateOptions, build_providers, simulation
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+DONE = ("downloaded", "skipped", "unselected")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    options: RunOptions = field(default_factory=RunOptions)
+    simulate: SimulateOptions | None = None
+    attach: str | None = None  # URL of a simulator started with ``r2v sim``
+    log_format: str | None = None  # tty | plain | json; None: tty on a terminal
+    report_dir: Path | None = None
+
+
+def state_dir_of(plan: Plan) -> Path | None:
+    """The one ledger folder the plan's shots share (None when there are no shots)."""
+    folders = {s.state_dir.resolve() for s in plan.shots}
+    if len(folders) > 1:
+        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
+    return next(iter(folders), None)
+
+
+def report_dir_of(plan: Plan) -> Path:
+    """Beside the videos: <output dir>/report.json links to <series>/<episode>/<shot>.mp4."""
+    return plan.shots[0].output.parent.parent.parent if plan.shots else Path.cwd()
+
+
+def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> int:
+    stream = stream or sys.stderr
+    folder = state_dir_of(plan)
+    if folder is None:
+        print("r2v: nothing to run: the manifests have no shots", file=stream)
+        return EXIT_OK
+    ledger = Ledger.open(folder)
+    started = time.time()
+    try:
+        with simulation(request.simulate, request.attach) as sim:
+            downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
+            runner = Runner(plan, ledger, Log.choose(request.log_format, stream), request.options, downloads=downloads)
+            try:
+                providers, keys = build_providers(runner.shots_needing_providers(), ledger, sim)
+            except MissingKey as error:
+                print(f"r2v: {error} (or try the simulator: r2v run --simulate)", file=stream)
+                return EXIT_INVALID
+            runner.providers = providers
+            runner.log.secrets = keys
+            if sim is not None:
+                runner.log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
+            try:
+                interrupted = anyio.run(_run_until_signal, runner)
+            finally:
+                runner.log.finish()
+        code = _exit_code(runner.work, interrupted)
+        report_dir = request.report_dir or report_dir_of(plan)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        report = build_report(
+            runner.work, ledger, report_dir, started=started, finished=time.time(), exit_code=code,
+            interrupted=interrupted, simulated=sim is not None, currency=plan.currency, recovered=runner.recovered,
+        )
+    finally:
+        ledger.close()
+    write_json(report_dir / "report.json", report)
+    (report_dir / "report.md").write_text(render_markdown(report))
+    runner.log.note(_summary(report, report_dir))
+    return code
+
+
+async def _run_until_signal(runner: Runner) -> bool:
+    """Run; on SIGINT/SIGTERM stop submitting and end (submits in flight still get
+    their answer recorded). True when a signal stopped the run."""
+    stopped = False
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    stopped = True
+                    runner.log.note("stopping: no new submits; tasks already submitted resume on the next run")
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch)
+        try:
+            await runner.run()
+        finally:
+            group.cancel_scope.cancel()
+            await runner.aclose()
+    return stopped
+
+
+def _exit_code(work: list[Work], interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(w.status in DONE for w in work) else EXIT_FAILED
+
+
+def _summary(report: dict, report_dir: Path) -> str:
+    totals = report["totals"]
+    states = ", ".join(f"{n} {s}" for s, n in totals["by_status"].items())
+    return f"{totals['done']}/{totals['shots']} done ({states}); report: {report_dir / 'report.md'}"

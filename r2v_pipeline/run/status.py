@@ -1,0 +1,44 @@
+"""``r2v status``: each planned shot as the ledger knows it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..manifest.load import display_name
+from ..plan.planner import Plan
+from .ledger import ShotRecord
+
+
+def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]:
+    shots = []
+    for shot in plan.shots:
+        record = records.get(shot.fingerprint)
+        shots.append(
+            {
+                "key": shot.key,
+                "fingerprint": shot.fingerprint,
+                "state": record.state if record else "not run",
+                "task_id": record.task_id if record else None,
+                "attempts": record.attempts if record else 0,
+                "code": record.code if record else None,
+                "message": record.message if record else None,
+                "output": display_name(Path(record.output)) if record and record.output and record.state == "downloaded" else None,
+                "updated": _time(record.updated_at) if record else None,
+            }
+        )
+    return {"shots": shots}
+
+
+def status_table(plan: Plan, records: Mapping[str, ShotRecord]) -> str:
+    rows = [["shot", "state", "task", "updated", "detail"]]
+    for s in status_json(plan, records)["shots"]:
+        detail = s["output"] or (f"{s['code']}: {s['message']}" if s["code"] else s["message"] or "")
+        rows.append([s["key"], s["state"], s["task_id"] or "-", s["updated"] or "-", detail])
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,95 @@
+"""The ledger: states, claims between runs, slots counted across runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from r2v_pipeline.run.ledger import Ledger
+
+
+def enter(ledger: Ledger, fp: str, account: str = "acct") -> None:
+    assert ledger.enter(fp, f"s/e/{fp}", "dashscope", "wan2.7-r2v", account, f"/out/{fp}.mp4") is not None
+
+
+def test_states_and_events(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path)
+    enter(ledger, "a")
+    assert ledger.start_submit("a", "acct", 5)
+    ledger.submitted("a", "task-1", "acct", "wan2.7-r2v")
+    ledger.succeeded("a", "http://x/v.mp4", {"duration": 7.5}, timing=("dashscope", "wan2.7-r2v", "720P", 5, 120.0))
+    ledger.downloaded("a", "/out/a.mp4", "ab" * 32, 1000)
+    record = ledger.get("a")
+    assert record and (record.state, record.task_id, record.attempts, record.usage_data) == ("downloaded", "task-1", 1, {"duration": 7.5})
+    assert [e for _, e, _ in ledger.events("a")] == ["submitting", "submitted", "succeeded", "downloaded"]
+    assert ledger.timings("dashscope", "wan2.7-r2v") == [("720P", 5, 120.0)]
+    assert ledger.known_tasks("acct") == {"task-1"}
+    ledger.close()
+
+
+def test_slots_are_counted_across_live_runs_only(tmp_path: Path) -> None:
+    first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
+    for fp in "abc":
+        enter(first, fp)
+        assert first.start_submit(fp, "acct", 5)
+    enter(second, "d")
+    assert second.in_progress("acct") == 3
+    assert second.start_submit("d", "acct", 4)
+    enter(second, "e")
+    assert not second.start_submit("e", "acct", 4)  # the account is full, across both runs
+    first.close()  # the first run ends: its submitting rows stay, but no live run holds them
+    assert second.in_progress("acct") == 1
+    second.close()
+
+
+def test_a_shot_held_by_a_live_run_cannot_be_claimed(tmp_path: Path) -> None:
+    first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
+    enter(first, "a")
+    assert second.enter("a", "s/e/a", "dashscope", "wan2.7-r2v", "acct", "/out/a.mp4") is None
+    assert second.adopt("a") is None
+    first.close()
+    assert second.adopt("a") is not None
+    second.close()
+
+
+def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path) -> None:
+    script = (
+        "import sys, os, signal; sys.path.insert(0, {root!r});"
+        "from pathlib import Path; from r2v_pipeline.run.ledger import Ledger;"
+        "l = Ledger.open(Path({state!r})); l.enter('a', 'k', 'dashscope', 'm', 'acct', 'o'); l.start_submit('a', 'acct', 5);"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    ).format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path))
+    process = subprocess.run([sys.executable, "-c", script])
+    assert process.returncode == -9
+    ledger = Ledger.open(tmp_path)
+    record = ledger.get("a")
+    assert record is not None and record.state == "submitting" and record.owner
+    assert not ledger.owner_alive(record.owner)
+    assert ledger.in_progress("acct") == 0
+    assert [r.fingerprint for r in ledger.unfinished_elsewhere()] == ["a"]
+    assert ledger.adopt("a") is not None
+    ledger.close()
+
+
+def test_uploads_are_cached_while_they_live(tmp_path: Path) -> None:
+    import time
+
+    ledger = Ledger.open(tmp_path)
+    ledger.remember_upload("sha", "acct", "wan2.7-r2v", "oss://k", time.time() + 3600)
+    assert ledger.upload("sha", "acct", "wan2.7-r2v", margin=60) == "oss://k"
+    assert ledger.upload("sha", "acct", "wan2.7-r2v", margin=7200) is None  # would die too soon
+    assert ledger.upload("sha", "acct", "wan2.6-r2v", margin=60) is None  # bound to the model
+    ledger.close()
+
+
+def test_peek_reads_without_writing(tmp_path: Path) -> None:
+    assert Ledger.peek(tmp_path) is None
+    ledger = Ledger.open(tmp_path)
+    enter(ledger, "a")
+    ledger.close()
+    before = (tmp_path / "ledger.sqlite").read_bytes()
+    peeked = Ledger.peek(tmp_path)
+    assert peeked is not None and peeked.get("a") is not None
+    peeked.close()
+    assert (tmp_path / "ledger.sqlite").read_bytes() == before  # no run row, no claim: nothing written
