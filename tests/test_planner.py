@@ -146,6 +146,11 @@ def test_takes_have_their_own_seeds_and_files(write: Write, series: Path) -> Non
     assert len({s.fingerprint for s in shots}) == len(shots)
 
 
+def test_pick_names_an_existing_take(write: Write, series: Path) -> None:
+    ep = episode(write, "  - {id: a, takes: 2, pick: 2, prompt: '{{ mia }}'}\n  - {id: b, pick: 2, prompt: '{{ mia }}'}\n")
+    assert problems(ep) == ["ep.yaml:4:19: pick 2: the shot has 1 take (shots[b])"]
+
+
 def test_billing_uses_the_real_length_of_local_videos(write: Write, series: Path) -> None:
     ep = episode(
         write,

@@ -261,6 +261,7 @@ def _shots(file: YamlFile, cast: dict[str, CastMember], diagnostics: Diagnostics
                 cast=extra,
                 vars=shot_vars,
                 takes=_value(file, base + ("takes",)) if "takes" in item else None,
+                pick=_value(file, base + ("pick",)) if "pick" in item else None,
             )
         )
     return shots

@@ -79,6 +79,7 @@ class Shot:
     cast: tuple[Value[str], ...] = ()
     vars: dict[str, Value[Any]] = field(default_factory=dict)
     takes: Value[Any] | None = None
+    pick: Value[int] | None = None  # the take an episode cut uses
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,9 @@ def take_seeds(shot: Shot, defaults: dict[str, Value[Any]], series: str, episode
     """The seed of each take; None lets the provider pick."""
     seed = shot.settings.get("seed") or defaults.get("seed")
     takes = shot.takes
+    count = 1 if takes is None else len(takes.value) if isinstance(takes.value, list) else takes.value
+    if shot.pick is not None and shot.pick.value > count:
+        diagnostics.error(shot.pick.pos, f"pick {shot.pick.value}: the shot has {count} take{'s' if count > 1 else ''}")
     if takes is None:
         return [seed]
     if isinstance(takes.value, list):
