@@ -23,6 +23,7 @@ from .run.runner import RunOptions
 from .run.session import RunRequest, execute, state_dir_of
 from .run.status import status_json, status_table
 from .run.targets import SimulateOptions
+from .assemble import add_command as add_assemble_command
 from .sim.command import add_command as add_sim_command
 
 EXIT_OK = 0  # everything done
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     plan = commands.add_parser("plan", help="show the exact requests a run would send, with billed seconds and cost")
-    _plan_arguments(plan)
+    _plan_arguments(plan, simulated_view=True)
     plan.add_argument("--json", action="store_true", help="print the plan, request bodies included, as JSON")
     plan.set_defaults(func=cmd_plan)
 
@@ -79,14 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-resubmits", type=int, default=2, metavar="N", help="new submissions after a transient task failure (default: %(default)s)")
     run.add_argument("--settle", type=float, default=120.0, metavar="S", help="seconds after an unanswered submit before an empty task list is believed (default: %(default)s)")
     run.add_argument("--log-format", choices=("tty", "plain", "json"), help="progress display (default: tty on a terminal, plain otherwise)")
-    run.add_argument("--report", type=Path, metavar="DIR", help="where report.json and report.md go (default: the output folder)")
+    run.add_argument("--report", type=Path, metavar="DIR", help="where report.json, report.md and report.html go (default: the output folder)")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="also write the run as JUnit XML, one test case per shot (for CI dashboards)")
     run.set_defaults(func=cmd_run)
 
     status = commands.add_parser("status", help="what the ledger knows of each shot")
-    _plan_arguments(status)
+    _plan_arguments(status, simulated_view=True)
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(func=cmd_status)
 
+    add_assemble_command(commands)
     add_sim_command(commands)
     return parser
 
@@ -97,7 +100,9 @@ def _selection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="submit shots that failed before again")
 
 
-def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+def _plan_arguments(parser: argparse.ArgumentParser, simulated_view: bool = False) -> None:
+    """The arguments of every command that plans; ``simulated_view`` adds --simulated,
+    for commands that read what simulated runs left (plan, status, assemble)."""
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="episode (or standalone) manifest files")
     parser.add_argument("--provider", choices=sorted(PROVIDERS), help="override the manifests' provider")
     parser.add_argument("--region", choices=sorted(REGIONS), help="override the DashScope region")
@@ -106,7 +111,7 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-money", type=_positive, metavar="X", help="refuse plans costing more (needs prices)")
     parser.add_argument("--out", type=Path, help="output folder (default: the manifests' output.dir)")
     parser.add_argument("--state", type=Path, help="state folder of the ledger (default: the manifests' output.state)")
-    if parser.prog.split()[-1] in ("plan", "status"):
+    if simulated_view:
         parser.add_argument("--simulated", action="store_true", help="look at the ledger and videos of simulated runs")
 
 
@@ -232,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         attach=args.simulator,
         log_format=args.log_format,
         report_dir=args.report,
+        junit=args.junit,
     )
     return execute(plan, request)
 

@@ -230,11 +230,16 @@ def test_no_api_key_in_any_file_or_output(tmp_path: Path, series: list[Path], st
     monkeypatch.setenv("FREEPIK_API_KEY", secret_fp)
     plan = plan_of(series[:1], tmp_path, base_url=sim.dashscope_url)
     log = io.StringIO()
-    request = RunRequest(options=RunOptions(poll=PollPolicy(first=0.3, interval=0.2, min_gap=0.05)), log_format="json", report_dir=tmp_path / "out")
+    request = RunRequest(
+        options=RunOptions(poll=PollPolicy(first=0.3, interval=0.2, min_gap=0.05)),
+        log_format="json",
+        report_dir=tmp_path / "out",
+        junit=tmp_path / "junit.xml",
+    )
     code = execute(plan, request, stream=log)
     assert code == 0, log.getvalue()
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert written
+    assert {"report.html", "report.json", "report.md", "junit.xml", "ledger.sqlite"} <= {p.name for p in written}
     for path in written:
         data = path.read_bytes()
         assert secret_ds.encode() not in data and secret_fp.encode() not in data, path

@@ -34,7 +34,8 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
         "action": s.action,
         "reason": s.reason,
         "references": [
-            {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url} for r in s.references
+            {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url, "description": r.description}
+            for r in s.references
         ],
         "billed_seconds": {
             "output": _num(s.billed.output),

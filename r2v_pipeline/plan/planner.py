@@ -50,6 +50,7 @@ class PlannedReference:
     label: str | None  # how the prompt names it
     source: str  # as the manifest wrote it
     url: str  # as the body carries it
+    description: str = ""  # the cast entry's, for people reading plans and reports
 
 
 @dataclass
@@ -356,7 +357,7 @@ class _EpisodePlanner:
         if url is None:
             return
         media.references.append(Reference(member.reference_kind, url, voice))
-        media.planned.append(PlannedReference(member.name, member.kind, label, member.media.text, url))
+        media.planned.append(PlannedReference(member.name, member.kind, label, member.media.text, url, member.description))
         if voice is not None and member.voice is not None:
             media.planned.append(PlannedReference(member.name, "voice", None, member.voice.text, voice))
         if member.reference_kind == "video":

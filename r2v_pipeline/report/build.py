@@ -62,7 +62,7 @@ def build_report(
             "simulated": simulated,
             "interrupted": interrupted,
             "exit_code": exit_code,
-            "manifests": sorted({w.shot.manifest for w in work}),
+            "manifests": sorted({_manifest(w.shot.manifest) for w in work}),
         },
         "totals": {
             "shots": len(shots),
@@ -77,7 +77,7 @@ def build_report(
         "shots": shots,
         # Paid tasks of earlier versions of shots, fetched into superseded/.
         "recovered": [
-            {**r, "output": os.path.relpath(r["output"], report_dir) if r["output"] else None} for r in recovered
+            {**r, "output": _relative(r["output"], report_dir) if r["output"] else None} for r in recovered
         ],
     }
 
@@ -86,26 +86,26 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
     shot = w.shot
     usage = record.usage_data if record else None
     actual = Decimal(str(usage["duration"])) if usage and "duration" in usage else None
-    billed = actual if actual is not None else shot.billed.total
+    billed = _billed(w.status, actual, shot.billed.total)
     finished = record.finished_at if record else None
     # Billed when its task succeeded (the provider's usage, else the plan's figure: Freepik reports none).
     billed_now = record is not None and record.state in ("succeeded", "downloaded") and finished is not None and finished >= run_started
     status = w.status
     reason = w.reason
     if record is not None and status in ("failed", "expired", "ambiguous") and record.message:
-        reason = f"{record.code}: {record.message}" if record.code else record.message
+        reason = _scrub(f"{record.code}: {record.message}" if record.code else record.message, report_dir)
     elif status == "downloaded":
         reason = "made and downloaded"
     elif status == "unfinished" and record is not None:
         reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
-    output = Path(record.output) if record and record.output and status in DONE else None
+    output = record.output if record and record.output and status in DONE else None
     return {
         "key": shot.key,
         "series": shot.series,
         "episode": shot.episode,
         "shot": shot.shot,
         "take": shot.take,
-        "manifest": shot.manifest,
+        "manifest": _manifest(shot.manifest),
         "provider": shot.spec.provider,
         "model": shot.spec.model,
         "status": status,
@@ -114,27 +114,58 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "task_id": record.task_id if record else None,
         "fingerprint": shot.fingerprint,
         "billed_seconds": _num(billed),
-        "billed_exact": actual is not None or shot.billed.exact,
+        "billed_exact": actual is not None or shot.billed.exact or billed == 0,
+        "planned_seconds": _num(shot.billed.total),
         "billed_in_this_run": billed_now,
         "cost": _num(cost(billed, shot.rate)),
-        "output": os.path.relpath(output, report_dir) if output else None,
+        "output": _relative(output, report_dir) if output else None,
         "prompt": read_body(shot.spec, shot.body).prompt,
         "references": [
-            {"name": r.name, "role": r.role, "label": r.label, "source": r.source} for r in shot.references
+            {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "description": r.description}
+            for r in shot.references
         ],
         "timings": _timings(record),
     }
 
 
+def _scrub(text: str, report_dir: Path) -> str:
+    """A message without the machine's folders in it (an OS error may name a file)."""
+    for folder, instead in ((report_dir.resolve(), "."), (Path.cwd(), "."), (Path.home(), "~")):
+        text = text.replace(str(folder) + "/", "" if instead == "." else instead + "/").replace(str(folder), instead)
+    return text
+
+
+# What a shot cost, by what became of it: a failed task bills nothing, a shot not
+# submitted neither; one whose task may exist (ambiguous, unfinished) or existed
+# (expired before its download) counts as planned until the provider says otherwise.
+NOT_BILLED = ("failed", "held", "elsewhere", "unselected")
+
+
+def _billed(status: str, actual: Decimal | None, planned: Decimal) -> Decimal:
+    if actual is not None:
+        return actual
+    return Decimal(0) if status in NOT_BILLED else planned
+
+
+def _manifest(name: str) -> str:
+    """As the user named it (relative to the working folder); outside it, the file name alone."""
+    return Path(name).name if Path(name).is_absolute() else name
+
+
+def _relative(path: str, report_dir: Path) -> str:
+    """Paths in a report are relative to it: it may be published, and must not show the machine's folders."""
+    return os.path.relpath(Path(path).resolve(), report_dir.resolve())
+
+
 def _timings(record: ShotRecord | None) -> dict[str, Any]:
-    if record is None:
-        return {}
     marks = {
-        "submitted": record.submitted_at,
-        "started": record.started_at,
-        "finished": record.finished_at,
-        "downloaded": record.downloaded_at,
+        "submitted": record.submitted_at if record else None,
+        "started": record.started_at if record else None,
+        "finished": record.finished_at if record else None,
+        "downloaded": record.downloaded_at if record else None,
     }
+    if record is None:
+        return {**{name: None for name in marks}, "queue_seconds": None, "generation_seconds": None, "download_seconds": None}
     out: dict[str, Any] = {name: _iso(t) if t else None for name, t in marks.items()}
     out["queue_seconds"] = _span(record.submitted_at, record.started_at)
     out["generation_seconds"] = _span(record.started_at or record.submitted_at, record.finished_at)

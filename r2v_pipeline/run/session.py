@@ -15,6 +15,8 @@ import httpx
 from ..plan.planner import Plan
 from ..providers.http import MissingKey
 from ..report.build import build_report
+from ..report.html import render_html
+from ..report.junit import write_junit
 from ..report.markdown import render_markdown
 from .download import write_json
 from .ledger import Ledger
@@ -33,6 +35,7 @@ class RunRequest:
     attach: str | None = None  # URL of a simulator started with ``r2v sim``
     log_format: str | None = None  # tty | plain | json; None: tty on a terminal
     report_dir: Path | None = None
+    junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
 
 
 def state_dir_of(plan: Plan) -> Path | None:
@@ -84,6 +87,9 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
         ledger.close()
     write_json(report_dir / "report.json", report)
     (report_dir / "report.md").write_text(render_markdown(report))
+    (report_dir / "report.html").write_text(render_html(report, plan.shots, report_dir))
+    if request.junit is not None:
+        write_junit(report, request.junit)
     runner.log.note(_summary(report, report_dir))
     return code
 

@@ -1,0 +1,539 @@
+"""Joining videos end to end into one MP4: packets copied when the inputs share a
+format, re-encoded to a common one when they do not.
+
+Knows nothing of manifests: paths in, one file out, and what was done. Picture
+and sound are decided apart, so one silent input costs an audio re-encode (cheap)
+and never a picture re-encode (slow, lossy). Every input keeps its picture's
+length: input k starts exactly where inputs 1…k-1 end, and sound is cut, padded
+or filled with silence to that grid, so it stays in step with the picture.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Literal, Protocol, Sequence, cast
+
+import av
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.packet import Packet
+from av.video.frame import PictureType, VideoFrame
+from av.video.stream import VideoStream
+
+VIDEO_CODEC, PIXEL_FORMAT = "libx264", "yuv420p"  # what any player plays
+X264_OPTIONS = {"preset": "veryfast", "crf": "18"}  # visually lossless; a re-encode should not show
+AUDIO_CODEC = "aac"
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+Mode = Literal["copy", "re-encode", "none"]
+
+
+class ConcatError(Exception):
+    """An input FFmpeg cannot read, or an output it cannot write; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    rate: Fraction | None  # frames per second
+    extradata: bytes | None  # codec parameters (H.264 SPS/PPS): one set serves a copied track
+
+    def describe(self) -> str:
+        rate = f" {float(self.rate):g} fps" if self.rate else ""
+        return f"{self.codec} {self.width}×{self.height} {self.pix_fmt or '?'}{rate}"
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    codec: str
+    rate: int
+    layout: str
+    channels: int
+    extradata: bytes | None
+
+    def describe(self) -> str:
+        return f"{self.codec} {self.rate} Hz {self.layout}"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One input, from a pass over its packets (nothing decoded). Times in seconds."""
+
+    path: Path
+    label: str  # how messages name it
+    video: VideoFormat
+    start: Fraction  # the first picture's time: the clip's zero
+    seconds: Fraction  # first picture to the end of the last
+    starts_on_keyframe: bool
+    audio: AudioFormat | None = None
+    audio_start: Fraction = Fraction(0)  # from the clip's zero; encoder priming makes it negative
+    audio_end: Fraction = Fraction(0)
+    audio_packet: Fraction = Fraction(0)  # what one packet decodes to
+
+
+@dataclass(frozen=True)
+class Concatenated:
+    path: Path
+    seconds: float  # the sum of the inputs' picture lengths
+    inputs: tuple[float, ...]  # each input's picture length
+    video: Mode  # copy | re-encode
+    audio: Mode  # copy | re-encode | none (no input has sound)
+    reasons: tuple[str, ...]  # why anything was re-encoded
+
+    @property
+    def copied(self) -> bool:
+        return self.video == "copy" and self.audio != "re-encode"
+
+    def describe(self) -> str:
+        """'copied (…)', 're-encoded (…)' or 'video copied, audio re-encoded (…)'."""
+        if self.copied:
+            why = "all share one format" if len(self.inputs) > 1 else "one input"
+            return f"copied ({why}{', no sound' if self.audio == 'none' else ''})"
+        what = "re-encoded" if self.video == "re-encode" and self.audio != "copy" else f"video {_past(self.video)}, audio {_past(self.audio)}"
+        return f"{what} ({'; '.join(self.reasons)})"
+
+
+def _past(mode: Mode) -> str:
+    return {"copy": "copied", "re-encode": "re-encoded", "none": "none"}[mode]
+
+
+def concatenate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], labels: Sequence[str] | None = None) -> Concatenated:
+    """Join ``inputs`` in order into the MP4 ``output``, written beside it first and
+    renamed into place, so a reader never sees half a file; raises ConcatError."""
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise ConcatError("nothing to join")
+    names = list(labels) if labels is not None else [p.name for p in paths]
+    clips = [read_clip(path, name) for path, name in zip(paths, names)]
+    video_reasons = _video_reasons(clips)
+    audio_mode, audio_reasons = _audio_plan(clips)
+    dest = Path(output)
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.part")  # same folder: the rename is atomic
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(os.fspath(partial), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            video, audio = _tracks(out, clips, bool(video_reasons), audio_mode)
+            start = Fraction(0)
+            for clip in clips:
+                _join(clip, start, video, audio)
+                start += clip.seconds
+            video.finish()
+            if audio is not None:
+                audio.finish()
+        os.replace(partial, dest)
+    except (av.FFmpegError, OSError) as error:
+        raise ConcatError(f"writing {dest}: {error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return Concatenated(
+        path=dest,
+        seconds=float(sum(c.seconds for c in clips)),
+        inputs=tuple(float(c.seconds) for c in clips),
+        video="re-encode" if video_reasons else "copy",
+        audio=audio_mode,
+        reasons=tuple(video_reasons + audio_reasons),
+    )
+
+
+# --- what the inputs are ------------------------------------------------------
+
+
+def read_clip(path: Path, label: str | None = None) -> Clip:
+    """Formats and lengths of an input, from its packets; raises ConcatError."""
+    label = label or path.name
+    try:
+        with av.open(os.fspath(path)) as source:
+            return _read_clip(source, path, label)
+    except (av.FFmpegError, OSError) as error:
+        raise ConcatError(f"{label}: cannot read {path}: {error}") from None
+
+
+def _read_clip(source: InputContainer, path: Path, label: str) -> Clip:
+    if not source.streams.video:
+        raise ConcatError(f"{label}: {path} has no picture")
+    v = source.streams.video[0]
+    a = source.streams.audio[0] if source.streams.audio else None
+    rate = v.guessed_rate or v.average_rate
+    video = VideoFormat(v.codec_context.name, v.codec_context.width, v.codec_context.height, v.codec_context.pix_fmt, Fraction(rate) if rate else None, v.codec_context.extradata)
+    frame = Fraction(1) / video.rate if video.rate else Fraction(1, 30)
+    v_span = _Span()
+    a_span = _Span()
+    audio_packet = Fraction(0)
+    keyframe: bool | None = None
+    for packet in source.demux(*([v] + ([a] if a is not None else []))):
+        if packet.pts is None or packet.size == 0:
+            continue
+        tb = Fraction(packet.time_base)
+        if packet.stream.index == v.index:
+            if keyframe is None:
+                keyframe = packet.is_keyframe
+            v_span.add(packet.pts * tb, packet.duration * tb if packet.duration else frame)
+        elif a is not None:
+            length = _audio_length(packet, a)
+            audio_packet = max(audio_packet, length)
+            a_span.add(packet.pts * tb, Fraction(packet.duration) * tb if packet.duration else length)
+    if v_span.start is None:
+        raise ConcatError(f"{label}: {path} holds no pictures")
+    audio = None
+    if a is not None and a_span.start is not None:
+        cc = a.codec_context
+        audio = AudioFormat(cc.name, cc.sample_rate, cc.layout.name, cc.layout.nb_channels, cc.extradata)
+    return Clip(
+        path=path,
+        label=label,
+        video=video,
+        start=v_span.start,
+        seconds=v_span.end - v_span.start,
+        starts_on_keyframe=bool(keyframe),
+        audio=audio,
+        audio_start=(a_span.start - v_span.start) if a_span.start is not None else Fraction(0),
+        audio_end=(a_span.end - v_span.start) if a_span.start is not None else Fraction(0),
+        audio_packet=audio_packet,
+    )
+
+
+@dataclass
+class _Span:
+    start: Fraction | None = None
+    end: Fraction = Fraction(0)
+
+    def add(self, at: Fraction, length: Fraction) -> None:
+        self.start = at if self.start is None else min(self.start, at)
+        self.end = max(self.end, at + length)
+
+
+def _audio_length(packet: Packet, stream: AudioStream) -> Fraction:
+    """What a packet decodes to: a whole codec frame (AAC: 1024 samples), though the
+    container may mark the last one shorter (the edit list's trim)."""
+    frame_size = stream.codec_context.frame_size
+    samples = max(frame_size, round(packet.duration * packet.time_base * stream.codec_context.sample_rate)) if packet.duration else frame_size
+    return Fraction(samples, stream.codec_context.sample_rate)
+
+
+def _video_reasons(clips: Sequence[Clip]) -> list[str]:
+    """Why the pictures cannot be copied; none when they can."""
+    first = clips[0]
+    reasons = []
+    for clip in clips[1:]:
+        if clip.video == first.video:
+            continue
+        if (clip.video.codec, clip.video.width, clip.video.height, clip.video.pix_fmt, clip.video.rate) != (
+            first.video.codec, first.video.width, first.video.height, first.video.pix_fmt, first.video.rate
+        ):  # fmt: skip
+            reasons.append(f"{clip.label} is {clip.video.describe()}, {first.label} {first.video.describe()}")
+        else:  # one parameter set describes a copied track: different encoder settings cannot share it
+            reasons.append(f"{clip.label} was encoded with other {clip.video.codec} parameters than {first.label}")
+    reasons += [f"{c.label} does not start on a key frame" for c in clips if not c.starts_on_keyframe]
+    return reasons
+
+
+def _audio_plan(clips: Sequence[Clip]) -> tuple[Mode, list[str]]:
+    sounding = [c for c in clips if c.audio is not None]
+    if not sounding:
+        return "none", []
+    first = sounding[0]
+    assert first.audio is not None
+    reasons = [f"{c.label} has no sound, so silence fills its span" for c in clips if c.audio is None]
+    for clip in sounding[1:]:
+        if clip.audio == first.audio:
+            continue
+        assert clip.audio is not None
+        if clip.audio.describe() != first.audio.describe():
+            reasons.append(f"{clip.label}'s sound is {clip.audio.describe()}, {first.label}'s {first.audio.describe()}")
+        else:
+            reasons.append(f"{clip.label}'s sound was encoded with other {clip.audio.codec} parameters than {first.label}'s")
+    for clip in sounding:  # copied packets are laid end to end: each input's sound must span its picture
+        if clip.audio_start > clip.audio_packet:
+            reasons.append(f"{clip.label}'s sound starts {float(clip.audio_start):.1f} s after its picture")
+        elif clip.audio_start < -3 * clip.audio_packet:  # more than an encoder's priming (AAC: 1 to 2 packets)
+            reasons.append(f"{clip.label}'s sound starts {float(-clip.audio_start):.1f} s before its picture")
+        elif clip.audio_end < clip.seconds - clip.audio_packet:
+            reasons.append(f"{clip.label}'s sound stops {float(clip.seconds - clip.audio_end):.1f} s before its picture")
+    return ("re-encode" if reasons else "copy"), reasons
+
+
+# --- writing ------------------------------------------------------------------
+
+
+class _Track(Protocol):
+    def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None: ...
+    def packet(self, packet: Packet) -> None: ...
+    def close_clip(self) -> None: ...
+    def finish(self) -> None: ...
+
+
+def _tracks(out: OutputContainer, clips: Sequence[Clip], encode_video: bool, audio_mode: Mode) -> tuple[_Track, _Track | None]:
+    """The output's tracks, picture first (players expect it)."""
+    with av.open(os.fspath(clips[0].path)) as first:
+        video: _Track = _VideoEncoder(out, clips[0].video) if encode_video else _Copier(out, first.streams.video[0])
+        if audio_mode == "none":
+            return video, None
+        if audio_mode == "copy":
+            return video, _Copier(out, first.streams.audio[0])
+    formats = [c.audio for c in clips if c.audio is not None]
+    widest = max(formats, key=lambda f: f.channels)  # mono beside stereo: keep the stereo
+    rate = formats[0].rate if formats[0].rate in AAC_RATES else 48000
+    return video, _AudioEncoder(out, rate, widest.layout)
+
+
+def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> None:
+    """Feed one input's packets to the tracks; ``start`` is where it begins in the output."""
+    try:
+        with av.open(os.fspath(clip.path)) as source:
+            video.open_clip(clip, start, source)
+            streams: list[VideoStream | AudioStream] = [source.streams.video[0]]
+            if audio is not None:
+                audio.open_clip(clip, start, source)
+                streams += source.streams.audio[:1]
+            for packet in source.demux(*streams):
+                if packet.stream.type == "video":
+                    video.packet(packet)
+                elif audio is not None:
+                    audio.packet(packet)
+            video.close_clip()
+            if audio is not None:
+                audio.close_clip()
+    except av.FFmpegError as error:
+        raise ConcatError(f"{clip.label}: {clip.path}: {error}") from None
+
+
+def _mux(out: OutputContainer, packets: Iterable[Packet]) -> None:
+    for packet in packets:
+        out.mux(packet)
+
+
+class _Copier:
+    """Packets copied as they are, re-timed so each input starts where the last ended.
+
+    Pictures keep their own times. Sound packets are laid end to end (one gapless
+    track, what players expect) and each input's last ones are dropped or kept so
+    that its sound ends as near as can be to where its picture ends: within half a
+    packet (AAC at 48 kHz: 11 ms), so sound never drifts from picture however many
+    inputs there are. An input's encoder priming (AAC: 21 ms of silence) stays,
+    which is what a copy costs against a re-encode.
+    """
+
+    def __init__(self, out: OutputContainer, template: VideoStream | AudioStream):
+        self.out = out
+        self.kind = template.type
+        self.stream = out.add_stream_from_template(template)
+        self.time_base = Fraction(template.time_base or Fraction(1, 90000))
+        self.last_dts: int | None = None
+        self.cursor: Fraction | None = None  # sound: where the next packet goes
+        self.shift = self.end = Fraction(0)
+        self.done = False
+        self.source: AudioStream | None = None
+
+    def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
+        self.shift, self.end, self.done = start - clip.start, start + clip.seconds, False
+        self.source = source.streams.audio[0] if self.kind == "audio" else None
+
+    def packet(self, packet: Packet) -> None:
+        if packet.pts is None or packet.size == 0 or self.done:
+            return
+        tb = Fraction(packet.time_base)
+        pts = packet.pts * tb + self.shift
+        dts = packet.dts * tb + self.shift if packet.dts is not None else pts
+        duration = (packet.duration or 0) * tb
+        if self.source is not None:
+            length = _audio_length(packet, self.source)
+            if self.cursor is None:
+                self.cursor = pts  # the first input's priming stays before zero: the MP4's edit list hides it
+            if self.cursor + length / 2 > self.end:
+                self.done = True  # the rest of this input's sound lies past its picture
+                return
+            pts = dts = self.cursor
+            duration = length
+            self.cursor += length
+        out_pts, out_dts = round(pts / self.time_base), round(dts / self.time_base)
+        if self.last_dts is not None and out_dts <= self.last_dts:  # the muxer takes strictly rising dts only
+            out_dts = self.last_dts + 1
+            out_pts = max(out_pts, out_dts)
+        self.last_dts = out_dts
+        packet.stream = self.stream
+        packet.time_base = self.time_base
+        packet.pts, packet.dts, packet.duration = out_pts, out_dts, round(duration / self.time_base)
+        self.out.mux(packet)
+
+    def close_clip(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class _VideoEncoder:
+    """Pictures decoded, fitted into the first input's frame (scaled, letterboxed
+    when the shape differs) and encoded as H.264 at the first input's frame rate:
+    frame slots come from one grid over the whole output, each filled by the
+    picture showing at that moment, so lengths add up without drift."""
+
+    def __init__(self, out: OutputContainer, first: VideoFormat):
+        self.out = out
+        self.width, self.height = first.width - first.width % 2, first.height - first.height % 2  # yuv420p wants even sides
+        self.rate = first.rate or Fraction(30)
+        self.stream = cast(VideoStream, out.add_stream(VIDEO_CODEC, rate=self.rate, options=dict(X264_OPTIONS)))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, PIXEL_FORMAT
+        self.time_base = 1 / self.rate
+        self.index = 0  # the next frame slot
+        self.end_slot = 0
+        self.start = self.clip_start = Fraction(0)
+        self.graph: av.filter.Graph | None = None
+        self.held: VideoFrame | None = None
+
+    def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
+        stream = source.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        self.start, self.clip_start, self.held = start, clip.start, None
+        self.end_slot = round((start + clip.seconds) * self.rate)
+        self.graph = _fit_graph(stream, self.width, self.height)
+
+    def packet(self, packet: Packet) -> None:
+        for frame in packet.decode():
+            if isinstance(frame, VideoFrame):
+                self._frame(frame)
+
+    def _frame(self, frame: VideoFrame) -> None:
+        assert self.graph is not None
+        at = frame.pts * Fraction(frame.time_base) - self.clip_start if frame.pts is not None and frame.time_base else None
+        self.graph.vpush(frame)
+        fitted = self.graph.vpull()
+        if at is None:  # no time: take the pictures as they come
+            at = (self.index - self.start * self.rate + 1) / self.rate
+        if self.held is None:
+            self.held = fitted
+        # Slots before this picture's moment (to the nearest slot) show the one held.
+        while self.index < self.end_slot and Fraction(self.index) / self.rate - self.start < at - self.time_base / 2:
+            self._emit(self.held)
+        self.held = fitted
+
+    def close_clip(self) -> None:
+        if self.held is None:
+            raise av.InvalidDataError(0, "no picture could be decoded")
+        while self.index < self.end_slot:
+            self._emit(self.held)
+
+    def _emit(self, frame: VideoFrame) -> None:
+        frame.pts, frame.time_base = self.index, self.time_base
+        frame.pict_type = PictureType.NONE  # the source's frame types must not steer the encoder
+        _mux(self.out, self.stream.encode(frame))
+        self.index += 1
+
+    def finish(self) -> None:
+        _mux(self.out, self.stream.encode(None))
+
+
+def _fit_graph(stream: VideoStream, width: int, height: int) -> av.filter.Graph:
+    """scale to fit, pad to the frame (centred, black), square pixels, yuv420p."""
+    graph = av.filter.Graph()
+    graph.link_nodes(
+        graph.add_buffer(template=stream),
+        graph.add("scale", f"{width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2"),
+        graph.add("pad", f"{width}:{height}:(ow-iw)/2:(oh-ih)/2:black"),
+        graph.add("setsar", "1"),
+        graph.add("format", PIXEL_FORMAT),
+        graph.add("buffersink"),
+    ).configure()
+    return graph
+
+
+class _AudioEncoder:
+    """Sound decoded, converted to one format and encoded as one AAC track: each
+    input fills exactly its picture's span on a sample grid over the whole output,
+    its own sound cut or padded to fit, silence where it has none."""
+
+    def __init__(self, out: OutputContainer, rate: int, layout: str):
+        self.out = out
+        self.rate, self.layout = rate, layout
+        self.stream = cast(AudioStream, out.add_stream(AUDIO_CODEC, rate=rate))
+        self.stream.layout = layout
+        self.format = self.stream.codec_context.format.name  # what the encoder takes (fltp)
+        self.queue = av.AudioFifo()  # samples waiting for a whole encoder frame
+        self.staged = av.AudioFifo()  # this input's sound, before it is cut to its span
+        self.written = 0  # samples queued so far: the grid position
+        self.encoded = 0
+        self.end = 0  # this input's last sample (exclusive) on the grid
+        self.skip = 0  # samples of this input's sound before its picture starts
+        self.started = False
+        self.clip_start = Fraction(0)
+        self.resampler: av.AudioResampler | None = None
+
+    def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
+        self.end = round((start + clip.seconds) * self.rate)
+        self.clip_start, self.started, self.skip = clip.start, False, 0
+        self.staged = av.AudioFifo()
+        self.resampler = av.AudioResampler(format=self.format, layout=self.layout, rate=self.rate)
+
+    def packet(self, packet: Packet) -> None:
+        for frame in packet.decode():
+            if isinstance(frame, av.AudioFrame):
+                self._frame(frame)
+
+    def _frame(self, frame: av.AudioFrame) -> None:
+        assert self.resampler is not None
+        if not self.started:  # line the sound up with the picture
+            self.started = True
+            if frame.pts is not None and frame.time_base:
+                lead = round((frame.pts * Fraction(frame.time_base) - self.clip_start) * self.rate)
+                if lead > 0:
+                    self._silence(lead)
+                else:
+                    self.skip = -lead
+        for converted in self.resampler.resample(frame):
+            self._stage(converted)
+
+    def _stage(self, frame: av.AudioFrame) -> None:
+        frame.pts = None  # the FIFO checks continuity of timed frames; the grid times them instead
+        self.staged.write(frame)
+        if self.skip:
+            dropped = self.staged.read(min(self.skip, self.staged.samples))
+            self.skip -= dropped.samples if dropped is not None else 0
+        room = self.end - self.written
+        if self.staged.samples and room > 0:
+            taken = self.staged.read(min(room, self.staged.samples))
+            if taken is not None:
+                self._queue(taken)
+        if self.written >= self.end:
+            self.staged.read()  # past the picture's end: not needed
+
+    def close_clip(self) -> None:
+        assert self.resampler is not None
+        for converted in self.resampler.resample(None):
+            self._stage(converted)
+        self._silence(self.end - self.written)
+
+    def _silence(self, samples: int) -> None:
+        samples = min(samples, self.end - self.written)
+        if samples <= 0:
+            return
+        frame = av.AudioFrame(format=self.format, layout=self.layout, samples=samples)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate = self.rate
+        self._queue(frame)
+
+    def _queue(self, frame: av.AudioFrame) -> None:
+        frame.pts = None  # frames read from a FIFO carry its times; the grid is what counts
+        self.queue.write(frame)
+        self.written += frame.samples
+        size = self.stream.codec_context.frame_size or 1024
+        while self.queue.samples >= size:
+            self._encode(self.queue.read(size))
+
+    def _encode(self, frame: av.AudioFrame | None) -> None:
+        if frame is None:
+            return
+        frame.pts, frame.time_base = self.encoded, Fraction(1, self.rate)
+        self.encoded += frame.samples
+        _mux(self.out, self.stream.encode(frame))
+
+    def finish(self) -> None:
+        if self.queue.samples:
+            self._encode(self.queue.read())
+        _mux(self.out, self.stream.encode(None))
