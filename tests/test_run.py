@@ -194,6 +194,53 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path]) -> str:
     return task_id
 
 
+def test_a_late_task_is_found_though_another_showed_up_first(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path]
+) -> None:
+    """A killed run's submit is still being handled when the next run looks; the list
+    shows another shot's task first. The run must keep looking until the settle
+    time has passed, find the late task and adopt it, never submit again."""
+    import threading
+
+    import anyio
+
+    from r2v_pipeline.run.targets import attached_simulation, build_providers
+
+    media("m/a.png", "png")
+    ep = write("ep.yaml", "cast: {a: {image: m/a.png}}\nshots:\n  - {id: mine, prompt: '{{ a }} mine'}\n  - {id: other, prompt: '{{ a }} other'}\n")
+    sim = fast_sim(start_sim)
+    plan = plan_of([ep], tmp_path)
+    ledger = Ledger.open(tmp_path / "state")
+    providers, _ = build_providers(plan.shots, ledger, attached_simulation(sim.base_url))
+    mine, other = plan.shots
+    provider = providers[(mine.target.provider, mine.target.base_url)]
+
+    def submit_body(shot: Any) -> None:
+        async def go() -> None:
+            from r2v_pipeline.providers.dashscope import DashScope
+
+            client = DashScope(sim.dashscope_url, "sim-key", time=provider.time)
+            await client.submit(await client.prepare(shot))
+            await client.aclose()
+
+        anyio.run(go)
+
+    ledger.enter(mine.fingerprint, mine.key, "dashscope", mine.spec.model, provider.account, str(mine.output.resolve()))
+    assert ledger.start_submit(mine.fingerprint, provider.account, 5)  # then the run died
+    ledger.close()
+    submit_body(other)  # a task nobody recorded (the other shot's, say)
+    late = threading.Timer(1.0, submit_body, args=(mine,))  # the dead run's request, handled late
+    late.start()
+    try:
+        code, report, log = run([ep], tmp_path, sim, RunOptions(poll=FAST.poll, settle=2.0, selection=Selection(only=("mine",))))
+    finally:
+        late.join()
+    assert code == 0, log
+    assert "reconciled task=" in log
+    assert billed_tasks_per_content(sim)[sim.ledger.tasks()[1].fingerprint] == 1
+    assert len(sim.ledger.tasks()) == 2  # the other shot's and the late one: nothing submitted again
+
+
 def test_a_paid_task_of_an_edited_shot_is_fetched_aside(tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path]) -> None:
     media("m/a.png", "png")
     sim = fast_sim(start_sim)

@@ -367,28 +367,43 @@ class Runner:
             known = self.ledger.known_tasks(provider.account) | self.claimed
             return [task_id for task_id in ids if task_id not in known]
 
+        prompt = read_body(shot.spec, shot.body).prompt
+        watched: set[str] = set()
         # Let a task the submit made reach the provider's list before asking.
         await anyio.sleep(min(5.0, self.options.poll.interval) * scale)
-        found = await strangers()
-        if found is None:
-            message = f"the submit may have reached {provider.name}, whose task list cannot tell; check its console before forcing a new submit"
-            self.ledger.ambiguous(shot.fingerprint, message)
-            self.log.event(shot.key, "ambiguous", message=message)
-            return None
-        if not found and time.time() < started + self.options.settle:
-            # Nothing yet: believe it only once the request cannot still be in the works.
-            await anyio.sleep(started + self.options.settle - time.time())
-            found = await strangers() or []
-        prompt = read_body(shot.spec, shot.body).prompt
+        while True:
+            asked_at = time.time()
+            found = await strangers()
+            if found is None:
+                message = f"the submit may have reached {provider.name}, whose task list cannot tell; check its console before forcing a new submit"
+                self.ledger.ambiguous(shot.fingerprint, message)
+                self.log.event(shot.key, "ambiguous", message=message)
+                return None
+            fresh = [task_id for task_id in found if task_id not in watched]
+            watched.update(fresh)
+            if await self._adopt_one(shot, provider, account, fresh, prompt):
+                return True
+            # No task is ours yet. Believe that only once the list was read after the
+            # request could no longer be in the works (a server may finish a request
+            # whose client is gone); until then look again.
+            if asked_at >= started + self.options.settle:
+                break
+            await anyio.sleep(max(0.0, started + self.options.settle - time.time()))
+        self.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
+        self.log.event(shot.key, "reconciled", message="no task was made; submitting again")
+        return False
+
+    async def _adopt_one(self, shot: PlannedShot, provider: Provider, account: _Account, candidates: list[str], prompt: Any) -> bool:
+        """Watch candidate tasks to their end; adopt the first that is the shot's."""
         ended: dict[str, TaskStatus] = {}
 
         async def watch(task_id: str) -> None:
             ended[task_id] = await self._follow(Job.of(shot), provider, account, task_id, None)
 
         async with anyio.create_task_group() as group:
-            for task_id in found:
+            for task_id in candidates:
                 group.start_soon(watch, task_id)
-        for task_id in found:
+        for task_id in candidates:
             status = ended[task_id]
             # Only a succeeded task is billed, and it reports its prompt: a failed or
             # unknown stranger costs nothing, whoever made it. A task some shot recorded
@@ -399,8 +414,6 @@ class Runner:
                 self.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model)
                 self.log.event(shot.key, "reconciled", task=task_id)
                 return True
-        self.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
-        self.log.event(shot.key, "reconciled", message="no task was made; submitting again")
         return False
 
     # --- polling -----------------------------------------------------------------
