@@ -168,6 +168,27 @@ def run_sdk(url: str, shots: int, key: str) -> dict[str, float]:
     return figures(url, key, kinds, task_times(url, key, task_ids), cpu)
 
 
+# The SDK's wait between queries, in wall seconds: 1, 1, 2, 2, 2, 4, 4, 4, then 5 on.
+SDK_GAPS = (1, 1, 2, 2, 2, 4, 4, 4)
+
+
+def sdk_queries_unscaled(generation: str) -> float:
+    """Queries the SDK's schedule makes for tasks of these generation times at time
+    scale 1 (averaged over a uniform spread), computed from its gaps, not measured."""
+    lo, hi = (float(x) for x in generation.split(":"))
+    lengths = [lo + (hi - lo) * i / 100 for i in range(101)] if hi > lo else [lo]
+
+    def queries(seconds: float) -> int:
+        t, n = 0.0, 0
+        while True:
+            t += SDK_GAPS[n] if n < len(SDK_GAPS) else 5
+            n += 1
+            if t >= seconds:
+                return n
+
+    return sum(map(queries, lengths)) / len(lengths)
+
+
 def _kinds(ledger: dict, account: str) -> dict[str, int]:
     kinds: dict[str, int] = {}
     for request in ledger["requests"]:
@@ -204,6 +225,10 @@ def main() -> None:
                 started = time.monotonic()
                 show("SDK call, 5 threads", run_sdk(url, args.shots, "sdk-bench-key"))
                 print(f"{'':<22} wall {time.monotonic() - started:.1f} s")
+                print(
+                    f"{'':<22} at time scale 1 its schedule would make {sdk_queries_unscaled(args.generation):.1f} queries/task "
+                    "(computed from its poll gaps; r2v's schedule is in provider seconds, so its count above holds unscaled)"
+                )
     finally:
         process.terminate()
         process.wait(timeout=10)

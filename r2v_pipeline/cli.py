@@ -17,7 +17,7 @@ from .catalog.dashscope import REGIONS
 from .diagnostics import Diagnostics
 from .plan.output import plan_json, plan_table
 from .plan.planner import Plan, PlanOptions, make_plan
-from .run.actions import Selection, decide
+from .run.actions import Selection, decide_all
 from .run.ledger import Ledger
 from .run.runner import RunOptions
 from .run.session import RunRequest, execute, state_dir_of
@@ -187,8 +187,8 @@ def _apply_ledger(plan: Plan, selection: Selection) -> None:
         return
     ledger = Ledger.peek(folder) if folder else None
     records = ledger.records() if ledger else {}
-    for shot in plan.shots:
-        shot.action, shot.reason = decide(shot, records.get(shot.fingerprint), ledger, selection, time.time())
+    for shot, (action, reason, _) in zip(plan.shots, decide_all(plan.shots, records, ledger, selection, time.time())):
+        shot.action, shot.reason = action, reason
     if ledger:
         ledger.close()
 

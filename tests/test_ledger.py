@@ -10,7 +10,7 @@ from r2v_pipeline.run.ledger import Ledger
 
 
 def enter(ledger: Ledger, fp: str, account: str = "acct") -> None:
-    assert ledger.enter(fp, f"s/e/{fp}", "dashscope", "wan2.7-r2v", account, f"/out/{fp}.mp4") is not None
+    assert ledger.enter(fp, f"s/e/{fp}", "dashscope", "wan2.7-r2v", account, "https://api.test/v1", f"/out/{fp}.mp4") is not None
 
 
 def test_states_and_events(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_slots_are_counted_across_live_runs_only(tmp_path: Path) -> None:
 def test_a_shot_held_by_a_live_run_cannot_be_claimed(tmp_path: Path) -> None:
     first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
     enter(first, "a")
-    assert second.enter("a", "s/e/a", "dashscope", "wan2.7-r2v", "acct", "/out/a.mp4") is None
+    assert second.enter("a", "s/e/a", "dashscope", "wan2.7-r2v", "acct", "https://api.test/v1", "/out/a.mp4") is None
     assert second.adopt("a") is None
     first.close()
     assert second.adopt("a") is not None
@@ -57,7 +57,7 @@ def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path) -> None:
     script = (
         "import sys, os, signal; sys.path.insert(0, {root!r});"
         "from pathlib import Path; from r2v_pipeline.run.ledger import Ledger;"
-        "l = Ledger.open(Path({state!r})); l.enter('a', 'k', 'dashscope', 'm', 'acct', 'o'); l.start_submit('a', 'acct', 5);"
+        "l = Ledger.open(Path({state!r})); l.enter('a', 'k', 'dashscope', 'm', 'acct', 'e', 'o'); l.start_submit('a', 'acct', 5);"
         "os.kill(os.getpid(), signal.SIGKILL)"
     ).format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path))
     process = subprocess.run([sys.executable, "-c", script])

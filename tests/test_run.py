@@ -186,7 +186,7 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path]) -> str:
         await provider.aclose()
         return outcome.task_id  # type: ignore[union-attr]
 
-    ledger.enter(shot.fingerprint, shot.key, "dashscope", shot.spec.model, provider.account, str(shot.output.resolve()))
+    ledger.enter(shot.fingerprint, shot.key, "dashscope", shot.spec.model, provider.account, shot.target.base_url, str(shot.output.resolve()))
     assert ledger.start_submit(shot.fingerprint, provider.account, 5)
     task_id = anyio.run(submit)
     ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model)
@@ -225,7 +225,7 @@ def test_a_late_task_is_found_though_another_showed_up_first(
 
         anyio.run(go)
 
-    ledger.enter(mine.fingerprint, mine.key, "dashscope", mine.spec.model, provider.account, str(mine.output.resolve()))
+    ledger.enter(mine.fingerprint, mine.key, "dashscope", mine.spec.model, provider.account, mine.target.base_url, str(mine.output.resolve()))
     assert ledger.start_submit(mine.fingerprint, provider.account, 5)  # then the run died
     ledger.close()
     submit_body(other)  # a task nobody recorded (the other shot's, say)

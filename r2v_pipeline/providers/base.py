@@ -74,6 +74,12 @@ class Transient(Exception):
         self.throttled = throttled
 
 
+class Unsendable(Exception):
+    """The request cannot be sent as planned (a local file changed since the plan)."""
+
+    code = "FileChanged"
+
+
 class ProviderError(Exception):
     """A query the provider refuses for good (a bad key, no permission)."""
 
@@ -131,10 +137,24 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def classify_transport_error(error: httpx.TransportError) -> Unsent | Unknown:
+def classify_transport_error(error: httpx.HTTPError) -> Unsent | Unknown:
     """Whether a failed request provably never reached the server."""
     if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)):
         return Unsent(f"{type(error).__name__}: {error}")
     # Timeouts and drops after the request went out (read/write errors, the server
-    # closing without an answer) may have created a task.
+    # closing without an answer, an answer that cannot be read) may have created a task.
     return Unknown(f"{type(error).__name__}: {error}")
+
+
+def busy_or_unknown(status: int, code: str | None, message: str, after: float | None) -> Busy | Unknown:
+    """A 429 or 5xx answer. Said by the provider itself (its error body has a code),
+    it means no task was made; a bare 502/504 from a gateway on the way says nothing
+    about whether the provider got the request."""
+    if status == 429 or code:
+        return Busy(code or f"HTTP{status}", message, after)
+    return Unknown(f"HTTP {status} from something on the way, not the provider: {message}")
+
+
+def redact(text: str, secret: str) -> str:
+    """Provider and proxy messages are stored and shown: never with the key in them."""
+    return text.replace(secret, "***") if secret else text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -11,10 +12,10 @@ from typing import Any, Protocol
 import httpx
 
 from ..catalog.dashscope import SUBMIT_PATH
+from ..media.probe import file_sha256
 from ..plan.media import LocalFile
 from ..plan.planner import PlannedShot
 from .base import (
-    Busy,
     Prepared,
     ProviderError,
     ProviderTime,
@@ -24,7 +25,10 @@ from .base import (
     TaskStatus,
     Transient,
     Unknown,
+    Unsendable,
+    busy_or_unknown,
     classify_transport_error,
+    redact,
     retry_after,
 )
 from .http import account_id, json_or_none, new_client
@@ -33,6 +37,7 @@ BEIJING = timezone(timedelta(hours=8))  # DashScope writes its times in Beijing 
 LIST_PAGE = 100
 UPLOAD_MARGIN = 6 * 3600.0  # reuse an upload only while it has this long to live
 UPLOAD_LIFE = 48 * 3600.0
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "webp": ".webp", "mp4": ".mp4", "mov": ".mov", "wav": ".wav", "mp3": ".mp3"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "bmp": "image/bmp", "webp": "image/webp", "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
 _STATES = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "UNKNOWN": "unknown"}
@@ -61,6 +66,7 @@ class DashScope:
         self.account = account_id(self.name, self.base_url, key)
         self.time = time
         self._uploads = uploads
+        self._key = key
         # Sent with API calls only: the upload host is not DashScope and gets no key.
         self._auth = {"Authorization": f"Bearer {key}"}
         if workspace:
@@ -83,6 +89,7 @@ class DashScope:
             if transport == "inline":
                 urls[url] = _data_uri(file)
             elif transport == "upload":
+                _unchanged(file)
                 urls[url] = await self._upload(file, shot.spec.model)
         body = _replace(body, urls)
         headers = {"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {}
@@ -92,25 +99,28 @@ class DashScope:
         headers = {**self._auth, "X-DashScope-Async": "enable", **request.headers}
         try:
             response = await self._http.post(self.base_url + SUBMIT_PATH, json=request.body, headers=headers)
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
             return classify_transport_error(error)
         data = json_or_none(response)
         if response.status_code == 200:
             task_id = (data.get("output") or {}).get("task_id") if isinstance(data, dict) else None
             if isinstance(task_id, str) and task_id:
                 return Submitted(task_id)
-            return Unknown(f"HTTP 200 without a task id: {response.text[:200]}")
-        code, message = _error(data, response)
+            return Unknown(self._clean(f"HTTP 200 without a task id: {response.text[:200]}"))
+        code, message = self._error(data, response)
         if response.status_code == 429 or response.status_code >= 500:
             if code == "Throttling.AllocationQuota":  # the quota is spent: no retry helps within a run
                 return Refused(code, message, response.status_code)
-            return Busy(code, message, retry_after(response))
+            said = code if isinstance(data, dict) and data.get("code") else None
+            return busy_or_unknown(response.status_code, said, message, retry_after(response))
         return Refused(code, message, response.status_code)
 
     async def status(self, task_id: str) -> TaskStatus:
         data = await self._get(f"/tasks/{task_id}")
-        output = data.get("output") or {}
-        state = _STATES.get(str(output.get("task_status")), "unknown")
+        output = data.get("output")
+        state = _STATES.get(str(output.get("task_status"))) if isinstance(output, dict) else None
+        if state is None or not isinstance(output, dict):  # only an explicit UNKNOWN means the task is gone
+            raise Transient(self._clean(f"an answer without a known task status: {str(data)[:200]}"))
         return TaskStatus(
             state=state,  # type: ignore[arg-type]
             video_url=output.get("video_url"),
@@ -149,7 +159,11 @@ class DashScope:
             if cached:
                 return cached
         policy = (await self._get("/uploads", {"action": "getPolicy", "model": model})).get("data") or {}
-        key = f"{policy['upload_dir']}/{sha[:16]}{file.path.suffix.lower()}"
+        missing = [f for f in ("upload_dir", "upload_host", "oss_access_key_id", "signature", "policy") if not policy.get(f)]
+        if missing:
+            raise Transient(f"the upload policy lacks {', '.join(missing)}")
+        # Named by content and real format: a provider may judge a file's kind by its name.
+        key = f"{policy['upload_dir']}/{sha[:16]}{EXTENSIONS.get(file.info.format, '')}"
         form = {
             "OSSAccessKeyId": policy["oss_access_key_id"],
             "Signature": policy["signature"],
@@ -163,12 +177,12 @@ class DashScope:
         try:
             with open(file.path, "rb") as f:
                 response = await self._http.post(policy["upload_host"], data=form, files={"file": (file.path.name, f)})
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
             raise Transient(f"upload of {file.shown}: {type(error).__name__}: {error}") from None
         if response.status_code != 200:
             if response.status_code == 429 or response.status_code >= 500:
                 raise Transient(f"upload of {file.shown}: HTTP {response.status_code}")
-            raise ProviderError("UploadFailed", f"upload of {file.shown}: HTTP {response.status_code} {response.text[:200]}")
+            raise ProviderError("UploadFailed", self._clean(f"upload of {file.shown}: HTTP {response.status_code} {response.text[:200]}"))
         url = f"oss://{key}"
         if self._uploads is not None:
             self._uploads.remember_upload(sha, self.account, model, url, self.time.now() + UPLOAD_LIFE)
@@ -177,26 +191,37 @@ class DashScope:
     async def _get(self, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             response = await self._http.get(self.base_url + path, params=query, headers=self._auth)
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
             raise Transient(f"{type(error).__name__}: {error}") from None
         data = json_or_none(response)
         if response.status_code == 200 and isinstance(data, dict):
             return data
-        code, message = _error(data, response)
+        code, message = self._error(data, response)
         if response.status_code == 429 or response.status_code >= 500 or response.status_code == 200:
             raise Transient(f"{code}: {message}", retry_after(response), throttled=response.status_code == 429)
         raise ProviderError(code, message)
 
+    def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
+        if isinstance(data, dict) and data.get("code"):
+            return str(data["code"]), self._clean(str(data.get("message", "")))
+        return f"HTTP{response.status_code}", self._clean(response.text[:200])
 
-def _error(data: Any, response: httpx.Response) -> tuple[str, str]:
-    if isinstance(data, dict) and data.get("code"):
-        return str(data["code"]), str(data.get("message", ""))
-    return f"HTTP{response.status_code}", response.text[:200]
+    def _clean(self, text: str) -> str:
+        return redact(text, self._key)
+
+
+def _unchanged(file: LocalFile) -> None:
+    """The file is still the one planned (its content decides the fingerprint)."""
+    if file_sha256(file.path) != file.info.sha256:
+        raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
 
 
 def _data_uri(file: LocalFile) -> str:
+    data = file.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != file.info.sha256:
+        raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
     mime = MIME.get(file.info.format, "application/octet-stream")
-    return f"data:{mime};base64,{base64.b64encode(file.path.read_bytes()).decode()}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def _replace(node: Any, urls: dict[str, str]) -> Any:

@@ -9,7 +9,6 @@ import httpx
 from ..catalog.freepik import ENDPOINT
 from ..plan.planner import PlannedShot
 from .base import (
-    Busy,
     Prepared,
     ProviderError,
     ProviderTime,
@@ -19,7 +18,9 @@ from .base import (
     TaskStatus,
     Transient,
     Unknown,
+    busy_or_unknown,
     classify_transport_error,
+    redact,
     retry_after,
 )
 from .http import account_id, json_or_none, new_client
@@ -34,6 +35,7 @@ class Freepik:
         self.base_url = base_url.rstrip("/")
         self.account = account_id(self.name, self.base_url, key)
         self.time = time
+        self._key = key
         self._auth = {"x-freepik-api-key": key}
         self._http = client or new_client()
 
@@ -50,35 +52,39 @@ class Freepik:
     async def submit(self, request: Prepared) -> SubmitOutcome:
         try:
             response = await self._http.post(self.base_url + ENDPOINT, json=request.body, headers=self._auth)
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
             return classify_transport_error(error)
         data = json_or_none(response)
         if response.status_code == 200:
             task_id = (data.get("data") or {}).get("task_id") if isinstance(data, dict) else None
             if isinstance(task_id, str) and task_id:
                 return Submitted(task_id)
-            return Unknown(f"HTTP 200 without a task id: {response.text[:200]}")
-        code, message = _error(data, response)
+            return Unknown(redact(f"HTTP 200 without a task id: {response.text[:200]}", self._key))
+        code, message = self._error(data, response)
         if response.status_code == 429 or response.status_code >= 500:
-            return Busy(code, message, retry_after(response))
+            # Freepik's own errors carry a JSON message; a bare gateway error does not.
+            said = code if isinstance(data, dict) and data.get("message") else None
+            return busy_or_unknown(response.status_code, said, message, retry_after(response))
         return Refused(code, message, response.status_code)
 
     async def status(self, task_id: str) -> TaskStatus:
         try:
             response = await self._http.get(f"{self.base_url}{ENDPOINT}/{task_id}", headers=self._auth)
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
             raise Transient(f"{type(error).__name__}: {error}") from None
         data = json_or_none(response)
-        if response.status_code == 404:
+        if response.status_code == 404 and isinstance(data, dict):  # [guess] Freepik's "no such task"
             return TaskStatus("unknown")
         if response.status_code != 200 or not isinstance(data, dict):
-            code, message = _error(data, response)
-            if response.status_code in (200, 429) or response.status_code >= 500:
+            code, message = self._error(data, response)
+            if response.status_code in (200, 404, 429) or response.status_code >= 500:
                 raise Transient(f"{code}: {message}", retry_after(response), throttled=response.status_code == 429)
             raise ProviderError(code, message)
-        task = data.get("data") or {}
+        task = data.get("data")
+        state = _STATES.get(str(task.get("status"))) if isinstance(task, dict) else None
+        if task is None or state is None:
+            raise Transient(redact(f"an answer without a known task status: {str(data)[:200]}", self._key))
         generated = task.get("generated") or []
-        state = _STATES.get(str(task.get("status")), "unknown")
         return TaskStatus(
             state=state,  # type: ignore[arg-type]
             video_url=generated[0] if generated else None,
@@ -90,6 +96,11 @@ class Freepik:
         # Freepik's task list gives neither times nor prompts: an ambiguous submit
         # cannot be matched to a task, only reported.
         return None
+
+
+    def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
+        code, message = _error(data, response)
+        return code, redact(message, self._key)
 
 
 def _error(data: Any, response: httpx.Response) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from ..run.runner import Work
 
 STATUSES = {
     "downloaded": "made and downloaded by this run",
+    "copied": "the same request as another shot: its video was copied",
     "skipped": "already downloaded by an earlier run",
     "failed": "failed; the reason says why",
     "held": "held back: it would cross a budget",
@@ -31,7 +32,7 @@ STATUSES = {
     "elsewhere": "another r2v run holds it",
     "unselected": "not selected by --only",
 }
-DONE = ("downloaded", "skipped")
+DONE = ("downloaded", "skipped", "copied")
 
 
 def build_report(
@@ -98,7 +99,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         reason = "made and downloaded"
     elif status == "unfinished" and record is not None:
         reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
-    output = record.output if record and record.output and status in DONE else None
+    output = str(shot.output) if status in DONE and shot.output.is_file() else None
     return {
         "key": shot.key,
         "series": shot.series,
@@ -121,7 +122,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "output": _relative(output, report_dir) if output else None,
         "prompt": read_body(shot.spec, shot.body).prompt,
         "references": [
-            {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "description": r.description}
+            {"name": r.name, "role": r.role, "label": r.label, "source": _source(r.source), "description": r.description}
             for r in shot.references
         ],
         "timings": _timings(record),
@@ -145,6 +146,11 @@ def _billed(status: str, actual: Decimal | None, planned: Decimal) -> Decimal:
     if actual is not None:
         return actual
     return Decimal(0) if status in NOT_BILLED else planned
+
+
+def _source(text: str) -> str:
+    """A media source as the manifest wrote it; an absolute local path by its file name alone."""
+    return Path(text).name if Path(text).is_absolute() else text
 
 
 def _manifest(name: str) -> str:

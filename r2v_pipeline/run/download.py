@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -33,6 +34,10 @@ class BadVideo(Exception):
     """What was served is not a playable video."""
 
 
+class DownloadFailed(Exception):
+    """Every attempt failed; the URL may still work later (it lives 24 hours)."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     path: Path
@@ -44,26 +49,35 @@ async def fetch_video(
     url: str,
     dest: Path,
     *,
+    task: str,
     backoff: Backoff,
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random | None = None,
 ) -> Fetched:
-    """Download ``url`` to a partial file beside ``dest`` and verify it; raises Expired or BadVideo,
-    or the last transport error once the attempts are spent. Does not rename."""
+    """Download ``url`` (task ``task``'s video) to a partial file beside ``dest`` and verify
+    it. Raises Expired, BadVideo, or DownloadFailed once the attempts are spent. Does not rename."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.part")
+    # A partial file is the task's own: one left by another task for the same shot
+    # (an edit, a --force) must never be resumed into this one.
+    part = dest.with_name(f".{dest.name}.{re.sub(r'[^A-Za-z0-9-]', '_', task)}.part")
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        if leftover != part:
+            leftover.unlink(missing_ok=True)
     last: Exception | None = None
     for attempt in range(backoff.attempts):
         try:
             if await _fetch_once(client, url, part):
                 break
             last = OSError("the connection closed before the whole video arrived")
-        except (httpx.TransportError, _Retry) as error:
+        except Expired:
+            part.unlink(missing_ok=True)
+            raise
+        except (httpx.HTTPError, _Retry, OSError) as error:
             last = error
         if attempt + 1 < backoff.attempts:
             await sleep(backoff.delay(attempt, getattr(last, "retry_after", None), rng))
     else:
-        raise last or OSError("download failed")
+        raise DownloadFailed(f"{backoff.attempts} attempts; the last: {last}")
     info = probe_file(part)
     if info.kind != "video" or info.format not in ("mp4", "mov") or not info.has_video:
         part.unlink(missing_ok=True)
@@ -93,6 +107,9 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, part: Path) -> bool:
         if response.status_code not in (200, 206):
             raise _Retry(f"HTTP {response.status_code}")
         resumed = response.status_code == 206 and offset > 0
+        if resumed and _range_start(response) != offset:  # not the bytes we asked for: start over
+            part.unlink(missing_ok=True)
+            raise _Retry(f"the server resumed at {_range_start(response)}, not at {offset}")
         expected = _expected_size(response, offset if resumed else 0)
         with open(part, "ab" if resumed else "wb") as out:
             async for chunk in response.aiter_bytes(CHUNK):
@@ -104,8 +121,17 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, part: Path) -> bool:
 
 
 def _expected_size(response: httpx.Response, offset: int) -> int | None:
+    total = response.headers.get("content-range", "").rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
     length = response.headers.get("content-length")
     return offset + int(length) if length and length.isdigit() else None
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    """Where a 206's bytes start: 'bytes 1000-1999/2000' → 1000."""
+    match = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
 
 
 def _short(text: str) -> str:
@@ -120,15 +146,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def place(fetched: Fetched, dest: Path, fingerprint: str, sidecar: dict[str, Any]) -> str:
+def place(fetched: Fetched, dest: Path, sidecar: dict[str, Any]) -> str:
     """Move a verified download to ``dest`` (moving aside a different video already
-    there) and write its provenance sidecar; returns the video's sha256."""
+    there, or the same bytes made by another request: a paid video and its
+    provenance are never deleted) and write its provenance sidecar; returns the
+    video's sha256."""
     sha = sha256_of(fetched.path)
     existing = sidecar_path(dest)
     if dest.exists():
-        previous = _read_json(existing).get("fingerprint") if existing.exists() else None
-        if previous != fingerprint:
-            aside = dest.parent / "superseded" / f"{dest.stem}-{(previous or sha256_of(dest))[:12]}{dest.suffix}"
+        previous = sha256_of(dest)
+        if previous != sha or _read_json(existing).get("fingerprint") != sidecar.get("fingerprint"):
+            aside = dest.parent / "superseded" / f"{dest.stem}-{previous[:12]}{dest.suffix}"
             aside.parent.mkdir(exist_ok=True)
             os.replace(dest, aside)
             if existing.exists():

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS shots (
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
     account TEXT NOT NULL,
+    endpoint TEXT,
     state TEXT NOT NULL,
     task_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -109,6 +110,7 @@ class ShotRecord:
     provider: str
     model: str
     account: str
+    endpoint: str | None  # the planned API base a task went through
     state: str
     task_id: str | None = None
     attempts: int = 0
@@ -155,6 +157,9 @@ class Ledger:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(shots)")}
+        if "endpoint" not in columns:  # a ledger from before tasks recorded their endpoint
+            db.execute("ALTER TABLE shots ADD COLUMN endpoint TEXT")
         return cls(path, db)
 
     @classmethod
@@ -227,25 +232,31 @@ class Ledger:
         with self._write():
             self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), self.run_id))
 
-    def enter(self, fingerprint: str, key: str, provider: str, model: str, account: str, output: str) -> ShotRecord | None:
+    def enter(
+        self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str
+    ) -> ShotRecord | None:
         """Record a planned shot (if new) and claim it for this run.
         None when another live run holds it."""
         now = time.time()
         with self._write():
             self.db.execute(
-                "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, state, output, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
-                (fingerprint, key, provider, model, account, output, now),
+                "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, endpoint, state, output, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (fingerprint, key, provider, model, account, endpoint, output, now),
             )
             record = self.get(fingerprint)
             assert record is not None
             if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
                 return None
-            self.db.execute(
-                "UPDATE shots SET owner = ?, key = ?, output = ?, account = ? WHERE fingerprint = ?",
-                (self.run_id, key, output, account, fingerprint),
-            )
+            self.db.execute("UPDATE shots SET owner = ?, key = ?, output = ? WHERE fingerprint = ?", (self.run_id, key, output, fingerprint))
+            if record.state not in UNFINISHED:  # a task in the works stays with the account it was sent to
+                self.db.execute("UPDATE shots SET account = ?, endpoint = ? WHERE fingerprint = ?", (account, endpoint, fingerprint))
         return self.get(fingerprint)
+
+    def release(self, fingerprint: str) -> None:
+        """Let go of a shot this run cannot carry further (its task is left for a later run)."""
+        with self._write():
+            self.db.execute("UPDATE shots SET owner = NULL WHERE fingerprint = ? AND owner = ?", (fingerprint, self.run_id))
 
     def adopt(self, fingerprint: str) -> ShotRecord | None:
         """Claim an unfinished shot left by a run that is gone; None if its owner lives."""

@@ -16,6 +16,7 @@ _COLUMN = {
     "reconciled": "running",
     "succeeded": "fetching",
     "downloaded": "done",
+    "copied": "done",
     "failed": "failed",
     "refused": "failed",
     "expired": "failed",

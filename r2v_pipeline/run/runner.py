@@ -4,21 +4,30 @@ One coroutine per shot walks it through the ledger's states. The money rules
 are kept here:
 
 * a submit is retried only when it provably created no task (never reached the
-  server, or the server said 429/5xx); a submit that may have arrived is
-  reconciled against the provider's task list, or reported as ambiguous;
+  server, or the provider itself answered 429/5xx); a submit that may have
+  arrived is reconciled against the provider's task list, or reported as
+  ambiguous;
 * the task id is committed to the ledger before the first poll;
+* a row with a task (or a submit that may have made one) never turns into a
+  failure because of trouble asking about it: the run lets go of it, and a
+  later run resumes it;
 * a FAILED task is submitted again only for transient codes, a bounded number
   of times (failed tasks are not billed);
-* downloads retry generously; a video only lands once verified.
+* shots asking the very same request share one video;
+* downloads retry generously; a video only lands once verified, and a
+  different video at its path is moved aside, never deleted.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import anyio
 import httpx
@@ -39,16 +48,18 @@ from ..providers.base import (
     TaskStatus,
     Transient,
     Unknown,
+    Unsendable,
 )
-from .actions import Selection, decide
-from .download import BadVideo, Expired, fetch_video, place
+from .actions import Selection, decide_all
+from .download import BadVideo, DownloadFailed, Expired, fetch_video, place, sidecar_path, write_json
 from .ledger import Ledger, ShotRecord
 from .pacing import Backoff, RateLimit, SlotHold, Slots
 from .polling import PollPolicy, relevant
 from .progress import Log
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
-CARRIED = ("submit", "reconcile", "resume", "download")  # actions that talk to a provider
+CARRIED = ("submit", "reconcile", "resume", "download", "copy")  # actions this run carries out
+RECONCILE_MARGIN = 15 * 60.0  # provider seconds around an unanswered submit to look for its task (clocks drift)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,9 @@ class RunOptions:
     # Wall seconds after an unanswered submit before an empty task list is believed:
     # a server may still be working on a request whose client is gone.
     settle: float = 120.0
+    # Provider seconds a run keeps watching one task (DashScope gives up on a task
+    # after 3 hours); then it lets go, and a later run picks the task up.
+    patience: float = 4 * 3600.0
     seed: int | None = None  # for the jitter, so tests can repeat a run exactly
 
 
@@ -72,6 +86,7 @@ class Work:
     shot: PlannedShot
     action: str
     reason: str
+    source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
     status: str = "pending"  # what became of it, for the report (see report.STATUSES)
     held: bool = False
 
@@ -79,7 +94,8 @@ class Work:
 @dataclass(frozen=True)
 class Job:
     """What following a task and fetching its video need: from a planned shot, or
-    from a ledger row whose shot has changed since (an orphan: paid, not yet fetched)."""
+    from a ledger row of an earlier version of a planned shot (an orphan: paid,
+    not yet fetched)."""
 
     fingerprint: str
     key: str
@@ -95,10 +111,13 @@ class Job:
         return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, _resolution(shot), int(shot.billed.output), shot.output, shot)
 
     @classmethod
-    def orphan(cls, record: ShotRecord) -> Job:
-        planned = Path(record.output or record.key)
-        aside = planned.parent / "superseded" / f"{planned.stem}-{record.fingerprint[:12]}.mp4"
+    def orphan(cls, record: ShotRecord, shot: PlannedShot) -> Job:
+        aside = shot.output.parent / "superseded" / f"{shot.output.stem}-{record.fingerprint[:12]}.mp4"
         return cls(record.fingerprint, record.key, record.provider, record.model, "", 0, aside)
+
+
+class Stalled(Exception):
+    """This run cannot carry a shot further; its ledger row stays as it is for a later run."""
 
 
 class _Account:
@@ -131,29 +150,28 @@ class Runner:
         self.accounts: dict[str, _Account] = {}
         self.claimed: set[str] = set()  # task ids adopted by reconciliation in this run
         self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
+        self.settled: dict[str, anyio.Event] = {}  # fingerprint -> set when this run is done with it
         self.work = self._decide()
-        self.stopping = False
 
     # --- deciding ---------------------------------------------------------------
 
     def _decide(self) -> list[Work]:
         records = self.ledger.records([s.fingerprint for s in self.plan.shots])
-        now = time.time()
-        work = []
-        for shot in self.plan.shots:
-            action, reason = decide(shot, records.get(shot.fingerprint), self.ledger, self.options.selection, now)
-            work.append(Work(shot, action, reason))
+        decided = decide_all(self.plan.shots, records, self.ledger, self.options.selection, time.time())
+        work = [Work(shot, action, reason, source) for shot, (action, reason, source) in zip(self.plan.shots, decided)]
         # The budget counts what would be billed anew; what fits is kept in plan order.
         new = [w for w in work if w.action == "submit"]
         _, held = fit(self.plan.budgets, [w.shot for w in new])
         held_keys = {s.fingerprint for s in held}
-        for w in new:
-            if w.shot.fingerprint in held_keys:
+        for w in work:
+            if w.shot.fingerprint in held_keys and w.action in ("submit", "copy"):
                 w.action, w.reason, w.held = "held", "held back: it would cross the budget", True
         return work
 
     def shots_needing_providers(self) -> list[PlannedShot]:
-        return [w.shot for w in self.work if w.action in CARRIED]
+        return [w.shot for w in self.work if w.action in CARRIED and w.action != "copy"] + [
+            shot for shot, _ in self._orphan_rows()
+        ]
 
     def provider_for(self, shot: PlannedShot) -> Provider:
         return self.providers[(shot.target.provider, shot.target.base_url)]
@@ -167,54 +185,36 @@ class Runner:
 
     async def run(self) -> list[Work]:
         self.log.total = sum(1 for w in self.work if w.action in CARRIED)
+        for w in self.work:
+            self.settled.setdefault(w.shot.fingerprint, anyio.Event())
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)
             group.start_soon(self._tick)
             async with anyio.create_task_group() as shots:
-                for record in self._orphans():
-                    shots.start_soon(self._recover, record)
+                for shot, record in self._orphan_rows():
+                    shots.start_soon(self._recover, record, shot)
                 # Tasks already in progress first: they hold provider slots now.
                 order = sorted(self.work, key=lambda w: w.action not in ("resume", "reconcile"))
                 for w in order:
                     if w.action in CARRIED:
-                        shots.start_soon(self._carry, w)
+                        shots.start_soon(self._copy if w.action == "copy" else self._carry, w)
                     else:
                         w.status = _settled_status(w.action)
             group.cancel_scope.cancel()
         return self.work
 
-    def _orphans(self) -> list[ShotRecord]:
-        """Tasks earlier runs left in progress or unfetched for shots that have changed
-        since: paid for, so fetched into superseded/, on accounts this run can reach."""
+    def _orphan_rows(self) -> list[tuple[PlannedShot, ShotRecord]]:
+        """Tasks earlier runs left in progress or unfetched for an earlier version of a
+        shot this run plans: paid for, so fetched into superseded/. Rows of shots this
+        run does not plan (another episode's, say) are left to the runs that do."""
+        by_key = {s.key: s for s in self.plan.shots}
         planned = {s.fingerprint for s in self.plan.shots}
-        reachable = {p.account for p in self.providers.values()}
         return [
-            r for r in self.ledger.unfinished_elsewhere()
-            if r.fingerprint not in planned and r.state in ("submitted", "succeeded") and r.account in reachable
+            (by_key[r.key], r)
+            for r in self.ledger.unfinished_elsewhere()
+            if r.key in by_key and r.fingerprint not in planned and r.state in ("submitted", "succeeded")
+            and r.endpoint in (None, by_key[r.key].target.base_url)
         ]
-
-    async def _recover(self, record: ShotRecord) -> None:
-        provider = next(p for p in self.providers.values() if p.account == record.account)
-        account = self._account(provider, {})
-        if self.ledger.adopt(record.fingerprint) is None:
-            return
-        job = Job.orphan(record)
-        self.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
-        try:
-            if record.state == "submitted":
-                slot = SlotHold(account.slots)
-                slot.take()
-                try:
-                    status = await self._follow(job, provider, account, record.task_id or "", record.submitted_at)
-                finally:
-                    slot.release()
-                self._settle(job, status, provider, resubmit=False)
-            if (self.ledger.get(job.fingerprint) or record).state == "succeeded":
-                await self._download(job, provider)
-        except (ProviderError, Transient) as error:
-            self.ledger.note(job.fingerprint, "stalled", str(error))
-        final = self.ledger.get(job.fingerprint)
-        self.recovered.append({"key": job.key, "fingerprint": job.fingerprint, "task_id": record.task_id, "state": final.state if final else record.state, "output": str(job.output) if final and final.state == "downloaded" else None})
 
     async def aclose(self) -> None:
         await self.downloads.aclose()
@@ -233,23 +233,36 @@ class Runner:
 
     async def _carry(self, w: Work) -> None:
         shot = w.shot
-        provider = self.provider_for(shot)
-        account = self._account(provider, shot.target.quota)
-        output = str(shot.output.resolve())  # the ledger outlives the working folder
-        claimed = self.ledger.enter(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, output)
-        if claimed is None:
-            w.status, w.reason = "elsewhere", "another r2v run took it"
-            return
         try:
-            await self._walk(w, provider, account)
-        except ProviderError as error:
-            self.ledger.failed(shot.fingerprint, error.code, error.message)
-            self.log.event(shot.key, "failed", code=error.code, message=error.message)
-        except Transient as error:  # queries kept failing: the task id is kept; a later run resumes
-            self.ledger.note(shot.fingerprint, "stalled", str(error))
-            self.log.event(shot.key, "stalled", message=str(error))
+            provider = self.provider_for(shot)
+            account = self._account(provider, shot.target.quota)
+            output = str(shot.output.resolve())  # the ledger outlives the working folder
+            claimed = self.ledger.enter(
+                shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output
+            )
+            if claimed is None:
+                w.status, w.reason = "elsewhere", "another r2v run took it"
+                return
+            await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, provider, account))
+            w.status = _final_status(self.ledger.get(shot.fingerprint))
         finally:
-            w.status = _final_status(self.ledger.get(shot.fingerprint), w)
+            self.settled[shot.fingerprint].set()
+
+    async def _guarded(self, fingerprint: str, key: str, walk: Callable[[], Awaitable[None]]) -> None:
+        """Run one shot's walk; whatever goes wrong stays with that shot. Its ledger row
+        keeps its state (a failure is recorded only where nothing was sent or billed)
+        and this run lets go of it, so a later run resumes where this one stopped."""
+        try:
+            await walk()
+        except (Stalled, Transient, ProviderError) as error:
+            self._let_go(fingerprint, key, str(error))
+        except Exception as error:  # a bug must not cancel the other shots' work
+            self._let_go(fingerprint, key, f"internal error: {type(error).__name__}: {error}")
+
+    def _let_go(self, fingerprint: str, key: str, why: str) -> None:
+        self.ledger.note(fingerprint, "stalled", why)
+        self.ledger.release(fingerprint)
+        self.log.event(key, "stalled", message=why)
 
     async def _walk(self, w: Work, provider: Provider, account: _Account) -> None:
         """Move one shot through its states until it is downloaded or settled."""
@@ -284,7 +297,7 @@ class Runner:
                         resubmits += 1
                     elif status.state != "succeeded":
                         return
-                elif state == "succeeded":
+                elif state == "succeeded" or (state == "downloaded" and w.action == "download"):
                     await self._download(job, provider)
                     return
                 else:
@@ -292,24 +305,76 @@ class Runner:
         finally:
             slot.release()
 
+    async def _copy(self, w: Work) -> None:
+        """A shot asking the very same request as another shares its video: wait for
+        the other (if this run makes it), then copy the file and its provenance."""
+        try:
+            if w.source is not None:
+                await self.settled[w.source.fingerprint].wait()
+            record = self.ledger.get(w.shot.fingerprint)
+            source = Path(record.output) if record and record.state == "downloaded" and record.output else None
+            if source is None or not source.is_file():
+                w.status, w.reason = "failed", f"the shot it copies ({w.source.key if w.source else record.key if record else '?'}) has no video"
+                return
+            _copy_video(source, w.shot)
+            self.log.event(w.shot.key, "copied", path=display_name(w.shot.output))
+            w.status = "copied"
+        except OSError as error:
+            w.status, w.reason = "failed", f"copying the shared video failed: {error.strerror or error}"
+
+    async def _recover(self, record: ShotRecord, shot: PlannedShot) -> None:
+        provider = self.provider_for(shot)
+        account = self._account(provider, shot.target.quota)
+        if self.ledger.adopt(record.fingerprint) is None:
+            return
+        job = Job.orphan(record, shot)
+        self.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
+
+        async def walk() -> None:
+            if record.state == "submitted":
+                slot = SlotHold(account.slots)
+                slot.take()
+                try:
+                    status = await self._follow(job, provider, account, record.task_id or "", record.submitted_at)
+                finally:
+                    slot.release()
+                self._settle(job, status, provider, resubmit=False)
+            if (self.ledger.get(job.fingerprint) or record).state == "succeeded":
+                await self._download(job, provider)
+
+        await self._guarded(job.fingerprint, job.key, walk)
+        final = self.ledger.get(job.fingerprint)
+        self.recovered.append(
+            {
+                "key": job.key,
+                "fingerprint": job.fingerprint,
+                "task_id": record.task_id,
+                "state": final.state if final else record.state,
+                "output": str(job.output) if final and final.state == "downloaded" else None,
+            }
+        )
+
     # --- submitting --------------------------------------------------------------
 
     async def _submit(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold) -> bool:
         """Submit until a task exists (True, holding a slot) or the shot is settled otherwise (False)."""
+        await slot.acquire()
         try:
+            # Prepared only now, with a slot: files are read (and checked against the
+            # plan) just before they are sent, and few bodies wait in memory at once.
             # Uploads have their own, far looser limit (100/s): not the task-query budget.
-            prepared = await self._retrying(lambda: provider.prepare(shot))
-        except (ProviderError, OSError) as error:
-            self.ledger.failed(shot.fingerprint, getattr(error, "code", "PrepareFailed"), str(error))
+            prepared = await self._retrying(lambda: provider.prepare(shot), provider.time.scale)
+        except (ProviderError, Unsendable, OSError) as error:
+            slot.release()
+            self.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
             self.log.event(shot.key, "failed", message=str(error))
             return False
-        await slot.acquire()
         backoff = self.options.submit_backoff.scaled(provider.time.scale)
         last = ""
         for attempt in range(backoff.attempts):
+            await account.submits.acquire()
             while not self.ledger.start_submit(shot.fingerprint, provider.account, account.slots.capacity):
                 await anyio.sleep(self.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
-            await account.submits.acquire()
             outcome = await self._send(provider, prepared)
             if isinstance(outcome, Submitted):
                 self.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
@@ -358,9 +423,12 @@ class Runner:
         provider_started = provider.time.now() - (time.time() - started) / scale
 
         async def strangers() -> list[str] | None:
-            """Tasks of the model from around the submit that no shot has recorded."""
+            """Tasks of the model from around the submit that no shot has recorded. The
+            window is wide: the prompt decides the match, and clocks may disagree."""
             ids = await self._retrying_query(
-                account, lambda: provider.candidates(shot.spec.model, provider_started - 60, provider.time.now() + 60)
+                account,
+                provider,
+                lambda: provider.candidates(shot.spec.model, provider_started - RECONCILE_MARGIN, provider.time.now() + RECONCILE_MARGIN),
             )
             if ids is None:
                 return None
@@ -396,15 +464,21 @@ class Runner:
     async def _adopt_one(self, shot: PlannedShot, provider: Provider, account: _Account, candidates: list[str], prompt: Any) -> bool:
         """Watch candidate tasks to their end; adopt the first that is the shot's."""
         ended: dict[str, TaskStatus] = {}
+        trouble: list[str] = []
 
         async def watch(task_id: str) -> None:
-            ended[task_id] = await self._follow(Job.of(shot), provider, account, task_id, None)
+            try:
+                ended[task_id] = await self._follow(Job.of(shot), provider, account, task_id, None)
+            except (Stalled, Transient, ProviderError) as error:
+                trouble.append(f"{task_id}: {error}")
 
         async with anyio.create_task_group() as group:
             for task_id in candidates:
                 group.start_soon(watch, task_id)
         for task_id in candidates:
-            status = ended[task_id]
+            status = ended.get(task_id)
+            if status is None:
+                continue
             # Only a succeeded task is billed, and it reports its prompt: a failed or
             # unknown stranger costs nothing, whoever made it. A task some shot recorded
             # while we watched is that shot's.
@@ -414,25 +488,33 @@ class Runner:
                 self.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model)
                 self.log.event(shot.key, "reconciled", task=task_id)
                 return True
+        if trouble:  # a candidate we could not see to its end may be ours: decide later
+            raise Stalled(f"could not follow every candidate task ({'; '.join(trouble)})")
         return False
 
     # --- polling -----------------------------------------------------------------
 
     async def _follow(self, job: Job, provider: Provider, account: _Account, task_id: str, since: float | None) -> TaskStatus:
-        """Poll a task until it ends, at the times the learned schedule gives."""
+        """Poll a task until it ends, at the times the learned schedule gives. Trouble
+        asking (an outage) is waited out up to the patience; then the run lets go."""
         scale = provider.time.scale
         anchor = anyio.current_time() - (time.time() - since if since else 0.0)
         samples = relevant(self.ledger.timings(job.provider, job.model), job.resolution, job.duration)
         rebased = False
         last_asked = float("-inf")
         for elapsed in self.options.poll.times(samples):
+            if elapsed > self.options.patience:
+                raise Stalled(f"task {task_id} is not done after {self.options.patience:.0f} s; a later run resumes it")
             due = anchor + elapsed * scale
             if due <= last_asked:  # a point that passed while we waited or were away
                 continue
             if due > anyio.current_time():
                 await anyio.sleep(due - anyio.current_time())
             last_asked = anyio.current_time()
-            status = await self._retrying_query(account, lambda: provider.status(task_id))
+            try:
+                status = await self._retrying_query(account, provider, lambda: provider.status(task_id))
+            except Transient:
+                continue  # an outage: keep to the schedule, which widens
             if status.state in ("pending", "running"):
                 if status.state == "running" and status.started and not rebased:
                     # Generation began when the provider says, not when we asked.
@@ -442,12 +524,12 @@ class Runner:
             return status
         raise AssertionError("poll times are endless")
 
-    async def _retrying_query(self, account: _Account, call: Any) -> Any:
+    async def _retrying_query(self, account: _Account, provider: Provider, call: Any) -> Any:
         """A task query (status, list), inside the account's query rate, retried generously."""
-        return await self._retrying(call, account.queries)
+        return await self._retrying(call, provider.time.scale, account.queries)
 
-    async def _retrying(self, call: Any, limit: RateLimit | None = None) -> Any:
-        backoff = self.options.query_backoff
+    async def _retrying(self, call: Any, scale: float, limit: RateLimit | None = None) -> Any:
+        backoff = self.options.query_backoff.scaled(scale)
         last: Transient | None = None
         for attempt in range(backoff.attempts):
             if limit is not None:
@@ -465,9 +547,8 @@ class Runner:
         """Record a task's end; True when it failed transiently and may be submitted again."""
         fp = job.fingerprint
         if status.state == "succeeded":
-            if not status.video_url:
-                self.ledger.failed(fp, "NoVideo", "the task succeeded but gave no video URL")
-                return False
+            if not status.video_url:  # billed, so never a failure: ask again later
+                raise Stalled("the task succeeded but gave no video URL yet")
             started = status.started or status.submitted
             timing = started_at = None
             if started and status.ended:  # provider times: the generation time the poll schedule learns
@@ -497,22 +578,32 @@ class Runner:
         assert record is not None and record.result_url
         backoff = self.options.download_backoff.scaled(provider.time.scale)
         try:
-            fetched = await fetch_video(self.downloads, record.result_url, job.output, backoff=backoff, sleep=anyio.sleep, rng=self.rng)
+            fetched = await fetch_video(
+                self.downloads, record.result_url, job.output, task=record.task_id or job.fingerprint,
+                backoff=backoff, sleep=anyio.sleep, rng=self.rng,
+            )
         except Expired as error:
             self.ledger.expired(job.fingerprint, f"the result URL no longer serves the video ({error})")
             self.log.event(job.key, "expired", message=str(error))
             return
-        except BadVideo as error:
-            self.ledger.failed(job.fingerprint, "BadVideo", str(error))
-            self.log.event(job.key, "failed", message=str(error))
-            return
-        except (httpx.TransportError, OSError) as error:  # the URL lives 24 h: a later run retries
-            self.ledger.note(job.fingerprint, "download stalled", str(error))
-            self.log.event(job.key, "download stalled", message=str(error))
-            return
-        sha = place(fetched, job.output, job.fingerprint, _sidecar(job, record, fetched.info))
+        except (BadVideo, DownloadFailed) as error:
+            # The task is paid for and its URL lives 24 hours: keep it to be fetched again.
+            raise Stalled(f"download: {error}") from None
+        sha = place(fetched, job.output, _sidecar(job, record, fetched.info))
         self.ledger.downloaded(job.fingerprint, str(job.output.resolve()), sha, fetched.info.bytes)
         self.log.event(job.key, "downloaded", path=display_name(job.output))
+
+
+def _copy_video(source: Path, shot: PlannedShot) -> None:
+    """Copy a shared video (and its sidecar, under this shot's name) into place."""
+    shot.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = shot.output.with_name(f".{shot.output.name}.copy")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, shot.output)
+    sidecar = sidecar_path(source)
+    if sidecar.is_file():
+        data = json.loads(sidecar.read_text())
+        write_json(sidecar_path(shot.output), {**data, "key": shot.key, "copied_from": data.get("key")})
 
 
 def _resolution(shot: PlannedShot) -> str:
@@ -527,15 +618,12 @@ def _settled_status(action: str) -> str:
     return {"skip": "skipped", "held": "held", "unselected": "unselected"}.get(action, action)
 
 
-def _final_status(record: Any, w: Work) -> str:
+def _final_status(record: ShotRecord | None) -> str:
     if record is None:
         return "failed"
-    return {
-        "downloaded": "downloaded",
-        "failed": "failed",
-        "ambiguous": "ambiguous",
-        "expired": "expired",
-    }.get(record.state, "unfinished")
+    return {"downloaded": "downloaded", "failed": "failed", "ambiguous": "ambiguous", "expired": "expired"}.get(
+        record.state, "unfinished"
+    )
 
 
 def _sidecar(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .runner import RunOptions, Runner, Work
 from .targets import SimulateOptions, build_providers, simulation
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-DONE = ("downloaded", "skipped", "unselected")
+DONE = ("downloaded", "skipped", "copied", "unselected")
 
 
 @dataclass(frozen=True)
