@@ -10,7 +10,6 @@ them with their paths.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -24,7 +23,7 @@ from .manifest.load import display_name
 from .media.concat import Concatenated, ConcatError, concatenate
 from .media.probe import MediaInfo, probe_file
 from .plan.planner import Plan, PlannedShot
-from .run.download import sidecar_path, write_json
+from .run.download import recorded_fingerprint, sidecar_path, write_json
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INVALID = 0, 1, 2
 
@@ -98,7 +97,7 @@ def check_shot(shot: PlannedShot) -> Part:
     where = display_name(path)
     if not path.is_file():
         return Part(shot, problem=f"missing: expected {where}")
-    recorded = _recorded_fingerprint(sidecar_path(path))
+    recorded = recorded_fingerprint(path)
     if recorded is None:
         return Part(shot, problem=f"unknown version: {where} has no readable sidecar {display_name(sidecar_path(path))}")
     if recorded != shot.fingerprint:
@@ -110,15 +109,6 @@ def check_shot(shot: PlannedShot) -> Part:
     if info.kind != "video" or not info.has_video:
         return Part(shot, problem=f"not a video: {where} is {info.describe()}")
     return Part(shot, info)
-
-
-def _recorded_fingerprint(sidecar: Path) -> str | None:
-    try:
-        data = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return None
-    value = data.get("fingerprint") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def assemble(cut: Cut) -> Assembled:

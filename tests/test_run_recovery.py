@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from r2v_pipeline.run.actions import Selection
 from r2v_pipeline.run.pacing import Backoff
 from r2v_pipeline.run.runner import RunOptions
 from r2v_pipeline.sim import Simulator
-from tests.test_run import FAST, billed_tasks_per_content, fast_sim, plan_of, run, submit_outside_a_run
+from tests.test_run import FAST, fast_sim, plan_of, run, submit_outside_a_run
 
 Write = Callable[[str, str], Path]
 Media = Callable[[str, str], Path]

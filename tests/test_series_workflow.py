@@ -39,20 +39,20 @@ def test_the_series_makefile_on_the_example_series(tmp_path: Path) -> None:
 
     done = make(series, "plan", "EP=ep01-the-storm", "SIMULATE=1", opts)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("submit") >= 6
+    assert done.stdout.count("submit") >= 6, done.stdout
 
     done = make(series, "series", "SIMULATE=1", opts, fast)
     assert done.returncode == 0, done.stdout + done.stderr
     cuts = tmp_path / "out" / "simulated" / "lighthouse"
     for episode, seconds in (("ep01", 5 + 8 + 10 + 5 + 5), ("ep02", 5 + 6)):
         info = probe_file(cuts / f"{episode}.mp4")
-        assert info.has_video and info.seconds == pytest.approx(seconds, abs=0.5)
+        assert info.has_video and info.seconds == pytest.approx(seconds, abs=0.5), (episode, info, done.stdout)
 
     done = make(series, "status", "EP=ep01-the-storm", "SIMULATE=1", opts)
-    assert done.returncode == 0 and done.stdout.count(" downloaded ") == 6
+    assert done.returncode == 0 and done.stdout.count(" downloaded ") == 6, done.stdout + done.stderr
 
     done = make(series, "series", "SIMULATE=1", opts, fast)  # nothing new: nothing sent, the cuts are made again
-    assert done.returncode == 0 and "8 skipped" in done.stderr
+    assert done.returncode == 0 and "8 skipped" in done.stderr, done.stdout + done.stderr
 
 
 def test_the_pre_commit_hook_runs_r2v_validate_on_manifests(tmp_path: Path) -> None:

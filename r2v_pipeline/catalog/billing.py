@@ -27,6 +27,13 @@ def seconds(value: float | Decimal) -> Decimal:
     return Decimal(str(value)).quantize(MILLI, rounding=ROUND_HALF_UP)
 
 
+def as_number(value: Decimal | None) -> float | int | None:
+    """A Decimal as JSON shows it: 5, not 5.000; 1.65, not "1.65"."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def billed_seconds(
     rule: BillingRule | None,
     output_seconds: int,

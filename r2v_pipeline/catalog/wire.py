@@ -8,7 +8,7 @@ gives, so a new parameter is a table row, not code here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .spec import Kind, ModelSpec
 
@@ -139,6 +139,17 @@ _VIDEO_SUFFIXES = (".mp4", ".mov")
 def _kind_from_url(url: str) -> Kind:
     path = url.split("?", 1)[0].lower()
     return "video" if path.endswith(_VIDEO_SUFFIXES) or url.startswith("data:video/") else "image"
+
+
+def map_strings(node: Any, change: Callable[[str], str]) -> Any:
+    """A copy of a JSON value with ``change`` applied to every string in it."""
+    if isinstance(node, str):
+        return change(node)
+    if isinstance(node, list):
+        return [map_strings(item, change) for item in node]
+    if isinstance(node, dict):
+        return {key: map_strings(value, change) for key, value in node.items()}
+    return node
 
 
 def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

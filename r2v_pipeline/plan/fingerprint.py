@@ -13,6 +13,7 @@ import json
 from typing import Any, Mapping
 
 from ..catalog.spec import ModelSpec
+from ..catalog.wire import map_strings
 from .media import LOCAL_SCHEME
 
 LOCAL = LOCAL_SCHEME + ":"
@@ -23,7 +24,7 @@ def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str
     payload = {
         "provider": spec.provider,
         "model": spec.model,
-        "body": _substitute(_without(body, spec.fingerprint_excludes), content),
+        "body": map_strings(_without(body, spec.fingerprint_excludes), lambda s: f"sha256:{content[s]}" if s.startswith(LOCAL) and s in content else s),
         # a public URL stays in the body; its file's content counts too
         "content": sorted(sha for url, sha in content.items() if not url.startswith(LOCAL)),
     }
@@ -41,13 +42,3 @@ def _without(body: dict[str, Any], paths: frozenset[tuple[str, ...]]) -> dict[st
             node = node.get(key, {})
         node.pop(path[-1], None)
     return trimmed
-
-
-def _substitute(node: Any, content: Mapping[str, str]) -> Any:
-    if isinstance(node, str):
-        return f"sha256:{content[node]}" if node.startswith(LOCAL) and node in content else node
-    if isinstance(node, list):
-        return [_substitute(item, content) for item in node]
-    if isinstance(node, dict):
-        return {key: _substitute(value, content) for key, value in node.items()}
-    return node

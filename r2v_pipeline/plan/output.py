@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..catalog import SUBMIT_PATHS
+from ..catalog.billing import as_number
 from ..manifest.load import display_name
 from .planner import Plan, PlannedShot
 
@@ -38,13 +39,13 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
             for r in s.references
         ],
         "billed_seconds": {
-            "output": _num(s.billed.output),
-            "input": _num(s.billed.input),
-            "total": _num(s.billed.total),
+            "output": as_number(s.billed.output),
+            "input": as_number(s.billed.input),
+            "total": as_number(s.billed.total),
             "exact": s.billed.exact,
         },
-        "rate": _num(s.rate),
-        "cost": _num(s.cost),
+        "rate": as_number(s.rate),
+        "cost": as_number(s.cost),
         "fingerprint": s.fingerprint,
         "output": display_name(s.output),
         "files": [
@@ -61,11 +62,6 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
     }
 
 
-def _num(value: Decimal | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
 
 def _totals(plan: Plan) -> dict[str, Any]:
     submit = plan.to_submit
@@ -73,9 +69,9 @@ def _totals(plan: Plan) -> dict[str, Any]:
     return {
         "requests": len(plan.shots),
         "actions": dict(Counter(s.action for s in plan.shots)),
-        "billed_seconds": _num(sum((s.billed.total for s in submit), Decimal(0))),
+        "billed_seconds": as_number(sum((s.billed.total for s in submit), Decimal(0))),
         "billed_seconds_exact": all(s.billed.exact for s in submit),
-        "cost": _num(sum((c for c in costs if c is not None), Decimal(0))) if costs and None not in costs else None,
+        "cost": as_number(sum((c for c in costs if c is not None), Decimal(0))) if costs and None not in costs else None,
         "currency": plan.currency,
     }
 
@@ -100,7 +96,7 @@ def plan_table(plan: Plan) -> str:
                     s.shot + (f" #{s.take}" if s.take is not None else ""),
                     s.spec.model,
                     refs,
-                    str(_num(s.billed.output)),
+                    str(as_number(s.billed.output)),
                     billed,
                     f"{s.cost:.4f}" if s.cost is not None else "-",
                     s.action,

@@ -68,6 +68,7 @@ class PlannedShot:
     references: tuple[PlannedReference, ...]
     billed: Billed
     rate: Decimal | None
+    resolution: str  # the tier it is made at, default included
     fingerprint: str
     output: Path
     state_dir: Path
@@ -408,6 +409,7 @@ class _EpisodePlanner:
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio),
+            resolution=chosen.resolution,
             fingerprint=fingerprint(spec, body, {url: f.info.sha256 for url, f in media.files.items()}),
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,

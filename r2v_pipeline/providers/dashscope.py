@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -12,6 +11,7 @@ from typing import Any, Protocol
 import httpx
 
 from ..catalog.dashscope import SUBMIT_PATH
+from ..catalog.wire import map_strings
 from ..media.probe import file_sha256
 from ..plan.media import LocalFile
 from ..plan.planner import PlannedShot
@@ -28,10 +28,9 @@ from .base import (
     Unsendable,
     busy_or_unknown,
     classify_transport_error,
-    redact,
     retry_after,
 )
-from .http import account_id, json_or_none, new_client
+from .http import Client, json_or_none
 
 BEIJING = timezone(timedelta(hours=8))  # DashScope writes its times in Beijing time
 LIST_PAGE = 100
@@ -49,7 +48,7 @@ class UploadCache(Protocol):
     def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
 
 
-class DashScope:
+class DashScope(Client):
     name = "dashscope"
 
     def __init__(
@@ -62,27 +61,16 @@ class DashScope:
         time: ProviderTime = ProviderTime(),
         client: httpx.AsyncClient | None = None,
     ):
-        self.base_url = base_url.rstrip("/")
-        self.account = account_id(self.name, self.base_url, key)
-        self.time = time
+        super().__init__(base_url, key, time, client)
         self._uploads = uploads
-        self._key = key
         # Sent with API calls only: the upload host is not DashScope and gets no key.
         self._auth = {"Authorization": f"Bearer {key}"}
         if workspace:
             self._auth["X-DashScope-WorkSpace"] = workspace
-        self._http = client or new_client()
-
-    def __repr__(self) -> str:  # never show the key
-        return f"DashScope({self.base_url!r}, account={self.account})"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # --- requests -------------------------------------------------------------
 
     async def prepare(self, shot: PlannedShot) -> Prepared:
-        body = copy.deepcopy(shot.body)
         urls: dict[str, str] = {}
         for url, file in shot.files.items():
             transport = shot.transports.get(url)
@@ -91,7 +79,7 @@ class DashScope:
             elif transport == "upload":
                 _unchanged(file)
                 urls[url] = await self._upload(file, shot.spec.model)
-        body = _replace(body, urls)
+        body = map_strings(shot.body, lambda s: urls.get(s, s))
         headers = {"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {}
         return Prepared(body, headers)
 
@@ -206,9 +194,6 @@ class DashScope:
             return str(data["code"]), self._clean(str(data.get("message", "")))
         return f"HTTP{response.status_code}", self._clean(response.text[:200])
 
-    def _clean(self, text: str) -> str:
-        return redact(text, self._key)
-
 
 def _unchanged(file: LocalFile) -> None:
     """The file is still the one planned (its content decides the fingerprint)."""
@@ -222,16 +207,6 @@ def _data_uri(file: LocalFile) -> str:
         raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
     mime = MIME.get(file.info.format, "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def _replace(node: Any, urls: dict[str, str]) -> Any:
-    if isinstance(node, str):
-        return urls.get(node, node)
-    if isinstance(node, list):
-        return [_replace(item, urls) for item in node]
-    if isinstance(node, dict):
-        return {key: _replace(value, urls) for key, value in node.items()}
-    return node
 
 
 def _time(text: Any) -> float | None:

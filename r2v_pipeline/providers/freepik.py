@@ -20,30 +20,19 @@ from .base import (
     Unknown,
     busy_or_unknown,
     classify_transport_error,
-    redact,
     retry_after,
 )
-from .http import account_id, json_or_none, new_client
+from .http import Client, json_or_none
 
 _STATES = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
 
 
-class Freepik:
+class Freepik(Client):
     name = "freepik"
 
     def __init__(self, base_url: str, key: str, *, time: ProviderTime = ProviderTime(), client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self.account = account_id(self.name, self.base_url, key)
-        self.time = time
-        self._key = key
+        super().__init__(base_url, key, time, client)
         self._auth = {"x-freepik-api-key": key}
-        self._http = client or new_client()
-
-    def __repr__(self) -> str:  # never show the key
-        return f"Freepik({self.base_url!r}, account={self.account})"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def prepare(self, shot: PlannedShot) -> Prepared:
         # The planner only lets public URLs through to Freepik.
@@ -59,7 +48,7 @@ class Freepik:
             task_id = (data.get("data") or {}).get("task_id") if isinstance(data, dict) else None
             if isinstance(task_id, str) and task_id:
                 return Submitted(task_id)
-            return Unknown(redact(f"HTTP 200 without a task id: {response.text[:200]}", self._key))
+            return Unknown(self._clean(f"HTTP 200 without a task id: {response.text[:200]}"))
         code, message = self._error(data, response)
         if response.status_code == 429 or response.status_code >= 500:
             # Freepik's own errors carry a JSON message; a bare gateway error does not.
@@ -83,7 +72,7 @@ class Freepik:
         task = data.get("data")
         state = _STATES.get(str(task.get("status"))) if isinstance(task, dict) else None
         if task is None or state is None:
-            raise Transient(redact(f"an answer without a known task status: {str(data)[:200]}", self._key))
+            raise Transient(self._clean(f"an answer without a known task status: {str(data)[:200]}"))
         generated = task.get("generated") or []
         return TaskStatus(
             state=state,  # type: ignore[arg-type]
@@ -100,7 +89,7 @@ class Freepik:
 
     def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
         code, message = _error(data, response)
-        return code, redact(message, self._key)
+        return code, self._clean(message)
 
 
 def _error(data: Any, response: httpx.Response) -> tuple[str, str]:

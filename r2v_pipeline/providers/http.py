@@ -10,10 +10,35 @@ from typing import Any
 import httpx
 
 from .. import __version__
+from .base import ProviderTime, redact
 
 # Submits and queries are small; a slow answer is the provider's queue, not the network.
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 KEY_VARIABLES = {"dashscope": "DASHSCOPE_API_KEY", "freepik": "FREEPIK_API_KEY"}
+
+
+class Client:
+    """What every provider client holds: where it talks, as which account (never
+    showing the key), on which clock, over which connection pool."""
+
+    name = ""
+
+    def __init__(self, base_url: str, key: str, time: ProviderTime, client: httpx.AsyncClient | None):
+        self.base_url = base_url.rstrip("/")
+        self.account = account_id(self.name, self.base_url, key)
+        self.time = time
+        self._key = key
+        self._http = client or new_client()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}({self.base_url!r}, account={self.account})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _clean(self, text: str) -> str:
+        """Provider and proxy messages are stored and shown: never with the key in them."""
+        return redact(text, self._key)
 
 
 def new_client(headers: dict[str, str] | None = None, *, local: bool = False) -> httpx.AsyncClient:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import __version__
+from ..catalog.billing import as_number
 from ..catalog.wire import read_body
 from ..plan.pricing import cost, money
 from ..run.ledger import Ledger, ShotRecord
@@ -69,10 +70,10 @@ def build_report(
             "shots": len(shots),
             "by_status": dict(sorted(by_status.items())),
             "done": sum(by_status[s] for s in DONE),
-            "billed_seconds_this_run": _num(sum((Decimal(str(s["billed_seconds"])) for s in billed_now), Decimal(0))),
-            "cost_this_run": _num(sum(costs, Decimal(0))) if len(costs) == len(billed_now) else None,
+            "billed_seconds_this_run": as_number(sum((Decimal(str(s["billed_seconds"])) for s in billed_now), Decimal(0))),
+            "cost_this_run": as_number(sum(costs, Decimal(0))) if len(costs) == len(billed_now) else None,
             "currency": currency,
-            "held_back_seconds": _num(sum((w.shot.billed.total for w in work if w.held), Decimal(0))),
+            "held_back_seconds": as_number(sum((w.shot.billed.total for w in work if w.held), Decimal(0))),
         },
         "statuses": STATUSES,
         "shots": shots,
@@ -114,11 +115,11 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "code": record.code if record else None,
         "task_id": record.task_id if record else None,
         "fingerprint": shot.fingerprint,
-        "billed_seconds": _num(billed),
+        "billed_seconds": as_number(billed),
         "billed_exact": actual is not None or shot.billed.exact or billed == 0,
-        "planned_seconds": _num(shot.billed.total),
+        "planned_seconds": as_number(shot.billed.total),
         "billed_in_this_run": billed_now,
-        "cost": _num(cost(billed, shot.rate)),
+        "cost": as_number(cost(billed, shot.rate)),
         "output": _relative(output, report_dir) if output else None,
         "prompt": read_body(shot.spec, shot.body).prompt,
         "references": [
@@ -186,11 +187,6 @@ def _span(start: float | None, end: float | None) -> float | None:
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
-
-def _num(value: Decimal | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def money_text(amount: float | None, currency: str | None) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..plan.planner import PlannedShot
-from .download import sidecar_path
+from .download import recorded_fingerprint
 from .ledger import Ledger, ShotRecord
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
@@ -70,13 +69,7 @@ def decide_all(
 
 def has_video(shot: PlannedShot) -> bool:
     """The shot's own video is on disk, of this very request (its sidecar says so)."""
-    sidecar = sidecar_path(shot.output)
-    if not shot.output.is_file() or not sidecar.is_file():
-        return False
-    try:
-        return bool(json.loads(sidecar.read_text()).get("fingerprint") == shot.fingerprint)
-    except (OSError, ValueError, AttributeError):
-        return False
+    return shot.output.is_file() and recorded_fingerprint(shot.output) == shot.fingerprint
 
 
 def decide(shot: PlannedShot, record: ShotRecord | None, ledger: Ledger | None, selection: Selection, now: float) -> tuple[str, str]:

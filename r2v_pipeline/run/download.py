@@ -171,6 +171,12 @@ def sidecar_path(video: Path) -> Path:
     return video.with_suffix(".json")
 
 
+def recorded_fingerprint(video: Path) -> str | None:
+    """The request a video on disk was made for, as its sidecar records it."""
+    value = _read_json(sidecar_path(video)).get("fingerprint")
+    return value if isinstance(value, str) else None
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")

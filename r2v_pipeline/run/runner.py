@@ -108,7 +108,7 @@ class Job:
 
     @classmethod
     def of(cls, shot: PlannedShot) -> Job:
-        return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, _resolution(shot), int(shot.billed.output), shot.output, shot)
+        return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, shot.resolution, int(shot.billed.output), shot.output, shot)
 
     @classmethod
     def orphan(cls, record: ShotRecord, shot: PlannedShot) -> Job:
@@ -604,14 +604,6 @@ def _copy_video(source: Path, shot: PlannedShot) -> None:
     if sidecar.is_file():
         data = json.loads(sidecar.read_text())
         write_json(sidecar_path(shot.output), {**data, "key": shot.key, "copied_from": data.get("key")})
-
-
-def _resolution(shot: PlannedShot) -> str:
-    params = shot.body.get("parameters", shot.body)
-    size = params.get("size")
-    if isinstance(size, str):
-        return "1080P" if max(int(x) for x in size.split("*")) >= 1900 else "720P"
-    return str(params.get("resolution") or shot.spec.defaults.get("resolution", "1080P"))
 
 
 def _settled_status(action: str) -> str:
