@@ -108,7 +108,10 @@ def parse_yaml(raw: bytes, path: Path, name: str) -> YamlFile:
         mark = err.problem_mark or err.context_mark
         where = Position(name, mark.line + 1, mark.column + 1) if mark else Position(name)
         problem = err.problem or err.context or "syntax error"
-        builder.errors.append(Diagnostic(where, f"YAML syntax error: {problem}"))
+        if "nest" in problem:  # libyaml's own depth limit may strike before this loader's
+            builder.errors.append(Diagnostic(where, f"nested deeper than {MAX_DEPTH} levels; not a manifest"))
+        else:
+            builder.errors.append(Diagnostic(where, f"YAML syntax error: {problem}"))
     except yaml.reader.ReaderError as err:
         line, col = _line_col(text, err.position)
         builder.errors.append(Diagnostic(Position(name, line, col), f"not YAML text: {err.reason} #x{err.character:04x}" if isinstance(err.character, int) else f"not YAML text: {err.reason}"))
