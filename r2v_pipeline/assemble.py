@@ -23,7 +23,8 @@ from .manifest.load import display_name
 from .media.concat import Concatenated, ConcatError, concatenate
 from .media.probe import MediaInfo, probe_file
 from .plan.planner import Plan, PlannedShot
-from .run.download import recorded_fingerprint, sidecar_path, write_json
+from .run.actions import Stores
+from .run.store import recorded_fingerprint, sidecar_path, write_json
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INVALID = 0, 1, 2
 
@@ -77,6 +78,7 @@ def plan_cuts(plan: Plan, output: Path | None = None) -> list[Cut]:
     for shot in plan.shots:
         episodes.setdefault((shot.series, shot.episode), []).append(shot)
     cuts = []
+    stores = Stores()
     for (series, episode), shots in episodes.items():
         chosen = [s for s in shots if (s.take or 1) == picks.get((series, episode, s.shot), 1)]
         cuts.append(
@@ -85,16 +87,23 @@ def plan_cuts(plan: Plan, output: Path | None = None) -> list[Cut]:
                 episode=episode,
                 manifest=shots[0].manifest,
                 output=output or shots[0].output.parent.parent / f"{episode}.mp4",  # beside the episode's folder
-                parts=tuple(check_shot(s) for s in chosen),
+                parts=tuple(check_shot(s, stores) for s in chosen),
             )
         )
     return cuts
 
 
-def check_shot(shot: PlannedShot) -> Part:
-    """The shot's video if it is on disk, is a video, and is of this version of the shot."""
+def check_shot(shot: PlannedShot, stores: Stores) -> Part:
+    """The shot's video if it is on disk, is a video, and is of this version of the shot.
+    A video the store holds for this version is put in place first (an undone edit)."""
     path = shot.output
     where = display_name(path)
+    store = stores.of(shot)
+    if not store.is_materialised(shot.fingerprint, path) and store.find(shot.fingerprint) is not None:
+        try:
+            store.materialise(shot.fingerprint, path, {"key": shot.key})
+        except OSError as error:
+            return Part(shot, problem=f"cannot put the stored video in place at {where}: {error.strerror or error}")
     if not path.is_file():
         return Part(shot, problem=f"missing: expected {where}")
     recorded = recorded_fingerprint(path)

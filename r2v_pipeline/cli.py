@@ -17,7 +17,7 @@ from .catalog.dashscope import REGIONS
 from .diagnostics import Diagnostics
 from .plan.output import plan_json, plan_table
 from .plan.planner import Plan, PlanOptions, make_plan
-from .run.actions import Selection, decide_all
+from .run.actions import Selection, Stores, decide_all
 from .run.ledger import Ledger
 from .run.runner import RunOptions
 from .run.session import RunRequest, execute, state_dir_of
@@ -186,9 +186,8 @@ def _apply_ledger(plan: Plan, selection: Selection) -> None:
     except ValueError:
         return
     ledger = Ledger.peek(folder) if folder else None
-    records = ledger.records() if ledger else {}
-    for shot, (action, reason, _) in zip(plan.shots, decide_all(plan.shots, records, ledger, selection, time.time())):
-        shot.action, shot.reason = action, reason
+    for shot, decision in zip(plan.shots, decide_all(plan.shots, ledger, Stores(), selection, time.time())):
+        shot.action, shot.reason, shot.changes = decision.action, decision.reason, decision.changes
     if ledger:
         ledger.close()
 

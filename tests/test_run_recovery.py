@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -122,7 +123,7 @@ def test_shots_asking_the_same_request_share_one_video(tmp_path: Path, start_sim
     assert {s["shot"]: s["status"] for s in report["shots"]} == {"intro": "downloaded", "intro-again": "copied"}
     code, report, log = run([ep2], tmp_path, sim)  # another episode, another run, the same request
     assert code == 0, log
-    assert report["shots"][0]["status"] == "copied"
+    assert report["shots"][0]["status"] == "reused"  # from the video store: nothing made again
     assert len(sim.ledger.tasks()) == 1
     for shot in plan_of([ep1, ep2], tmp_path).shots:
         assert probe_file(shot.output).has_video, shot.key
@@ -131,13 +132,20 @@ def test_shots_asking_the_same_request_share_one_video(tmp_path: Path, start_sim
     assert report["shots"][0]["status"] == "skipped"
 
 
-def test_a_deleted_video_is_fetched_again_while_the_provider_keeps_it(tmp_path: Path, start_sim: StartSim, write: Write, media: Media) -> None:
+def test_a_deleted_video_comes_back_from_the_store_or_is_fetched_again_while_the_provider_keeps_it(
+    tmp_path: Path, start_sim: StartSim, write: Write, media: Media
+) -> None:
     media("m/a.png", "png")
     ep = write("ep.yaml", ONE_SHOT)
     sim = fast_sim(start_sim)
     assert run([ep], tmp_path, sim)[0] == 0
     shot = plan_of([ep], tmp_path).shots[0]
     shot.output.unlink()
+    code, report, _ = run([ep], tmp_path, sim)
+    assert code == 0 and report["shots"][0]["status"] == "reused"
+    assert probe_file(shot.output).has_video
+    shot.output.unlink()
+    shutil.rmtree(shot.store_dir)  # the store gone too: the provider still has it
     code, report, _ = run([ep], tmp_path, sim)
     assert code == 0 and report["shots"][0]["status"] == "downloaded"
     assert probe_file(shot.output).has_video
@@ -225,17 +233,19 @@ def test_a_file_changed_after_planning_is_not_sent(
 
 
 def test_a_forced_remake_keeps_the_earlier_video(tmp_path: Path, write: Write, media: Media, media_bytes: dict[str, bytes]) -> None:
-    from r2v_pipeline.run.download import Fetched, place
+    from r2v_pipeline.run.store import VideoStore
 
-    dest = tmp_path / "out" / "one.mp4"
-    dest.parent.mkdir(parents=True)
-    dest.write_bytes(media_bytes["video_3s"])
-    (tmp_path / "out" / "one.json").write_text(json.dumps({"fingerprint": "f" * 64}))
-    new = tmp_path / "out" / ".one.mp4.part"
-    new.write_bytes(media_bytes["video_2s_silent"])
-    place(Fetched(new, probe_file(new)), dest, {"fingerprint": "f" * 64})  # the same request, a new video
-    (aside,) = list((tmp_path / "out" / "superseded").glob("one-*.mp4"))
-    assert aside.read_bytes() == media_bytes["video_3s"]
+    store = VideoStore(tmp_path / "out" / ".r2v-store")
+    dest = tmp_path / "out" / "s" / "e" / "one.mp4"
+    fp = "f" * 64
+    for video in ("video_3s", "video_2s_silent"):  # the same request made twice (--force): two paid videos
+        part = store.object_path(fp).with_name(f".{video}.part")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(media_bytes[video])
+        store.put(fp, part, {"key": "s/e/one"})
+        store.materialise(fp, dest, {"key": "s/e/one"})
+    (earlier,) = store.generations(fp)
+    assert earlier.read_bytes() == media_bytes["video_3s"]
     assert dest.read_bytes() == media_bytes["video_2s_silent"]
 
 

@@ -34,6 +34,7 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
         "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
         "action": s.action,
         "reason": s.reason,
+        "changes": list(s.changes),
         "references": [
             {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url, "description": r.description}
             for r in s.references
@@ -105,6 +106,7 @@ def plan_table(plan: Plan) -> str:
             )
         lines.extend("  " + line for line in _columns(rows))
         lines.append("")
+    lines += _explanations(plan)
     totals = _totals(plan)
     money = f", {totals['cost']} {plan.currency or ''}".rstrip() if totals["cost"] is not None else ""
     bound = "" if totals["billed_seconds_exact"] else " at most"
@@ -122,6 +124,19 @@ def plan_table(plan: Plan) -> str:
     if not all(s.billed.exact for s in plan.to_submit):
         lines.append("'max': a remote reference video's length is unknown; its full share of the 5 s input cap is counted")
     return "\n".join(lines)
+
+
+def _explanations(plan: Plan) -> list[str]:
+    """Why shots made before are made again (what changed), and which paid videos are reused."""
+    lines = []
+    for s in plan.shots:
+        name = s.key.split("/", 2)[-1]
+        if s.changes:
+            lines.append(f"{name}: {s.reason}")
+            lines.extend(f"    {change}" for change in s.changes)
+        elif s.action == "reuse":
+            lines.append(f"{name}: {s.reason}")
+    return lines + [""] if lines else []
 
 
 def _columns(rows: list[list[str]]) -> list[str]:

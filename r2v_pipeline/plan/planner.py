@@ -31,6 +31,10 @@ from .prompt import PromptError, compile_prompt, render_labelled, render_trackin
 from .settings import Chosen, choose_settings, take_seeds
 
 
+# Beside the series folders of an output folder: every paid video, by fingerprint.
+STORE_FOLDER = ".r2v-store"
+
+
 @dataclass(frozen=True)
 class Target:
     """Where an episode's requests go."""
@@ -72,8 +76,10 @@ class PlannedShot:
     fingerprint: str
     output: Path
     state_dir: Path
+    store_dir: Path  # the video store of the output folder
     action: str = "submit"
     reason: str = "not made yet"
+    changes: tuple[str, ...] = ()  # what changed since the shot's last version, for people
 
     @property
     def key(self) -> str:
@@ -413,4 +419,5 @@ class _EpisodePlanner:
             fingerprint=fingerprint(spec, body, {url: f.info.sha256 for url, f in media.files.items()}),
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,
+            store_dir=self.output_dir / STORE_FOLDER,
         )

@@ -23,7 +23,8 @@ from ..run.runner import Work
 
 STATUSES = {
     "downloaded": "made and downloaded by this run",
-    "copied": "the same request as another shot: its video was copied",
+    "copied": "the same request as another shot: its video is shared",
+    "reused": "its video was in the store (an undone edit, a renamed shot): nothing billed",
     "skipped": "already downloaded by an earlier run",
     "failed": "failed; the reason says why",
     "held": "held back: it would cross a budget",
@@ -33,7 +34,7 @@ STATUSES = {
     "elsewhere": "another r2v run holds it",
     "unselected": "not selected by --only",
 }
-DONE = ("downloaded", "skipped", "copied")
+DONE = ("downloaded", "skipped", "copied", "reused")
 
 
 def build_report(

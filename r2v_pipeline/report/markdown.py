@@ -6,7 +6,7 @@ from typing import Any
 
 from .build import money_text
 
-_MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "elsewhere": "↪", "unselected": "·"}
+_MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "reused": "♻", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "elsewhere": "↪", "unselected": "·"}
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -38,7 +38,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("recovered"):
         lines += ["", "## Recovered from earlier runs", ""]
         lines += [f"- {r['key']} (task {r['task_id']}): {r['state']}" + (f" → [{r['output']}]({r['output']})" if r["output"] else "") for r in report["recovered"]]
-    problems = [s for s in report["shots"] if s["status"] not in ("downloaded", "skipped", "copied", "unselected")]
+    problems = [s for s in report["shots"] if s["status"] not in ("downloaded", "skipped", "copied", "reused", "unselected")]
     if problems:
         lines += ["", "## Needs attention", ""]
         lines += [f"- **{s['key']}** ({s['status']}): {s['reason']}" for s in problems]

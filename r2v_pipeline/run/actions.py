@@ -1,4 +1,4 @@
-"""What a run does with each planned shot, given what the ledger remembers of it."""
+"""What a run does with each planned shot, given what the ledger and the video store remember."""
 
 from __future__ import annotations
 
@@ -6,29 +6,33 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
+from ..diagnostics import did_you_mean
+from ..plan.changes import describe_changes
 from ..plan.planner import PlannedShot
-from .download import recorded_fingerprint
 from .ledger import Ledger, ShotRecord
+from .store import VideoStore
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
 # action -> what it means; "submit", "resume" and "download" spend or save money,
-# the others leave the shot as it is.
+# "reuse" and "copy" place a paid video without a request, the others leave the shot as it is.
 ACTIONS = {
     "submit": "a new request",
     "reconcile": "an earlier submit may have gone through: find its task first",
     "resume": "poll the task an earlier run submitted",
     "download": "fetch the finished video",
     "skip": "already downloaded",
-    "copy": "the same request as another shot: its video is copied, not made again",
+    "reuse": "its video is in the store: put in place, nothing billed",
+    "copy": "the same request as another shot: its video is shared, not made again",
     "failed": "failed before",
     "ambiguous": "an earlier submit could not be matched to a task",
     "expired": "the provider's copy expired before it was downloaded",
     "elsewhere": "another r2v run holds it",
     "unselected": "not selected",
 }
+SPENDING = ("submit",)  # actions that may create a billed task
 
 
 @dataclass(frozen=True)
@@ -43,69 +47,137 @@ class Selection:
     def forced(self, shot: PlannedShot) -> bool:
         return _matches(shot, self.force)
 
+    def unmatched(self, shots: Sequence[PlannedShot]) -> list[str]:
+        """A message for each --only or --force pattern that names no planned shot."""
+        names = sorted({name for shot in shots for name in _names(shot)})
+        return [
+            f"{flag} {pattern!r} matches no shot{did_you_mean(pattern, names)}"
+            for flag, patterns in (("--only", self.only), ("--force", self.force))
+            for pattern in patterns
+            if not any(_matches(shot, (pattern,)) for shot in shots)
+        ]
+
+
+def _names(shot: PlannedShot) -> tuple[str, ...]:
+    return (shot.key, shot.key.split("#")[0], shot.shot, f"{shot.episode}/{shot.shot}")
+
 
 def _matches(shot: PlannedShot, patterns: Sequence[str]) -> bool:
-    names = (shot.key, shot.key.split("#")[0], shot.shot, f"{shot.episode}/{shot.shot}")
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in _names(shot))
 
 
-def decide_all(
-    shots: Sequence[PlannedShot], records: Mapping[str, ShotRecord], ledger: Ledger | None, selection: Selection, now: float
-) -> list[tuple[str, str, PlannedShot | None]]:
-    """(action, reason, source) per shot. Shots asking exactly the same request share
-    one video: the first makes it, the others copy it (``source``)."""
-    out: list[tuple[str, str, PlannedShot | None]] = []
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one planned shot, and why."""
+
+    action: str
+    reason: str
+    source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
+    changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
+
+    @property
+    def spends(self) -> bool:
+        return self.action in SPENDING
+
+
+class Stores:
+    """The video store of each output folder a plan writes into."""
+
+    def __init__(self) -> None:
+        self._stores: dict[Path, VideoStore] = {}
+
+    def of(self, shot: PlannedShot) -> VideoStore:
+        root = shot.store_dir.resolve()
+        store = self._stores.get(root)
+        if store is None:
+            store = self._stores[root] = VideoStore(root)
+        store.scan_legacy(shot.output.parent)
+        return store
+
+
+def decide_all(shots: Sequence[PlannedShot], ledger: Ledger | None, stores: Stores, selection: Selection, now: float) -> list[Decision]:
+    """A decision per shot. Shots asking exactly the same request share one video:
+    the first makes (or reuses) it, the others are placed from the store after it."""
+    records = ledger.records([s.fingerprint for s in shots]) if ledger else {}
+    versions = ledger.versions([s.key for s in shots]) if ledger else {}
+    out: list[Decision] = []
     first: dict[str, PlannedShot] = {}
     for shot in shots:
-        action, reason = decide(shot, records.get(shot.fingerprint), ledger, selection, now)
+        decision = decide(shot, records.get(shot.fingerprint), ledger, stores.of(shot), selection, now)
         source = first.get(shot.fingerprint)
-        if source is not None and action in ("submit", "reconcile", "resume", "download", "copy"):
-            action, reason = "copy", f"the same request as {source.key}: its video is copied, not made again"
-        elif action in ("submit", "reconcile", "resume", "download", "skip"):
+        if source is not None and decision.action in ("submit", "reconcile", "resume", "download", "reuse", "copy"):
+            decision = Decision("copy", f"the same request as {source.key}: its video is shared, not made again", source)
+        elif decision.action in ("submit", "reconcile", "resume", "download", "skip", "reuse"):
             first.setdefault(shot.fingerprint, shot)
-        out.append((action, reason, source))
+        if decision.action == "submit" and decision.reason == ACTIONS["submit"]:
+            decision = _explained(decision, shot, versions.get(shot.key, []))
+        out.append(decision)
     return out
 
 
-def has_video(shot: PlannedShot) -> bool:
-    """The shot's own video is on disk, of this very request (its sidecar says so)."""
-    return shot.output.is_file() and recorded_fingerprint(shot.output) == shot.fingerprint
-
-
-def decide(shot: PlannedShot, record: ShotRecord | None, ledger: Ledger | None, selection: Selection, now: float) -> tuple[str, str]:
-    """(action, reason) for one shot."""
+def decide(shot: PlannedShot, record: ShotRecord | None, ledger: Ledger | None, store: VideoStore, selection: Selection, now: float) -> Decision:
     if not selection.selected(shot):
-        return "unselected", ACTIONS["unselected"]
+        return Decision("unselected", ACTIONS["unselected"])
     if record is not None and ledger is not None and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
-        return "elsewhere", ACTIONS["elsewhere"]
+        return Decision("elsewhere", ACTIONS["elsewhere"])
     state = record.state if record is not None else "planned"
-    if selection.forced(shot) and (state in ("downloaded", "failed", "ambiguous", "expired") or has_video(shot)):
-        return "submit", f"forced (was {state})"
-    if has_video(shot):
-        when = datetime.fromtimestamp(record.downloaded_at or 0) if record and record.downloaded_at else None
-        return "skip", "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else "")
+    stored = store.find(shot.fingerprint)
+    in_place = store.is_materialised(shot.fingerprint, shot.output)
+    if selection.forced(shot) and (state in ("downloaded", "failed", "ambiguous", "expired") or stored or in_place):
+        return Decision("submit", f"forced (was {state})")
+    if in_place:
+        when = datetime.fromtimestamp(record.downloaded_at) if record and record.downloaded_at else None
+        return Decision("skip", "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
+    if stored is not None:
+        return Decision("reuse", _paid_by(stored.meta))
     if record is None or state == "planned":
-        return "submit", ACTIONS["submit"]
+        return Decision("submit", ACTIONS["submit"])
     if state in ("submitting", "submitted", "succeeded") and record.endpoint and record.endpoint != shot.target.base_url:
-        return "elsewhere", f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it"
+        return Decision("elsewhere", f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it")
     if state == "downloaded":
-        if record.output and Path(record.output).is_file():  # another shot with the same request made it
-            return "copy", f"the same request as {record.key}: its video is copied, not made again"
         if record.result_url and now - (record.finished_at or 0) < RESULT_LIFE:
-            return "download", "the video file is missing: fetch it again"
-        return "failed", "the video file is missing and the provider's copy has expired; --force makes it again"
+            return Decision("download", "the video file is missing: fetch it again")
+        return Decision("failed", "the video file is missing and the provider's copy has expired; --force makes it again")
     if state == "submitting":
-        return "reconcile", ACTIONS["reconcile"]
+        return Decision("reconcile", ACTIONS["reconcile"])
     if state == "submitted":
-        return "resume", f"poll task {record.task_id}"
+        return Decision("resume", f"poll task {record.task_id}")
     if state == "succeeded":
-        return "download", ACTIONS["download"]
+        return Decision("download", ACTIONS["download"])
     if state == "failed":
         if selection.retry_failed:
-            return "submit", f"retry after {record.code}"
-        return "failed", f"failed before: {record.code}: {record.message} (--retry-failed to try again)"
+            return Decision("submit", f"retry after {record.code}")
+        return Decision("failed", f"failed before: {record.code}: {record.message} (--retry-failed to try again)")
     if state == "ambiguous":
-        return "ambiguous", f"{record.message} (--force to submit again)"
+        return Decision("ambiguous", f"{record.message} (--force to submit again)")
     if state == "expired":
-        return "expired", f"{record.message} (--force to make it again)"
-    return "submit", ACTIONS["submit"]
+        return Decision("expired", f"{record.message} (--force to make it again)")
+    return Decision("submit", ACTIONS["submit"])
+
+
+def _paid_by(meta: dict) -> str:
+    """'reused from the store: paid by run 1a2b3c on 2026-11-30 14:02 (task …)'."""
+    run = meta.get("paid_by_run")
+    stamps = meta.get("timestamps") or {}
+    when = stamps.get("submitted") or stamps.get("finished")
+    parts = ["reused from the store: paid"]
+    if run:
+        parts.append(f"by run {run}")
+    if isinstance(when, (int, float)):
+        parts.append(f"on {datetime.fromtimestamp(when):%Y-%m-%d %H:%M}")
+    if meta.get("task_id"):
+        parts.append(f"(task {meta['task_id']})")
+    if meta.get("key"):
+        parts.append(f"for {meta['key']}")
+    return " ".join(parts)
+
+
+def _explained(decision: Decision, shot: PlannedShot, versions: list[ShotRecord]) -> Decision:
+    """A new request for a shot that had another one: say what changed since."""
+    previous = next((r for r in versions if r.fingerprint != shot.fingerprint and r.request_data), None)
+    if previous is None or previous.request_data is None:
+        return decision
+    files = {url: f.info.sha256 for url, f in shot.files.items()}
+    changes = tuple(describe_changes(previous.request_data, shot.spec, shot.body, files))
+    when = datetime.fromtimestamp(previous.updated_at)
+    return Decision("submit", f"edited since its version of {when:%Y-%m-%d %H:%M}", changes=changes)

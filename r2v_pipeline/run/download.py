@@ -1,22 +1,19 @@
-"""Fetching a finished video: streamed, resumed, verified, then renamed into place.
+"""Fetching a finished video: streamed, resumed, verified; the video store takes it from there.
 
 A video is paid for once it exists; its URL dies after 24 hours. So the
 download retries generously, picks up where a cut connection left off (when
-the server takes a Range), and only a verified MP4 with a video stream lands
-at the output path, by an atomic rename. A different video already at that
-path is moved aside into ``superseded/``, never deleted.
+the server takes a Range), and only a verified MP4 with a video stream is
+handed on (``store.put`` renames it into the store atomically).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import httpx
 
@@ -136,68 +133,3 @@ def _range_start(response: httpx.Response) -> int | None:
 
 def _short(text: str) -> str:
     return " ".join(text.split())[:160]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def place(fetched: Fetched, dest: Path, sidecar: dict[str, Any]) -> str:
-    """Move a verified download to ``dest`` (moving aside a different video already
-    there, or the same bytes made by another request: a paid video and its
-    provenance are never deleted) and write its provenance sidecar; returns the
-    video's sha256."""
-    sha = sha256_of(fetched.path)
-    existing = sidecar_path(dest)
-    if dest.exists():
-        previous = sha256_of(dest)
-        if previous != sha or _read_json(existing).get("fingerprint") != sidecar.get("fingerprint"):
-            aside = dest.parent / "superseded" / f"{dest.stem}-{previous[:12]}{dest.suffix}"
-            aside.parent.mkdir(exist_ok=True)
-            os.replace(dest, aside)
-            if existing.exists():
-                os.replace(existing, sidecar_path(aside))
-    os.replace(fetched.path, dest)
-    write_json(existing, {**sidecar, "video": {**sidecar.get("video", {}), "sha256": sha}})
-    _fsync_dir(dest.parent)
-    return sha
-
-
-def sidecar_path(video: Path) -> Path:
-    return video.with_suffix(".json")
-
-
-def recorded_fingerprint(video: Path) -> str | None:
-    """The request a video on disk was made for, as its sidecar records it."""
-    value = _read_json(sidecar_path(video)).get("fingerprint")
-    return value if isinstance(value, str) else None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

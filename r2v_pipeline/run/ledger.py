@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS shots (
     bytes INTEGER,
     code TEXT,
     message TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    submitted_by TEXT,
+    request TEXT
 );
 CREATE INDEX IF NOT EXISTS shots_by_account ON shots (account, state);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -128,6 +130,16 @@ class ShotRecord:
     code: str | None = None
     message: str | None = None
     updated_at: float = 0.0
+    submitted_by: str | None = None  # the run that recorded the submit: the one that paid
+    request: str | None = None  # JSON: provider, model, body and local files' hashes, to say what an edit changed
+
+    @property
+    def request_data(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.request) if self.request else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
     @property
     def usage_data(self) -> dict[str, Any] | None:
@@ -142,6 +154,9 @@ class Ledger:
         self.path = path
         self.db = connection
         self.readonly = readonly
+        # The columns to read: a read-only peek at an older ledger cannot add the new ones.
+        present = {row[1] for row in connection.execute("PRAGMA table_info(shots)")}
+        self._columns = ", ".join(c if c in present else f"NULL AS {c}" for c in _COLUMNS)
         self.run_id = uuid.uuid4().hex[:12]
         self.host = socket.gethostname()
         if not readonly:
@@ -158,8 +173,9 @@ class Ledger:
         db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(shots)")}
-        if "endpoint" not in columns:  # a ledger from before tasks recorded their endpoint
-            db.execute("ALTER TABLE shots ADD COLUMN endpoint TEXT")
+        for column in ("endpoint", "submitted_by", "request"):  # a ledger of an earlier version
+            if column not in columns:
+                db.execute(f"ALTER TABLE shots ADD COLUMN {column} TEXT")
         return cls(path, db)
 
     @classmethod
@@ -192,11 +208,22 @@ class Ledger:
     # --- reading -----------------------------------------------------------
 
     def get(self, fingerprint: str) -> ShotRecord | None:
-        row = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        row = self.db.execute(f"SELECT {self._columns} FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
         return ShotRecord(*row) if row else None
 
+
+    def versions(self, keys: list[str]) -> dict[str, list[ShotRecord]]:
+        """Every request recorded for each shot key, newest first: what an edit changed."""
+        wanted = set(keys)
+        found: dict[str, list[ShotRecord]] = {}
+        for row in self.db.execute(f"SELECT {self._columns} FROM shots ORDER BY updated_at DESC"):
+            record = ShotRecord(*row)
+            if record.key in wanted:
+                found.setdefault(record.key, []).append(record)
+        return found
+
     def records(self, fingerprints: list[str] | None = None) -> dict[str, ShotRecord]:
-        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM shots").fetchall()
+        rows = self.db.execute(f"SELECT {self._columns} FROM shots").fetchall()
         wanted = set(fingerprints) if fingerprints is not None else None
         return {row[0]: ShotRecord(*row) for row in rows if wanted is None or row[0] in wanted}
 
@@ -233,7 +260,8 @@ class Ledger:
             self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), self.run_id))
 
     def enter(
-        self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str
+        self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str,
+        request: str | None = None,
     ) -> ShotRecord | None:
         """Record a planned shot (if new) and claim it for this run.
         None when another live run holds it."""
@@ -248,7 +276,10 @@ class Ledger:
             assert record is not None
             if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
                 return None
-            self.db.execute("UPDATE shots SET owner = ?, key = ?, output = ? WHERE fingerprint = ?", (self.run_id, key, output, fingerprint))
+            self.db.execute(
+                "UPDATE shots SET owner = ?, key = ?, output = ?, request = coalesce(?, request) WHERE fingerprint = ?",
+                (self.run_id, key, output, request, fingerprint),
+            )
             if record.state not in UNFINISHED:  # a task in the works stays with the account it was sent to
                 self.db.execute("UPDATE shots SET account = ?, endpoint = ? WHERE fingerprint = ?", (account, endpoint, fingerprint))
         return self.get(fingerprint)
@@ -270,7 +301,7 @@ class Ledger:
     def unfinished_elsewhere(self) -> list[ShotRecord]:
         """Unfinished shots whose run is gone: paid or maybe paid work to resume."""
         rows = self.db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM shots WHERE state IN ({_marks(UNFINISHED)})", UNFINISHED
+            f"SELECT {self._columns} FROM shots WHERE state IN ({_marks(UNFINISHED)})", UNFINISHED
         ).fetchall()
         return [r for r in map(lambda row: ShotRecord(*row), rows) if not self.owner_alive(r.owner)]
 
@@ -293,7 +324,7 @@ class Ledger:
             self.db.execute(
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )
-            self._set(fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None)
+            self._set(fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None, submitted_by=self.run_id)
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None:
         """submitting → planned: the request provably created no task."""

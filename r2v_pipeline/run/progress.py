@@ -17,6 +17,7 @@ _COLUMN = {
     "succeeded": "fetching",
     "downloaded": "done",
     "copied": "done",
+    "reused": "done",
     "failed": "failed",
     "refused": "failed",
     "expired": "failed",

@@ -20,10 +20,7 @@ are kept here:
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +34,7 @@ from ..catalog.wire import read_body
 from ..manifest.load import display_name
 from ..media.probe import MediaInfo
 from ..plan.budget import fit
+from ..plan.changes import request_record
 from ..plan.planner import Plan, PlannedShot
 from ..providers.base import (
     Busy,
@@ -50,15 +48,17 @@ from ..providers.base import (
     Unknown,
     Unsendable,
 )
-from .actions import Selection, decide_all
-from .download import BadVideo, DownloadFailed, Expired, fetch_video, place, sidecar_path, write_json
+from .actions import Selection, Stores, decide_all
+from .download import BadVideo, DownloadFailed, Expired, fetch_video
 from .ledger import Ledger, ShotRecord
 from .pacing import Backoff, RateLimit, SlotHold, Slots
 from .polling import PollPolicy, relevant
 from .progress import Log
+from .store import VideoStore
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
-CARRIED = ("submit", "reconcile", "resume", "download", "copy")  # actions this run carries out
+CARRIED = ("submit", "reconcile", "resume", "download", "reuse", "copy")  # actions this run carries out
+OFFLINE = ("reuse", "copy")  # carried out from the video store, without the provider
 RECONCILE_MARGIN = 15 * 60.0  # provider seconds around an unanswered submit to look for its task (clocks drift)
 
 
@@ -87,6 +87,7 @@ class Work:
     action: str
     reason: str
     source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
+    changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
     status: str = "pending"  # what became of it, for the report (see report.STATUSES)
     held: bool = False
 
@@ -95,7 +96,7 @@ class Work:
 class Job:
     """What following a task and fetching its video need: from a planned shot, or
     from a ledger row of an earlier version of a planned shot (an orphan: paid,
-    not yet fetched)."""
+    not yet fetched; its video goes to the store and a superseded/ link)."""
 
     fingerprint: str
     key: str
@@ -103,17 +104,17 @@ class Job:
     model: str
     resolution: str  # with duration, which past tasks the poll schedule learns from
     duration: int
-    output: Path
+    output: Path  # the shot's output path
+    store: VideoStore
     shot: PlannedShot | None = None  # None for an orphan: nothing to submit, only to finish
 
     @classmethod
-    def of(cls, shot: PlannedShot) -> Job:
-        return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, shot.resolution, int(shot.billed.output), shot.output, shot)
+    def of(cls, shot: PlannedShot, store: VideoStore) -> Job:
+        return cls(shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, shot.resolution, int(shot.billed.output), shot.output, store, shot)
 
     @classmethod
-    def orphan(cls, record: ShotRecord, shot: PlannedShot) -> Job:
-        aside = shot.output.parent / "superseded" / f"{shot.output.stem}-{record.fingerprint[:12]}.mp4"
-        return cls(record.fingerprint, record.key, record.provider, record.model, "", 0, aside)
+    def orphan(cls, record: ShotRecord, shot: PlannedShot, store: VideoStore) -> Job:
+        return cls(record.fingerprint, record.key, record.provider, record.model, "", 0, shot.output, store)
 
 
 class Stalled(Exception):
@@ -151,14 +152,14 @@ class Runner:
         self.claimed: set[str] = set()  # task ids adopted by reconciliation in this run
         self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
         self.settled: dict[str, anyio.Event] = {}  # fingerprint -> set when this run is done with it
+        self.stores = Stores()
         self.work = self._decide()
 
     # --- deciding ---------------------------------------------------------------
 
     def _decide(self) -> list[Work]:
-        records = self.ledger.records([s.fingerprint for s in self.plan.shots])
-        decided = decide_all(self.plan.shots, records, self.ledger, self.options.selection, time.time())
-        work = [Work(shot, action, reason, source) for shot, (action, reason, source) in zip(self.plan.shots, decided)]
+        decided = decide_all(self.plan.shots, self.ledger, self.stores, self.options.selection, time.time())
+        work = [Work(shot, d.action, d.reason, d.source, d.changes) for shot, d in zip(self.plan.shots, decided)]
         # The budget counts what would be billed anew; what fits is kept in plan order.
         new = [w for w in work if w.action == "submit"]
         _, held = fit(self.plan.budgets, [w.shot for w in new])
@@ -169,7 +170,7 @@ class Runner:
         return work
 
     def shots_needing_providers(self) -> list[PlannedShot]:
-        return [w.shot for w in self.work if w.action in CARRIED and w.action != "copy"] + [
+        return [w.shot for w in self.work if w.action in CARRIED and w.action not in OFFLINE] + [
             shot for shot, _ in self._orphan_rows()
         ]
 
@@ -197,7 +198,7 @@ class Runner:
                 order = sorted(self.work, key=lambda w: w.action not in ("resume", "reconcile"))
                 for w in order:
                     if w.action in CARRIED:
-                        shots.start_soon(self._copy if w.action == "copy" else self._carry, w)
+                        shots.start_soon(self._place if w.action in OFFLINE else self._carry, w)
                     else:
                         w.status = _settled_status(w.action)
             group.cancel_scope.cancel()
@@ -237,8 +238,10 @@ class Runner:
             provider = self.provider_for(shot)
             account = self._account(provider, shot.target.quota)
             output = str(shot.output.resolve())  # the ledger outlives the working folder
+            files = {url: f.info.sha256 for url, f in shot.files.items()}
             claimed = self.ledger.enter(
-                shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output
+                shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
+                request=request_record(shot.spec, shot.body, files),
             )
             if claimed is None:
                 w.status, w.reason = "elsewhere", "another r2v run took it"
@@ -267,7 +270,7 @@ class Runner:
     async def _walk(self, w: Work, provider: Provider, account: _Account) -> None:
         """Move one shot through its states until it is downloaded or settled."""
         shot = w.shot
-        job = Job.of(shot)
+        job = Job.of(shot, self.stores.of(shot))
         slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
         resubmits = 0
         try:
@@ -305,29 +308,30 @@ class Runner:
         finally:
             slot.release()
 
-    async def _copy(self, w: Work) -> None:
-        """A shot asking the very same request as another shares its video: wait for
-        the other (if this run makes it), then copy the file and its provenance."""
+    async def _place(self, w: Work) -> None:
+        """Put a paid video in place from the store: a shot whose request's video is
+        stored ("reuse": an undone edit, a renamed shot), or one asking the very same
+        request as another shot of this run ("copy": after the other is done)."""
+        shot = w.shot
         try:
             if w.source is not None:
                 await self.settled[w.source.fingerprint].wait()
-            record = self.ledger.get(w.shot.fingerprint)
-            source = Path(record.output) if record and record.state == "downloaded" and record.output else None
-            if source is None or not source.is_file():
-                w.status, w.reason = "failed", f"the shot it copies ({w.source.key if w.source else record.key if record else '?'}) has no video"
+            store = self.stores.of(shot)
+            if store.find(shot.fingerprint) is None:
+                w.status, w.reason = "failed", f"the shot it shares a video with ({w.source.key if w.source else '?'}) has no video"
                 return
-            _copy_video(source, w.shot)
-            self.log.event(w.shot.key, "copied", path=display_name(w.shot.output))
-            w.status = "copied"
+            store.materialise(shot.fingerprint, shot.output, {"key": shot.key})
+            w.status = "copied" if w.action == "copy" else "reused"
+            self.log.event(shot.key, w.status, path=display_name(shot.output))
         except OSError as error:
-            w.status, w.reason = "failed", f"copying the shared video failed: {error.strerror or error}"
+            w.status, w.reason = "failed", f"placing the stored video failed: {error.strerror or error}"
 
     async def _recover(self, record: ShotRecord, shot: PlannedShot) -> None:
         provider = self.provider_for(shot)
         account = self._account(provider, shot.target.quota)
         if self.ledger.adopt(record.fingerprint) is None:
             return
-        job = Job.orphan(record, shot)
+        job = Job.orphan(record, shot, self.stores.of(shot))
         self.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
 
         async def walk() -> None:
@@ -350,7 +354,7 @@ class Runner:
                 "fingerprint": job.fingerprint,
                 "task_id": record.task_id,
                 "state": final.state if final else record.state,
-                "output": str(job.output) if final and final.state == "downloaded" else None,
+                "output": final.output if final and final.state == "downloaded" else None,
             }
         )
 
@@ -468,7 +472,7 @@ class Runner:
 
         async def watch(task_id: str) -> None:
             try:
-                ended[task_id] = await self._follow(Job.of(shot), provider, account, task_id, None)
+                ended[task_id] = await self._follow(Job.of(shot, self.stores.of(shot)), provider, account, task_id, None)
             except (Stalled, Transient, ProviderError) as error:
                 trouble.append(f"{task_id}: {error}")
 
@@ -577,9 +581,11 @@ class Runner:
         record = self.ledger.get(job.fingerprint)
         assert record is not None and record.result_url
         backoff = self.options.download_backoff.scaled(provider.time.scale)
+        for leftover in job.output.parent.glob(f".{job.output.name}.*.part"):  # beside the output: before the store
+            leftover.unlink(missing_ok=True)
         try:
             fetched = await fetch_video(
-                self.downloads, record.result_url, job.output, task=record.task_id or job.fingerprint,
+                self.downloads, record.result_url, job.store.object_path(job.fingerprint), task=record.task_id or job.fingerprint,
                 backoff=backoff, sleep=anyio.sleep, rng=self.rng,
             )
         except Expired as error:
@@ -589,21 +595,14 @@ class Runner:
         except (BadVideo, DownloadFailed) as error:
             # The task is paid for and its URL lives 24 hours: keep it to be fetched again.
             raise Stalled(f"download: {error}") from None
-        sha = place(fetched, job.output, _sidecar(job, record, fetched.info))
-        self.ledger.downloaded(job.fingerprint, str(job.output.resolve()), sha, fetched.info.bytes)
-        self.log.event(job.key, "downloaded", path=display_name(job.output))
-
-
-def _copy_video(source: Path, shot: PlannedShot) -> None:
-    """Copy a shared video (and its sidecar, under this shot's name) into place."""
-    shot.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = shot.output.with_name(f".{shot.output.name}.copy")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, shot.output)
-    sidecar = sidecar_path(source)
-    if sidecar.is_file():
-        data = json.loads(sidecar.read_text())
-        write_json(sidecar_path(shot.output), {**data, "key": shot.key, "copied_from": data.get("key")})
+        stored = job.store.put(job.fingerprint, fetched.path, _provenance(job, record, fetched.info))
+        if job.shot is None:  # an earlier version of the shot: a link in superseded/
+            placed = job.store.superseded_view(job.fingerprint, job.output)
+        else:
+            job.store.materialise(job.fingerprint, job.output, {"key": job.key})
+            placed = job.output
+        self.ledger.downloaded(job.fingerprint, str(placed.resolve()), stored.sha256 or "", fetched.info.bytes)
+        self.log.event(job.key, "downloaded", path=display_name(placed))
 
 
 def _settled_status(action: str) -> str:
@@ -618,11 +617,12 @@ def _final_status(record: ShotRecord | None) -> str:
     )
 
 
-def _sidecar(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:
-    """Provenance of a video: the request (local files by path and hash, no secrets),
-    the task, what was billed, when, and the file itself. An orphan's request is
-    no longer planned: its sidecar says so."""
+def _provenance(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:
+    """What the store keeps of a video: the request (local files by path and hash, no
+    secrets), the task and the run that paid for it, what was billed, when, and the
+    file itself. An orphan's request is no longer planned: the ledger remembers it."""
     shot = job.shot
+    recorded = record.request_data or {}
     return {
         "r2v_version": __version__,
         "key": job.key,
@@ -630,11 +630,11 @@ def _sidecar(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:
         "provider": job.provider,
         "model": job.model,
         "task_id": record.task_id,
-        "request": shot.body if shot else None,
+        "paid_by_run": record.submitted_by,
+        "request": shot.body if shot else recorded.get("body"),
         "files": {url: {"path": f.shown, "sha256": f.info.sha256} for url, f in shot.files.items()} if shot else {},
         "usage": record.usage_data,
         "billed_seconds": {"planned": float(shot.billed.total)} if shot else {},
-        "superseded": shot is None,
         "timestamps": {
             "submitted": record.submitted_at,
             "started": record.started_at,

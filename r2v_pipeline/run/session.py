@@ -18,14 +18,14 @@ from ..report.build import build_report
 from ..report.html import render_html
 from ..report.junit import write_junit
 from ..report.markdown import render_markdown
-from .download import write_json
+from .store import write_json
 from .ledger import Ledger
 from .progress import Log
 from .runner import RunOptions, Runner, Work
 from .targets import SimulateOptions, build_providers, simulation
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-DONE = ("downloaded", "skipped", "copied", "unselected")
+DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,290 @@
+"""The video store: every paid video kept once, by the fingerprint of its request.
+
+In the spirit of DVC's cache. Under ``<output>/.r2v-store/`` (the planner names
+the folder) each video lives as ``<fp[:2]>/<fp>.mp4`` beside ``<fp>.json`` (its
+provenance: request, task, usage, who paid, checksum). A shot's file at its output path is *materialised*
+from the store — a hard link where the file system allows, else a copy — with
+the shot's own sidecar beside it. So reverting an edit, renaming a shot,
+moving it to another episode or reordering takes finds the paid video here and
+bills nothing; ``superseded/`` only holds links to earlier versions, never a
+second copy of the bytes.
+
+Objects are read-only: a hard-linked output edited in place would change the
+stored video too. A video is never deleted here except by ``r2v gc --yes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+SUPERSEDED = "superseded"
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    fingerprint: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def sha256(self) -> str | None:
+        value = (self.meta.get("video") or {}).get("sha256")
+        return value if isinstance(value, str) else None
+
+
+class VideoStore:
+    """The store under one output folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._legacy: dict[str, tuple[Path, dict[str, Any]]] = {}  # fingerprint -> a video from before the store
+        self._scanned: set[Path] = set()
+
+    def object_path(self, fingerprint: str) -> Path:
+        return self.root / fingerprint[:2] / f"{fingerprint}.mp4"
+
+    def get(self, fingerprint: str) -> StoredVideo | None:
+        """The stored video of a request, if it is complete (video and provenance)."""
+        path = self.object_path(fingerprint)
+        meta = read_json(sidecar_path(path))
+        if meta.get("fingerprint") != fingerprint or not path.is_file():
+            return None
+        return StoredVideo(fingerprint, path, meta)
+
+    def find(self, fingerprint: str) -> StoredVideo | None:
+        """As ``get``, or a video made before the store existed that an episode
+        folder scanned with ``scan_legacy`` still holds."""
+        stored = self.get(fingerprint)
+        if stored is not None:
+            return stored
+        legacy = self._legacy.get(fingerprint)
+        if legacy is not None and legacy[0].is_file():
+            return StoredVideo(fingerprint, legacy[0], legacy[1])
+        return None
+
+    def scan_legacy(self, folder: Path) -> None:
+        """Note the videos an episode folder (and its superseded/) holds by their sidecars:
+        videos a version of r2v without the store left there, which ``take_in`` adopts."""
+        for where in (folder, folder / SUPERSEDED):
+            if where in self._scanned:
+                continue
+            self._scanned.add(where)
+            try:
+                sidecars = sorted(where.glob("*.json"))
+            except OSError:
+                continue
+            for sidecar in sidecars:
+                meta = read_json(sidecar)
+                fingerprint = meta.get("fingerprint")
+                video = sidecar.with_suffix(".mp4")
+                if isinstance(fingerprint, str) and video.is_file() and self.get(fingerprint) is None:
+                    self._legacy.setdefault(fingerprint, (video, meta))
+
+    # --- putting videos in ---------------------------------------------------------
+
+    def put(self, fingerprint: str, part: Path, meta: dict[str, Any]) -> StoredVideo:
+        """Move a verified download into the store (``meta`` is its provenance). A
+        video already stored for the request stays when the bytes are the same; a
+        different one (a forced remake) is kept beside it as an earlier generation."""
+        path = self.object_path(fingerprint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sha = sha256_of(part)
+        meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": sha}}
+        current = self.get(fingerprint)
+        if current is not None and current.sha256 == sha:
+            part.unlink(missing_ok=True)  # another shot or host stored the very same bytes
+            return current
+        if current is not None:
+            self._keep_generation(current)
+        os.chmod(part, READ_ONLY)
+        os.replace(part, path)
+        write_json(sidecar_path(path), meta)
+        fsync_dir(path.parent)
+        return StoredVideo(fingerprint, path, meta)
+
+    def take_in(self, fingerprint: str) -> StoredVideo | None:
+        """Adopt a pre-store video noted by ``scan_legacy`` (linked, not copied); None if there is none."""
+        stored = self.get(fingerprint)
+        if stored is not None:
+            return stored
+        legacy = self._legacy.get(fingerprint)
+        if legacy is None or not legacy[0].is_file():
+            return None
+        video, meta = legacy
+        path = self.object_path(fingerprint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(video, path)
+        meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": sha256_of(path)}}
+        meta.pop("superseded", None)
+        write_json(sidecar_path(path), meta)
+        del self._legacy[fingerprint]
+        return StoredVideo(fingerprint, path, meta)
+
+    def _keep_generation(self, current: StoredVideo) -> None:
+        stem = f"{current.fingerprint}.{(current.sha256 or 'unknown')[:12]}"
+        os.replace(current.path, current.path.with_name(stem + ".mp4"))
+        os.replace(sidecar_path(current.path), current.path.with_name(stem + ".json"))
+
+    # --- materialising ---------------------------------------------------------------
+
+    def materialise(self, fingerprint: str, dest: Path, sidecar: dict[str, Any]) -> StoredVideo:
+        """Place the stored video of ``fingerprint`` at ``dest`` with ``sidecar`` beside it.
+        Whatever video was there is kept: in the store (and a superseded/ link to it)
+        when r2v made it, moved into superseded/ when it is unknown."""
+        stored = self.take_in(fingerprint)
+        if stored is None:
+            raise FileNotFoundError(f"no stored video for {fingerprint[:12]}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not _same_file(dest, stored.path):
+            if dest.exists() or dest.is_symlink():
+                self._set_aside(dest, fingerprint)
+            tmp = dest.with_name(f".{dest.name}.link")
+            tmp.unlink(missing_ok=True)
+            link_or_copy(stored.path, tmp)
+            os.replace(tmp, dest)
+        write_json(sidecar_path(dest), {**stored.meta, **sidecar, "fingerprint": fingerprint, "store": os.path.relpath(stored.path, dest.parent)})
+        for old in _views(dest, fingerprint):  # it is the current version again
+            old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
+        fsync_dir(dest.parent)
+        return stored
+
+    def superseded_view(self, fingerprint: str, dest: Path) -> Path:
+        """A link in ``dest``'s superseded/ folder to the stored video of an earlier
+        version of that shot (for people browsing the output folder)."""
+        stored = self.take_in(fingerprint)
+        if stored is None:
+            raise FileNotFoundError(f"no stored video for {fingerprint[:12]}")
+        view = dest.parent / SUPERSEDED / f"{dest.stem}-{fingerprint[:12]}{dest.suffix}"
+        view.parent.mkdir(parents=True, exist_ok=True)
+        if not _same_file(view, stored.path):
+            tmp = view.with_name(f".{view.name}.link")
+            tmp.unlink(missing_ok=True)
+            link_or_copy(stored.path, tmp)
+            os.replace(tmp, view)
+        write_json(sidecar_path(view), {**stored.meta, "superseded": True, "store": os.path.relpath(stored.path, view.parent)})
+        return view
+
+    def _set_aside(self, dest: Path, incoming: str) -> None:
+        """Keep the video at ``dest`` before another takes its place."""
+        recorded = recorded_fingerprint(dest)
+        if recorded is not None and recorded != incoming:
+            self.scan_legacy(dest.parent)
+            if self.get(recorded) is None and dest.is_file():
+                self._legacy[recorded] = (dest, read_json(sidecar_path(dest)))
+                self.take_in(recorded)
+            if self.get(recorded) is not None:
+                self.superseded_view(recorded, dest)
+                return
+        stored = self.get(incoming)
+        if recorded == incoming and stored is not None and dest.is_file() and sha256_of(dest) == stored.sha256:
+            return  # the same video (a copy from before the store): the stored one replaces it
+        if dest.is_file():  # not r2v's, or its provenance is lost: never delete it
+            aside = dest.parent / SUPERSEDED / f"{dest.stem}-{sha256_of(dest)[:12]}{dest.suffix}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, aside)
+            if sidecar_path(dest).exists():
+                os.replace(sidecar_path(dest), sidecar_path(aside))
+
+    # --- looking and freeing ---------------------------------------------------------------
+
+    def is_materialised(self, fingerprint: str, dest: Path) -> bool:
+        """``dest`` holds this request's video: its sidecar says so, and it is the
+        stored file (or, from before the store, a file of the stored size)."""
+        if not dest.is_file() or recorded_fingerprint(dest) != fingerprint:
+            return False
+        stored = self.get(fingerprint)
+        return stored is None or _same_file(dest, stored.path) or dest.stat().st_size == stored.path.stat().st_size
+
+    def objects(self) -> Iterator[StoredVideo]:
+        if not self.root.is_dir():
+            return
+        for sidecar in sorted(self.root.glob("??/*.json")):
+            stored = self.get(sidecar.stem)
+            if stored is not None:
+                yield stored
+
+    def generations(self, fingerprint: str) -> list[Path]:
+        """Earlier videos of a request (forced remakes kept by ``put``)."""
+        return sorted(self.object_path(fingerprint).parent.glob(f"{fingerprint}.*.mp4"))
+
+    def remove(self, fingerprint: str) -> None:
+        path = self.object_path(fingerprint)
+        for video in [path, *self.generations(fingerprint)]:
+            video.unlink(missing_ok=True)
+            sidecar_path(video).unlink(missing_ok=True)
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def sidecar_path(video: Path) -> Path:
+    return video.with_suffix(".json")
+
+
+def recorded_fingerprint(video: Path) -> str | None:
+    """The request a video on disk was made for, as its sidecar records it."""
+    value = read_json(sidecar_path(video)).get("fingerprint")
+    return value if isinstance(value, str) else None
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link where the file system allows one; else a copy."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _views(dest: Path, fingerprint: str) -> list[Path]:
+    folder = dest.parent / SUPERSEDED
+    return sorted(folder.glob(f"{dest.stem}-{fingerprint[:12]}{dest.suffix}")) if folder.is_dir() else []
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
