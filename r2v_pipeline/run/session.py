@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +27,7 @@ from .targets import SimulateOptions, build_providers, simulation
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
+SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,17 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
         return EXIT_OK
     ledger = Ledger.open(folder)
     started = time.time()
+    simulate = request.simulate
+    if simulate is not None and simulate.state_dir is None:
+        # Beside the (simulated) ledger: the next run meets the simulator that knows its tasks.
+        simulate = replace(simulate, state_dir=folder / SIMULATOR_STATE)
     try:
-        with simulation(request.simulate, request.attach) as sim:
+        with ExitStack() as stack:
+            try:
+                sim = stack.enter_context(simulation(simulate, request.attach))
+            except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
+                print(f"r2v: {error}", file=stream)
+                return EXIT_INVALID
             downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
             runner = Runner(plan, ledger, Log.choose(request.log_format, stream), request.options, downloads=downloads)
             try:

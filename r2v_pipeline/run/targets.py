@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import httpx
@@ -34,6 +35,10 @@ class SimulateOptions:
     time_scale: float = 0.02
     seed: int = 0
     faults: str = ""
+    # Where the simulator keeps its state, so the next simulated run meets the same
+    # provider (tasks, uploads, clock) and resumes instead of finding its tasks gone;
+    # None: in memory, for this run only.
+    state_dir: Path | None = None
 
 
 @contextmanager
@@ -41,7 +46,16 @@ def embedded_simulation(options: SimulateOptions) -> Iterator[Simulation]:
     """Start the simulator in this process for the run's duration."""
     from ..sim import SimConfig, start_simulator  # only a simulated run needs it
 
-    with start_simulator(SimConfig(time_scale=options.time_scale, seed=options.seed, faults=options.faults)) as sim:
+    config = SimConfig(
+        time_scale=options.time_scale,
+        seed=options.seed,
+        faults=options.faults,
+        state_dir=options.state_dir,  # encoded result videos are kept there too: later runs need not encode them again
+        # Between runs the simulated provider does not exist: at a time scale of 0.02, half an
+        # hour between runs would otherwise be 25 provider hours, and every task expired.
+        clock_while_stopped="paused",
+    )
+    with start_simulator(config) as sim:
         yield Simulation(sim.dashscope_url, sim.freepik_url, ProviderTime(now=sim.now, scale=options.time_scale), options.faults)
 
 

@@ -15,6 +15,7 @@ Where things are:
     faults.py      the fault spec grammar and deterministic decisions
     webhooks.py    signing, verifying and delivering webhooks
     ledger.py      what the simulator saw: requests, tasks, fingerprints, billing
+    persist.py     the state on disk (SimConfig.state_dir): SQLite and upload files, written through
     introspect.py  /_sim routes: health, ledger, advance
     replies.py     each provider's error shapes
     state.py       the parts of one run, wired together
@@ -27,6 +28,7 @@ from .config import Rate, SimConfig
 from .embedded import Simulator, run_simulator, start_simulator
 from .faults import FaultSpec, FaultSpecError
 from .ledger import Ledger, account_id
+from .persist import read_ledger
 from .webhooks import sign_webhook, verify_webhook
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "SimConfig",
     "Simulator",
     "account_id",
+    "read_ledger",
     "run_simulator",
     "sign_webhook",
     "start_simulator",

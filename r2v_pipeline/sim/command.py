@@ -35,6 +35,18 @@ environment:
     {SECRET_VARIABLE}
         the webhook signing secret (default: sim-webhook-secret)
 
+state (--state DIR):
+    the simulator keeps its tasks, uploaded files, task-id counters, clock and the
+    ledger's tasks in DIR (SQLite and files), written as they change; started again
+    on DIR (even after kill -9) it answers as the same provider: tasks keep their
+    status and ids, result URLs and oss:// keys stay valid until they expire (24 h
+    and 48 h of provider time). With --port 0 it asks for its previous port first.
+    --clock-while-stopped says what provider time did while it was stopped:
+      wall    it went on at the time scale, like an outage in which generation went
+              on: tasks finish and expire meanwhile (the default here)
+      paused  it resumes where it stood, as if the provider had not existed
+              meanwhile (r2v run --simulate keeps its simulator's state this way)
+
 introspection: GET /_sim/health, GET /_sim/ledger, POST /_sim/advance?seconds=N,
 POST /_sim/media (body: a file; answers the URL the simulator serves it at)
 """
@@ -68,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote-video-seconds", type=float, default=defaults.remote_video_seconds, metavar="S", help="length assumed, for billing, of a reference video at a URL the simulator cannot fetch (default: %(default)s)")
     parser.add_argument("--moderation-reject-word", default=defaults.moderation_reject_word, metavar="WORD", help="a prompt with this word is refused at submit (default: %(default)s)")
     parser.add_argument("--moderation-fail-word", default=defaults.moderation_fail_word, metavar="WORD", help="a prompt with this word makes the task fail moderation (default: %(default)s)")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="where generated videos are kept (default: a temporary folder)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="where generated videos are kept (default: STATE/videos with --state, else a temporary folder)")
+    parser.add_argument("--state", type=Path, metavar="DIR", help="keep the simulator's state in DIR, so a restart on DIR is the same provider (default: memory only)")
+    parser.add_argument("--clock-while-stopped", choices=("paused", "wall"), default="wall", help="with --state: how provider time passed while stopped (default: %(default)s)")
     parser.add_argument("--log-requests", action="store_true", help="print a line per request (never a key)")
 
 
@@ -92,6 +106,8 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
         moderation_reject_word=args.moderation_reject_word,
         moderation_fail_word=args.moderation_fail_word,
         cache_dir=args.cache_dir,
+        state_dir=args.state,
+        clock_while_stopped=args.clock_while_stopped,
         **secrets,
     )
 
@@ -106,12 +122,25 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         anyio.run(_serve_until_signal, config)
-    except OSError as err:
-        print(f"r2v sim: cannot listen on {config.host}:{config.port}: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         pass
+    except Exception as err:
+        cause = _sole_cause(err)
+        if isinstance(cause, ValueError):  # a state folder that cannot be used
+            print(f"r2v sim: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, OSError):
+            print(f"r2v sim: cannot listen on {config.host}:{config.port}: {cause}", file=sys.stderr)
+            return 1
+        raise
     return 0
+
+
+def _sole_cause(err: BaseException) -> BaseException:
+    """The one error inside task-group wrappers (start-up errors arrive wrapped)."""
+    while isinstance(getattr(err, "exceptions", None), tuple) and len(err.exceptions) == 1:  # type: ignore[attr-defined]
+        err = err.exceptions[0]  # type: ignore[attr-defined]
+    return err
 
 
 async def _serve_until_signal(config: SimConfig) -> None:
@@ -120,7 +149,8 @@ async def _serve_until_signal(config: SimConfig) -> None:
             state = await group.start(run_simulator, config)
             print(
                 f"r2v sim: listening on {state.base_url} (DashScope {state.base_url}/api/v1, Freepik {state.base_url}); "
-                f"seed {config.seed}, time scale {config.time_scale}, faults {config.faults or 'none'}",
+                f"seed {config.seed}, time scale {config.time_scale}, faults {config.faults or 'none'}"
+                + (f", state {config.state_dir} (clock {config.clock_while_stopped} while stopped)" if config.state_dir else ""),
                 flush=True,
             )
             async for _ in signals:

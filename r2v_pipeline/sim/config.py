@@ -76,7 +76,15 @@ class SimConfig:
     max_upload_mb: int = 1024  # the policy's max_file_size_mb [doc]
     region: str = "cn-beijing"  # the task list's region field [capture]
 
-    cache_dir: Path | None = None  # generated videos; None: one temporary folder per process
+    cache_dir: Path | None = None  # generated videos; None: <state_dir>/videos, else one temporary folder per process
+    # Where the simulator keeps its state (tasks, uploads, task-id counters, the clock), written
+    # as it changes, so a simulator started again on the folder is the same provider; see
+    # persist.py. None: in memory only, forgotten when it stops.
+    state_dir: Path | None = None
+    # Provider time across a stop, for a state_dir: "paused" resumes where it stood (the
+    # provider lives only while it runs); "wall" counts the stop at the time scale, as an
+    # outage during which generation went on.
+    clock_while_stopped: Literal["paused", "wall"] = "paused"
     max_body_bytes: int = 300 * 1024 * 1024  # a simulator limit, not a provider's
     idle_seconds: float = 60.0  # wall: an idle keep-alive connection is closed
     ledger_max_requests: int = 1_000_000  # the oldest entries go beyond this
@@ -94,6 +102,8 @@ class SimConfig:
         for rates in (self.submit_rate, self.query_rate, self.policy_rate, self.freepik_rate):
             if any(r.count < 1 or r.seconds <= 0 for r in rates):
                 raise ValueError(f"rates need a count of 1 or more over a positive window: {rates}")
+        if self.clock_while_stopped not in ("paused", "wall"):
+            raise ValueError(f"clock_while_stopped must be 'paused' or 'wall', not {self.clock_while_stopped!r}")
         FaultSpec.parse(self.faults)  # raises with a message naming the bad item
 
     @property

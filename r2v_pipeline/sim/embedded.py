@@ -4,7 +4,7 @@ own event loop (tests, the runner's embedded default), so sync and async clients
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 import anyio
@@ -15,27 +15,42 @@ from .config import SimConfig
 from .introspect import advance_clock, stats
 from .ledger import Ledger
 from .media import HOSTED_PATH
+from .persist import SimStore
 from .routes import dispatch
 from .server import listen, serve
 from .state import SimState, build_state
 
 
 async def run_simulator(config: SimConfig, *, task_status: anyio.abc.TaskStatus[SimState] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; reports its state once it accepts connections."""
-    listener, port = await listen(config.host, config.port)
-    state: SimState | None = None
-    try:
-        async with anyio.create_task_group() as group:
-            state = build_state(config, port, lambda job: group.start_soon(job))
-            group.start_soon(state.tasks.run)
-            handler = functools.partial(dispatch, state)
-            group.start_soon(functools.partial(serve, listener, handler, max_body=config.max_body_bytes, idle=config.idle_seconds))
-            task_status.started(state)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await listener.aclose()
-            if state is not None:
-                await state.webhooks.aclose()
+    """Serve until cancelled; reports its state once it accepts connections.
+    ValueError (naming the path) when ``config.state_dir`` cannot be used."""
+    with SimStore.open(config.state_dir) if config.state_dir is not None else nullcontext() as store:
+        listener, port = await _listen(config, store)
+        state: SimState | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                state = build_state(config, port, lambda job: group.start_soon(job), store)
+                group.start_soon(state.tasks.run)
+                handler = functools.partial(dispatch, state)
+                group.start_soon(functools.partial(serve, listener, handler, max_body=config.max_body_bytes, idle=config.idle_seconds))
+                task_status.started(state)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+                if state is not None:
+                    await state.webhooks.aclose()
+
+
+async def _listen(config: SimConfig, store: SimStore | None) -> tuple[anyio.abc.Listener[anyio.abc.SocketStream], int]:
+    """Listen where asked. Asked for any port, a restarted simulator tries its previous one
+    first, so the result URLs it handed out still lead to it; if that port is taken, any
+    free port [guess]."""
+    if store is not None and store.port and config.port == 0:
+        try:
+            return await listen(config.host, store.port)
+        except OSError:
+            pass
+    return await listen(config.host, config.port)
 
 
 class Simulator:

@@ -198,6 +198,8 @@ def task_id(state: SimState, account: str, body: bytes) -> str:
     key = (account, hashlib.sha256(body).hexdigest())
     n = state.submit_counts[key]
     state.submit_counts[key] = n + 1
+    if state.store is not None:
+        state.store.save_count(key, n + 1)  # before the task: a kill between the two only skips a number
     digest = hashlib.sha256(f"{state.config.seed}|{account}|{key[1]}|{n}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 

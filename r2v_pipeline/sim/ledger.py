@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from ..catalog.spec import ModelSpec
 from ..catalog.wire import Request, build_body
 from ..plan.fingerprint import fingerprint
+from .tasks import SUCCEEDED, Task
 
 # Headers that carry credentials; the ledger never keeps them.
 SECRET_HEADERS = frozenset({"authorization", "x-freepik-api-key", "x-magnific-api-key", "cookie", "proxy-authorization"})
@@ -75,6 +76,17 @@ class TaskEntry:
     failure_code: str | None = None
     fault: str | None = None
     adjusted: tuple[str, ...] = ()  # values the provider silently cut or dropped
+
+
+def task_entry(task: Task) -> TaskEntry:
+    """A task as the ledger lists it, in its current state."""
+    return TaskEntry(
+        task.task_id, task.provider, task.model, task.account, task.fingerprint, task.submitted, task.status,
+        billed_seconds=task.billed.total if task.status == SUCCEEDED else None,  # failed tasks bill nothing [doc]
+        failure_code=task.failure.code if task.failure else None,
+        fault=task.fault,
+        adjusted=task.adjusted,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

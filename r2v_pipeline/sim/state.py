@@ -11,11 +11,12 @@ from typing import Any, Callable, Coroutine
 from .clock import SimClock
 from .config import SimConfig
 from .faults import FaultBook
-from .ledger import Ledger, TaskEntry
+from .ledger import Ledger, task_entry
 from .media import MediaBook
+from .persist import Saved, SimStore, resumed_now
 from .quota import RateBook
 from .results import VideoCache, default_cache_dir, video_key
-from .tasks import PENDING, RUNNING, SUCCEEDED, Task, TaskBook
+from .tasks import PENDING, RUNNING, Task, TaskBook
 from .uploads import UploadStore
 from .webhooks import WebhookSender
 
@@ -51,15 +52,21 @@ class SimState:
     videos: VideoCache
     webhooks: WebhookSender
     submit_counts: Counter[tuple[str, str]]
+    store: SimStore | None = None  # the state on disk, when config.state_dir is set
 
 
-def build_state(config: SimConfig, port: int, spawn: Spawn) -> SimState:
-    """Everything a run needs; call on the event loop thread."""
-    clock = SimClock(config.time_scale)
+def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | None = None) -> SimState:
+    """Everything a run needs, taken back from ``store`` when it holds a stopped
+    simulator's state; call on the event loop thread."""
+    saved = store.load() if store is not None else None
+    origin = resumed_now(saved, config.clock_while_stopped, config.time_scale, time.time()) if saved else None
+    clock = SimClock(config.time_scale, origin)
     ledger = Ledger(config.ledger_max_requests)
     faults = FaultBook(config.fault_spec, config.seed)
-    secret = hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
+    # The stored secret wins: result URLs and upload policies handed out before stay valid.
+    secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
+    cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
     tasks = TaskBook(clock, {"dashscope": config.max_running, "freepik": config.freepik_max_running})
     state = SimState(
         config=config,
@@ -73,27 +80,40 @@ def build_state(config: SimConfig, port: int, spawn: Spawn) -> SimState:
         tasks=tasks,
         uploads=UploadStore(secret),
         media=MediaBook(),
-        videos=VideoCache(config.cache_dir or default_cache_dir(), spawn),
+        videos=VideoCache(cache_dir, spawn),
         webhooks=WebhookSender(config, clock, ledger, faults, spawn),
         submit_counts=Counter(),
+        store=store,
     )
+    if store is not None and saved is not None:
+        _restore(state, store, saved)
     tasks.on_change = lambda task: task_changed(state, task)
+    if saved is not None:
+        tasks.resume()  # what fell due while stopped happens now, told to on_change like any change
     return state
 
 
+def _restore(state: SimState, store: SimStore, saved: Saved) -> None:
+    """Take back a stopped simulator's state and write every later change through to ``store``."""
+    state.tasks.restore(saved.tasks)
+    for task in saved.tasks:
+        state.ledger.record_task(task_entry(task))
+        if task.status == RUNNING and task.fail_at_start is None:
+            state.videos.prefetch(video_key(task.output))
+    state.uploads.restore(saved.policies, saved.objects)
+    state.uploads.on_policy = store.save_policy
+    state.uploads.on_object = store.save_object
+    state.submit_counts.update(saved.submit_counts)
+    store.attach(state.clock.now)
+    state.clock.on_advance(store.stamp)  # paused time resumes after an advance too
+    store.save_meta(state.secret, state.port)
+
+
 def task_changed(state: SimState, task: Task) -> None:
-    """Every status change: the ledger, the video prefetch, Freepik's webhooks."""
-    if task.status == PENDING:
-        state.ledger.record_task(
-            TaskEntry(
-                task.task_id, task.provider, task.model, task.account, task.fingerprint, task.submitted, task.status,
-                fault=task.fault, adjusted=task.adjusted,
-            )  # fmt: skip
-        )
-    else:
-        billed = task.billed.total if task.status == SUCCEEDED else None  # failed tasks bill nothing [doc]
-        code = task.failure.code if task.failure else None
-        state.ledger.update_task(task.task_id, status=task.status, billed_seconds=billed, failure_code=code)
+    """Every status change: the state on disk, the ledger, the video prefetch, Freepik's webhooks."""
+    if state.store is not None:
+        state.store.save_task(task)
+    state.ledger.record_task(task_entry(task))
     if task.status == RUNNING and task.fail_at_start is None:
         state.videos.prefetch(video_key(task.output))  # encode while the task "generates"
     # [guess] creation itself is announced by the create answer, not by a webhook

@@ -13,7 +13,7 @@ import heapq
 import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import anyio
 
@@ -124,6 +124,34 @@ class TaskBook:
         self.on_change(task)  # it stays in its queue; _pump skips it
         return True
 
+    def restore(self, tasks: Iterable[Task]) -> None:
+        """Take back the tasks a stopped simulator left, in submit order, without telling
+        ``on_change``: waiting tasks queue again, running ones end when they were due to."""
+        for task in tasks:
+            self._tasks[task.task_id] = task
+            if task.status == PENDING:
+                self._queues[task.slot].append(task)
+            elif task.status == RUNNING:
+                self._running[task.slot] += 1
+                self._due_push(task)
+            if task.status in ACTIVE:
+                self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def resume(self) -> None:
+        """After ``restore``: start waiting tasks a slot is free for, then apply what is due.
+
+        A slot is free here only when the simulator stopped between one task's end and
+        the next one's start, or the limit was raised; the next task starts when the
+        slot's last task ended [guess], or when it was submitted if that is later.
+        """
+        for slot, queue in list(self._queues.items()):
+            if queue:
+                ended = [t.ended for t in self._tasks.values() if t.slot == slot and t.started is not None and t.ended is not None]
+                self._pump(slot, max(ended, default=0.0))
+        self.settle(self.clock.now())
+        self.poke()
+
     def settle(self, now: float) -> None:
         """Apply every state change due by ``now``, in time order."""
         while self._due and self._due[0][0] <= now:
@@ -155,14 +183,18 @@ class TaskBook:
         while queue and (limit is None or self._running[slot] < limit):
             task = queue.popleft()
             if task.status == PENDING:
-                self._start(task, at)
+                self._start(task, max(at, task.submitted))  # never before its submit
 
     def _start(self, task: Task, at: float) -> None:
         task.status, task.started = RUNNING, at
         self._running[task.slot] += 1
         self.on_change(task)
+        self._due_push(task)
+
+    def _due_push(self, task: Task) -> None:
+        assert task.started is not None
         # [guess] A request the model refuses ends as soon as it starts; the rest generate for their time.
-        end = at if task.fail_at_start else at + task.generation_seconds
+        end = task.started if task.fail_at_start else task.started + task.generation_seconds
         self._order += 1
         heapq.heappush(self._due, (end, self._order, task.task_id))
 

@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from email.message import Message
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from ..catalog.dashscope import MODELS
 from .clock import beijing_time
@@ -61,6 +61,14 @@ class UploadStore:
         self._secret = secret
         self._policies: dict[str, Policy] = {}
         self._objects: dict[str, StoredObject] = {}
+        # Told of each new policy and stored file (the state on disk listens).
+        self.on_policy: Callable[[Policy], None] = lambda policy: None
+        self.on_object: Callable[[StoredObject], None] = lambda stored: None
+
+    def restore(self, policies: Iterable[Policy], objects: Iterable[StoredObject]) -> None:
+        """Take back the policies and files a stopped simulator kept."""
+        self._policies.update((p.text, p) for p in policies)
+        self._objects.update((o.key, o) for o in objects)
 
     def new_policy(self, account: str, model: str, now: float, ttl: float, max_mb: int) -> Policy:
         folder = f"dashscope-instant/{account.removeprefix('acct-')}/{beijing_time(now)[:10]}/{uuid.uuid4()}"
@@ -73,6 +81,7 @@ class UploadStore:
         key_id = "LTAI" + hashlib.sha256(self._secret + account.encode()).hexdigest()[:16]
         policy = Policy(text, signature, key_id, account, model, folder, now + ttl, max_mb * 1024 * 1024)
         self._policies[text] = policy
+        self.on_policy(policy)
         return policy
 
     def store(self, fields: Mapping[str, FormPart], now: float) -> StoredObject | Refusal:
@@ -99,6 +108,7 @@ class UploadStore:
         content_type = _text(fields.get("x-oss-content-type", FormPart(b"application/octet-stream")))
         stored = StoredObject(key, policy.account, policy.model, data, content_type, now)
         self._objects[key] = stored
+        self.on_object(stored)
         return stored
 
     def lookup(self, key: str, account: str, model: str, now: float, ttl: float) -> StoredObject | str:
