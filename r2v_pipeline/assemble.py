@@ -9,14 +9,11 @@ them with their paths.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
 from .manifest.load import display_name
@@ -25,8 +22,6 @@ from .media.probe import MediaInfo, probe_file
 from .plan.planner import Plan, PlannedShot
 from .run.actions import Stores
 from .run.store import recorded_fingerprint, sidecar_path, write_json
-
-EXIT_OK, EXIT_NOT_READY, EXIT_INVALID = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -70,13 +65,16 @@ class Assembled:
         return f"{self.cut.key}: {display_name(self.cut.output)}, {seconds:.1f} s, {len(self.cut.parts)} shots, {self.joined.describe()}"
 
 
-def plan_cuts(plan: Plan, output: Path | None = None) -> list[Cut]:
+def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedShot], bool] | None = None) -> list[Cut]:
     """One cut per planned episode, its parts checked against the disk; ``output``
-    replaces the default ``<output>/<series>/<episode>.mp4`` (one episode only)."""
+    replaces the default ``<output>/<series>/<episode>.mp4`` (one episode only).
+    ``keep`` picks some shots only (--only): such a cut is ``<episode>.selection.mp4``."""
     picks = {(e.series, e.episode, s.id): s.pick.value if s.pick else 1 for e in plan.episodes for s in e.shots}
     episodes: dict[tuple[str, str], list[PlannedShot]] = {}
     for shot in plan.shots:
-        episodes.setdefault((shot.series, shot.episode), []).append(shot)
+        if keep is None or keep(shot):
+            episodes.setdefault((shot.series, shot.episode), []).append(shot)
+    name = "{episode}.mp4" if keep is None else "{episode}.selection.mp4"
     cuts = []
     stores = Stores()
     for (series, episode), shots in episodes.items():
@@ -86,7 +84,7 @@ def plan_cuts(plan: Plan, output: Path | None = None) -> list[Cut]:
                 series=series,
                 episode=episode,
                 manifest=shots[0].manifest,
-                output=output or shots[0].output.parent.parent / f"{episode}.mp4",  # beside the episode's folder
+                output=output or shots[0].output.parent.parent / name.format(episode=episode),  # beside the episode's folder
                 parts=tuple(check_shot(s, stores) for s in chosen),
             )
         )
@@ -156,68 +154,3 @@ def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo) -> dict[str, Any]:
         ],
         "created": time.time(),
     }
-
-
-# --- the command ----------------------------------------------------------------
-
-
-def add_command(subparsers: Any) -> None:
-    """Register ``assemble`` on the ``r2v`` command's subparsers."""
-    from .cli import _plan_arguments  # cli imports this module: import it only when called
-
-    parser = subparsers.add_parser(
-        "assemble",
-        help="join an episode's videos, in manifest order, into one MP4",
-        description="Join each episode's videos (the first take, or the shot's pick: N) in manifest order into "
-        "<output>/<series>/<episode>.mp4, copying the streams when the shots share a format and re-encoding "
-        "them (H.264 + AAC) when they do not. Exit 1, writing nothing, when a shot's video is missing or stale.",
-    )
-    _plan_arguments(parser, simulated_view=True)
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="where the cut goes (one episode only; default: <output>/<series>/<episode>.mp4)")
-    parser.set_defaults(func=cmd_assemble)
-
-
-def cmd_assemble(args: argparse.Namespace) -> int:
-    from .cli import _load_plan, _print_diagnostics
-
-    plan, diagnostics = _load_plan(args)
-    _print_diagnostics(diagnostics)
-    if diagnostics.errors:
-        return EXIT_INVALID
-    cuts = plan_cuts(plan, args.output)
-    if not cuts:
-        print("r2v: nothing to assemble: the manifests have no shots", file=sys.stderr)
-        return EXIT_INVALID
-    if args.output is not None and len(cuts) > 1:
-        print(f"r2v: -o names one file, but the manifests hold {len(cuts)} episodes; assemble them one at a time", file=sys.stderr)
-        return EXIT_INVALID
-    if args.output is not None and args.output.is_dir():
-        print(f"r2v: -o {args.output} is a folder; name the file to write", file=sys.stderr)
-        return EXIT_INVALID
-    if args.output is not None and args.output.resolve() in {p.shot.output.resolve() for p in cuts[0].parts}:
-        print(f"r2v: -o {args.output} is one of the shots' videos; name another file", file=sys.stderr)
-        return EXIT_INVALID
-    waiting = [c for c in cuts if c.not_ready]
-    if waiting:  # every problem at once, and nothing written
-        for cut in waiting:
-            print(f"r2v: cannot assemble {cut.key}: {len(cut.not_ready)} of {len(cut.parts)} shots not ready; nothing was written", file=sys.stderr)
-            for part in cut.not_ready:
-                print(f"  {part.label}: {part.problem}", file=sys.stderr)
-        print(f"r2v: run `{_run_command(args)}` first", file=sys.stderr)
-        return EXIT_NOT_READY
-    for cut in cuts:
-        try:
-            print(assemble(cut).summary())
-        except ConcatError as error:
-            print(f"r2v: cannot assemble {cut.key}: {error}", file=sys.stderr)
-            return EXIT_NOT_READY
-    return EXIT_OK
-
-
-def _run_command(args: argparse.Namespace) -> str:
-    """The ``r2v run`` that makes what is missing, with this command's folders."""
-    words = ["r2v", "run"] + (["--simulate"] if args.simulated else [])
-    for flag, value in (("--out", args.out), ("--state", args.state)):
-        if value is not None:
-            words += [flag, str(value)]
-    return shlex.join(words + [str(f) for f in args.files])

@@ -1,36 +1,42 @@
-"""The ``r2v`` command line: parse arguments, call the library, map outcomes to exit codes."""
+"""The ``r2v`` command line: parse arguments, call the library, map outcomes to exit codes.
+
+This is the composition root: it wires manifest → plan → run → report (and
+assemble, gc) together; the modules below it never import it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from . import __version__
+from . import __version__, exits
 from .catalog import PROVIDERS
 from .catalog.dashscope import REGIONS
 from .diagnostics import Diagnostics
+from .manifest.dependents import dependents, manifests_near
+from .manifest.load import display_name
 from .plan.output import plan_json, plan_table
 from .plan.planner import Plan, PlanOptions, make_plan
 from .run.actions import Selection, Stores, decide_all
 from .run.ledger import Ledger
+from .run.reach import ReachPolicy
 from .run.runner import RunOptions
 from .run.session import RunRequest, execute, state_dir_of
 from .run.status import status_json, status_table
 from .run.targets import SimulateOptions
-from .assemble import add_command as add_assemble_command
 from .sim.command import add_command as add_sim_command
 
-EXIT_OK = 0  # everything done
-EXIT_FAILED = 1  # some shot failed or was held back (budget)
-EXIT_INVALID = 2  # invalid input or usage; nothing was sent
-EXIT_INTERNAL = 3  # a bug in r2v itself
-EXIT_INTERRUPTED = 130
+SIMULATED = "simulated"  # the namespace (subfolder) of simulated runs' ledger and videos
+SIMULATOR_VARIABLE = "R2V_SIMULATOR"  # a running `r2v sim` for every run (CI, rehearsals of a cron job)
+PLAN_SPENDS = 10  # plan --detailed-exitcode: running would submit (spend); 0: it would not
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,71 +44,114 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except Invalid:
+        return exits.INVALID
     except KeyboardInterrupt:
         print("r2v: interrupted; the ledger is consistent and the next run resumes", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exits.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_OK
+        return exits.OK
     except Exception as err:  # the promise is: no traceback, whatever the input
         if os.environ.get("R2V_DEBUG"):
             raise
         print(f"r2v: internal error: {type(err).__name__}: {err} (set R2V_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return exits.INTERNAL
 
 
 def _parser() -> argparse.ArgumentParser:
+    codes = "; ".join(f"{code} {meaning}" for code, meaning in exits.MEANINGS.items())
     parser = argparse.ArgumentParser(
         prog="r2v",
         description="Reference-to-video generations from YAML manifests.",
-        epilog="Exit codes: 0 all done, 1 some shot failed or was held back, 2 invalid input or usage.",
+        epilog=f"Exit codes: {codes}.",
     )
     parser.add_argument("--version", action="version", version=f"r2v {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check manifests; every problem at once")
     _plan_arguments(validate)
+    validate.add_argument(
+        "--dependents", action="store_true",
+        help="also check every manifest that extends a given one (the repository's YAML files, as git tracks them): "
+        "a series file that loses a cast member breaks the episodes using it",
+    )  # fmt: skip
     validate.set_defaults(func=cmd_validate)
 
     plan = commands.add_parser("plan", help="show the exact requests a run would send, with billed seconds and cost")
-    _plan_arguments(plan, simulated_view=True)
+    _plan_arguments(plan, view=True)
+    _only_argument(plan)
     plan.add_argument("--json", action="store_true", help="print the plan, request bodies included, as JSON")
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help=f"exit {PLAN_SPENDS} when running would submit (spend), 0 when it would not (for scripts)",
+    )  # fmt: skip
     plan.set_defaults(func=cmd_plan)
 
     run = commands.add_parser("run", help="plan, then submit, poll, download and report")
     _plan_arguments(run)
-    _selection_arguments(run)
+    _only_argument(run)
+    run.add_argument("--force", action="append", default=[], metavar="PATTERN", help="make matching shots again even if done (this bills again); repeatable")
+    run.add_argument("--retry-failed", action="store_true", help="submit shots that failed before again")
     simulated = run.add_argument_group("simulation (no API key, no cost)")
-    simulated.add_argument("--simulate", action="store_true", help="run against the embedded provider simulator")
+    simulated.add_argument("--simulate", "--simulated", dest="simulate", action="store_true", help="run against the embedded provider simulator")
     simulated.add_argument("--time-scale", type=_fraction, default=0.02, metavar="F", help="simulated wall seconds per provider second (default: %(default)s)")
     simulated.add_argument("--sim-faults", default="", metavar="SPEC", help="faults the simulator injects (see r2v sim --help)")
     simulated.add_argument("--sim-seed", type=int, default=0, metavar="S", help="the simulator's seed")
-    simulated.add_argument("--simulator", type=_url, metavar="URL", help="run against a simulator started with `r2v sim` at URL")
+    simulated.add_argument(
+        "--simulator", type=_url, metavar="URL", default=os.environ.get(SIMULATOR_VARIABLE) or None,
+        help=f"run against a simulator started with `r2v sim` at URL (default: ${SIMULATOR_VARIABLE})",
+    )  # fmt: skip
     run.add_argument("--max-resubmits", type=int, default=2, metavar="N", help="new submissions after a transient task failure (default: %(default)s)")
     run.add_argument("--settle", type=float, default=120.0, metavar="S", help="seconds after an unanswered submit before an empty task list is believed (default: %(default)s)")
-    run.add_argument("--log-format", choices=("tty", "plain", "json"), help="progress display (default: tty on a terminal, plain otherwise)")
+    run.add_argument("--give-up-after", type=_above_zero, default=300.0, metavar="S", help=f"seconds a provider may stay unreachable before the run ends with exit {exits.UNREACHABLE}, shots not sent left planned (default: %(default)s)")
+    run.add_argument("--exclusive", action="store_true", help=f"end at once with exit {exits.LOCKED} when another r2v run works on the same ledger (for cron)")
+    run.add_argument("--assemble", action="store_true", help="afterwards, cut every episode whose shots are all done (as r2v assemble)")
+    run.add_argument("--log-format", choices=("tty", "plain", "json"), help="progress display (default: tty on a terminal, plain otherwise); json: every line a JSON object")
     run.add_argument("--report", type=Path, metavar="DIR", help="where report.json, report.md and report.html go (default: the output folder)")
     run.add_argument("--junit", type=Path, metavar="FILE", help="also write the run as JUnit XML, one test case per shot (for CI dashboards)")
     run.set_defaults(func=cmd_run)
 
     status = commands.add_parser("status", help="what the ledger knows of each shot")
-    _plan_arguments(status, simulated_view=True)
+    _plan_arguments(status, view=True)
+    _only_argument(status)
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(func=cmd_status)
 
-    add_assemble_command(commands)
+    assemble = commands.add_parser(
+        "assemble",
+        help="join an episode's videos, in manifest order, into one MP4",
+        description="Join each episode's videos (the first take, or the shot's pick: N) in manifest order into "
+        "<output>/<series>/<episode>.mp4, copying the streams when the shots share a format and re-encoding "
+        "them (H.264 + AAC) when they do not. A video the store holds for the shot is put in place first. "
+        "Exit 1, writing nothing, when a shot's video is missing.",
+    )
+    _plan_arguments(assemble, view=True)
+    _only_argument(assemble, "cut only the matching shots, into <episode>.selection.mp4 unless -o says otherwise")
+    assemble.add_argument("-o", "--output", type=Path, metavar="FILE", help="where the cut goes (one episode only; default: <output>/<series>/<episode>.mp4)")
+    assemble.set_defaults(func=cmd_assemble)
+
+    gc = commands.add_parser(
+        "gc",
+        help="list what the video store could free; remove it with --yes",
+        description="A stored video is garbage when no given manifest names its request, neither as the files are "
+        "now nor at git HEAD, and it belongs to one of the given episodes. Lists each with what it cost; "
+        "--yes removes them (and the output files and superseded/ links that are the same video).",
+    )
+    _plan_arguments(gc, view=True)
+    gc.add_argument("--yes", action="store_true", help="remove what is listed")
+    gc.set_defaults(func=cmd_gc)
+
     add_sim_command(commands)
     return parser
 
 
-def _selection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--only", action="append", default=[], metavar="PATTERN", help="run only shots matching (glob over id, episode/id or series/episode/id); repeatable")
-    parser.add_argument("--force", action="append", default=[], metavar="PATTERN", help="make matching shots again even if done (this bills again); repeatable")
-    parser.add_argument("--retry-failed", action="store_true", help="submit shots that failed before again")
+def _only_argument(parser: argparse.ArgumentParser, help: str = "only shots matching (glob over id, episode/id or series/episode/id); repeatable") -> None:
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN", help=help)
 
 
-def _plan_arguments(parser: argparse.ArgumentParser, simulated_view: bool = False) -> None:
-    """The arguments of every command that plans; ``simulated_view`` adds --simulated,
-    for commands that read what simulated runs left (plan, status, assemble)."""
+def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None:
+    """The arguments of every command that plans; ``view`` adds --simulated (or
+    --simulate), for commands that read what simulated runs left."""
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="episode (or standalone) manifest files")
     parser.add_argument("--provider", choices=sorted(PROVIDERS), help="override the manifests' provider")
     parser.add_argument("--region", choices=sorted(REGIONS), help="override the DashScope region")
@@ -111,8 +160,11 @@ def _plan_arguments(parser: argparse.ArgumentParser, simulated_view: bool = Fals
     parser.add_argument("--budget-money", type=_positive, metavar="X", help="refuse plans costing more (needs prices)")
     parser.add_argument("--out", type=Path, help="output folder (default: the manifests' output.dir)")
     parser.add_argument("--state", type=Path, help="state folder of the ledger (default: the manifests' output.state)")
-    if simulated_view:
-        parser.add_argument("--simulated", action="store_true", help="look at the ledger and videos of simulated runs")
+    if view:
+        parser.add_argument(
+            "--simulated", "--simulate", dest="simulated", action="store_true", default=bool(os.environ.get(SIMULATOR_VARIABLE)),
+            help=f"look at the ledger and videos of simulated runs (the default when ${SIMULATOR_VARIABLE} is set)",
+        )  # fmt: skip
 
 
 def _url(text: str) -> str:
@@ -121,13 +173,24 @@ def _url(text: str) -> str:
     return text
 
 
-def _fraction(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("must be a number") from None
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
     if not 0 < value <= 10:
         raise argparse.ArgumentTypeError("must be above 0 and at most 10")
+    return value
+
+
+def _above_zero(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be above 0")
     return value
 
 
@@ -141,10 +204,42 @@ def _positive(text: str) -> Decimal:
     return value
 
 
+# --- talking to people and to log collectors --------------------------------------
+
+
+class Say:
+    """A command's messages on stderr: plain lines, or (``json``) one JSON object a
+    line, like the run's log, so a JSON log stays machine-readable throughout."""
+
+    def __init__(self, json_lines: bool = False):
+        self.json_lines = json_lines
+
+    def __call__(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
+        if self.json_lines:
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            print(json.dumps({"time": now, "level": level, "event": event, "message": message, **fields}, ensure_ascii=False), file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def diagnostics(self, diagnostics: Diagnostics) -> None:
+        for d in diagnostics.sorted():
+            if self.json_lines:
+                where = d.position
+                self(d.message, "diagnostic", d.severity, file=where.file, line=where.line, col=where.col)
+            else:
+                print(d, file=sys.stderr)
+        errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
+        if errors:
+            self(f"{errors} error(s){f', {warnings} warning(s)' if warnings else ''}; nothing was sent", "invalid", "error")
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
 def _options(args: argparse.Namespace) -> PlanOptions:
     simulated = getattr(args, "simulate", False) or getattr(args, "simulator", None) or getattr(args, "simulated", False)
     return PlanOptions(
-        namespace="simulated" if simulated else None,
+        namespace=SIMULATED if simulated else None,
         provider=args.provider,
         region=args.region,
         base_url=args.base_url,
@@ -155,105 +250,255 @@ def _options(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-def _load_plan(args: argparse.Namespace) -> tuple[Plan, Diagnostics]:
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(tuple(getattr(args, "only", ())), tuple(getattr(args, "force", ())), getattr(args, "retry_failed", False))
+
+
+class Invalid(Exception):
+    """The input cannot be used; every problem has been said."""
+
+
+def _load(args: argparse.Namespace, say: Say) -> tuple[Plan, Selection]:
+    """The plan and the selection; raises Invalid (every problem said) when the input is unusable."""
     diagnostics = Diagnostics()
     plan = make_plan(args.files, _options(args), diagnostics)
-    return plan, diagnostics
+    say.diagnostics(diagnostics)
+    if diagnostics.errors:
+        raise Invalid
+    selection = _selection(args)
+    unmatched = selection.unmatched(plan.shots)
+    for problem in unmatched:
+        say(f"r2v: {problem}", "invalid", "error")
+    if unmatched:
+        raise Invalid
+    try:
+        state_dir_of(plan)
+    except ValueError as error:
+        say(f"r2v: {error}", "invalid", "error")
+        raise Invalid from None
+    return plan, selection
 
 
-def _print_diagnostics(diagnostics: Diagnostics) -> None:
-    for d in diagnostics.sorted():
-        print(d, file=sys.stderr)
-    errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
-    if errors:
-        print(f"{errors} error(s){f', {warnings} warning(s)' if warnings else ''}; nothing was sent", file=sys.stderr)
+def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
+    """When only simulated runs have touched these shots, how to see them."""
+    if getattr(args, "simulated", False) or not plan.shots:
+        return None
+    folder = state_dir_of(plan)
+    ledger = Ledger.peek(folder / SIMULATED) if folder else None
+    if ledger is None:
+        return None
+    try:
+        known = ledger.records([s.fingerprint for s in plan.shots])
+    finally:
+        ledger.close()
+    real = Ledger.peek(folder) if folder else None
+    if real is not None:
+        try:
+            if real.records([s.fingerprint for s in plan.shots]):
+                return None
+        finally:
+            real.close()
+    if not known:
+        return None
+    return f"r2v: only simulated runs have made these shots ({len(known)} of {len(plan.shots)}); add --simulated to see them"
+
+
+# --- commands ----------------------------------------------------------------------------
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    plan, diagnostics = _load_plan(args)
-    _print_diagnostics(diagnostics)
-    if diagnostics.errors:
-        return EXIT_INVALID
+    if args.dependents:
+        extra = dependents(args.files, manifests_near(args.files))
+        args.files = [*args.files, *extra]
+        if extra:
+            print(f"also checking {len(extra)} manifest(s) that extend them: {', '.join(display_name(p) for p in extra)}", file=sys.stderr)
+    plan, _ = _load(args, Say())
     shots = len({(s.series, s.episode, s.shot) for s in plan.shots})
     print(f"ok: {len(plan.episodes)} episode(s), {shots} shot(s), {len(plan.shots)} request(s)")
-    return EXIT_OK
+    return exits.OK
 
 
 def _apply_ledger(plan: Plan, selection: Selection) -> None:
-    """Mark each shot with what a run would do, from what the ledger (if any) remembers."""
-    try:
-        folder = state_dir_of(plan)
-    except ValueError:
-        return
+    """Mark each shot with what a run would do, from what the ledger and the store remember."""
+    folder = state_dir_of(plan)
     ledger = Ledger.peek(folder) if folder else None
-    for shot, decision in zip(plan.shots, decide_all(plan.shots, ledger, Stores(), selection, time.time())):
-        shot.action, shot.reason, shot.changes = decision.action, decision.reason, decision.changes
-    if ledger:
-        ledger.close()
+    try:
+        for shot, decision in zip(plan.shots, decide_all(plan.shots, ledger, Stores(), selection, time.time())):
+            shot.action, shot.reason, shot.changes = decision.action, decision.reason, decision.changes
+    finally:
+        if ledger:
+            ledger.close()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan, diagnostics = _load_plan(args)
-    _print_diagnostics(diagnostics)
-    if diagnostics.errors:
-        return EXIT_INVALID
-    _apply_ledger(plan, Selection())
+    say = Say()
+    plan, selection = _load(args, say)
+    _apply_ledger(plan, selection)
     if args.json:
         print(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
     else:
         print(plan_table(plan))
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
     problems = plan.over_budget()
     for problem in problems:
-        print(f"r2v: over budget: {problem}", file=sys.stderr)
-    return EXIT_FAILED if problems else EXIT_OK
-
-
-def _plan_with_ledger(args: argparse.Namespace) -> tuple[Plan, Path | None] | None:
-    """The plan and its one ledger folder; None (problems printed) when invalid."""
-    plan, diagnostics = _load_plan(args)
-    _print_diagnostics(diagnostics)
-    if diagnostics.errors:
-        return None
-    try:
-        return plan, state_dir_of(plan)
-    except ValueError as error:
-        print(f"r2v: {error}", file=sys.stderr)
-        return None
+        say(f"r2v: over budget: {problem}", "over budget", "error")
+    if problems:
+        return exits.FAILED
+    return PLAN_SPENDS if args.detailed_exitcode and plan.to_submit else exits.OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    loaded = _plan_with_ledger(args)
-    if loaded is None:
-        return EXIT_INVALID
-    plan, _ = loaded
+    say = Say(args.log_format == "json")
+    plan, selection = _load(args, say)
     request = RunRequest(
         options=RunOptions(
-            selection=Selection(tuple(args.only), tuple(args.force), args.retry_failed),
+            selection=selection,
             max_resubmits=args.max_resubmits,
             settle=args.settle,
+            reach=ReachPolicy(patience=args.give_up_after),
         ),
         simulate=SimulateOptions(args.time_scale, args.sim_seed, args.sim_faults) if args.simulate else None,
         attach=args.simulator,
         log_format=args.log_format,
         report_dir=args.report,
         junit=args.junit,
+        exclusive=args.exclusive,
     )
-    return execute(plan, request)
+    code = execute(plan, request)
+    if args.assemble and code in (exits.OK, exits.FAILED, exits.UNREACHABLE):
+        cut = _assemble_ready(plan, say)
+        code = exits.FAILED if cut == exits.FAILED and code == exits.OK else code
+    return code
+
+
+def _assemble_ready(plan: Plan, say: Say) -> int:
+    """Cut every episode whose shots are all done; say which are not and why."""
+    from .assemble import assemble, plan_cuts  # PyAV's muxing: only when cutting
+    from .media.concat import ConcatError
+
+    code = exits.OK
+    for cut in plan_cuts(plan):
+        if cut.not_ready:
+            say(f"not cut: {cut.key}: {len(cut.not_ready)} of {len(cut.parts)} shots not ready", "not assembled", "warning", episode=cut.key)
+            continue
+        try:
+            say(assemble(cut).summary(), "assembled", episode=cut.key)
+        except ConcatError as error:
+            say(f"r2v: cannot assemble {cut.key}: {error}", "not assembled", "error", episode=cut.key)
+            code = exits.FAILED
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    loaded = _plan_with_ledger(args)
-    if loaded is None:
-        return EXIT_INVALID
-    plan, folder = loaded
+    say = Say()
+    plan, selection = _load(args, say)
+    shown = Plan([s for s in plan.shots if selection.selected(s)], plan.episodes, plan.currency, plan.budgets)
+    folder = state_dir_of(plan)
     ledger = Ledger.peek(folder) if folder else None
     try:
         records = ledger.records() if ledger else {}
         if args.json:
-            print(json.dumps(status_json(plan, records), indent=2))
+            print(json.dumps(status_json(shown, records), indent=2))
         else:
-            print(status_table(plan, records))
+            print(status_table(shown, records))
     finally:
         if ledger:
             ledger.close()
-    return EXIT_OK
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
+    return exits.OK
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from .assemble import assemble, plan_cuts  # PyAV's muxing: only when cutting
+    from .media.concat import ConcatError
+
+    say = Say()
+    plan, selection = _load(args, say)
+    cuts = plan_cuts(plan, args.output, keep=selection.selected if selection.only else None)
+    if not cuts:
+        say("r2v: nothing to assemble: the manifests have no shots")
+        return exits.INVALID
+    if args.output is not None and len(cuts) > 1:
+        say(f"r2v: -o names one file, but the manifests hold {len(cuts)} episodes; assemble them one at a time")
+        return exits.INVALID
+    if args.output is not None and args.output.is_dir():
+        say(f"r2v: -o {args.output} is a folder; name the file to write")
+        return exits.INVALID
+    if args.output is not None and args.output.resolve() in {p.shot.output.resolve() for p in cuts[0].parts}:
+        say(f"r2v: -o {args.output} is one of the shots' videos; name another file")
+        return exits.INVALID
+    waiting = [c for c in cuts if c.not_ready]
+    if waiting:  # every problem at once, and nothing written
+        for cut in waiting:
+            say(f"r2v: cannot assemble {cut.key}: {len(cut.not_ready)} of {len(cut.parts)} shots not ready; nothing was written")
+            for part in cut.not_ready:
+                say(f"  {part.label}: {part.problem}")
+        say(f"r2v: run `{_run_command(args)}` first")
+        hint = _simulated_hint(plan, args)
+        if hint:
+            say(hint)
+        return exits.FAILED
+    for cut in cuts:
+        try:
+            print(assemble(cut).summary())
+        except ConcatError as error:
+            say(f"r2v: cannot assemble {cut.key}: {error}")
+            return exits.FAILED
+    return exits.OK
+
+
+def _fingerprints_at_head(args: argparse.Namespace) -> set[str] | None:
+    """The requests the given manifests ask for as committed at git HEAD (None outside git)."""
+    from .manifest.git import at_head
+
+    with at_head(args.files) as files:
+        if files is None:
+            return None
+        return {s.fingerprint for s in make_plan(files, _options(args), Diagnostics()).shots} if files else set()
+
+
+def _run_command(args: argparse.Namespace) -> str:
+    """The ``r2v run`` that makes what is missing, with this command's folders."""
+    words = ["r2v", "run"] + (["--simulate"] if args.simulated else [])
+    for flag, value in (("--out", args.out), ("--state", args.state)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words + [str(f) for f in args.files])
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from .run.gc import collect, remove
+    from .run.store import VideoStore
+
+    say = Say()
+    plan, _ = _load(args, say)
+    referenced = {s.fingerprint for s in plan.shots}
+    at_head = _fingerprints_at_head(args)
+    if at_head is not None:
+        referenced |= at_head
+    stores = {s.store_dir.resolve(): VideoStore(s.store_dir.resolve()) for s in plan.shots}
+    found = collect(stores.values(), referenced, {(s.series, s.episode) for s in plan.shots})
+    total = sum(g.bytes for g in found.garbage)
+    seconds = sum((g.billed_seconds or Decimal(0) for g in found.garbage), Decimal(0))
+    costs = [g.cost for g in found.garbage if g.cost is not None]
+    money = f", {sum(costs, Decimal(0)):.2f}{' ' + plan.currency if plan.currency else ''} paid" if costs else ""
+    verb = "removed" if args.yes else "would free"
+    print(f"{verb} {len(found.garbage)} video(s), {total / 1e6:.1f} MB, {seconds.normalize():f} billed s{money}")
+    for g in found.garbage:
+        paid = (g.stored.meta.get("timestamps") or {}).get("submitted")
+        when = f"  paid {datetime.fromtimestamp(paid):%Y-%m-%d}" if isinstance(paid, (int, float)) else ""
+        print(f"  {g.stored.fingerprint[:12]}  {g.key}  {g.bytes / 1e6:.1f} MB  {g.billed_seconds or '?'} s{when}")
+        for link in g.links:
+            print(f"    and {display_name(link)}")
+    print(f"kept: {found.named} video(s) the manifests name" + (" (at git HEAD too)" if at_head is not None else ""))
+    if found.elsewhere:
+        print(f"not considered: videos of {', '.join(found.elsewhere)} (give their manifests to consider them)")
+    if args.yes:
+        remove(found, stores)
+    elif found.garbage:
+        print("run again with --yes to remove them")
+    return exits.OK

@@ -3,7 +3,6 @@ takes, joined into one MP4 with a sidecar; missing or stale shots stop it cold."
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Callable
 import av
 import pytest
 
-from r2v_pipeline.assemble import add_command
 from r2v_pipeline.cli import main
 from r2v_pipeline.diagnostics import Diagnostics
 from r2v_pipeline.media.probe import file_sha256, probe_file
@@ -25,11 +23,8 @@ Media = Callable[[str, str], Path]
 
 
 def assemble(*argv: str) -> int:
-    """``r2v assemble ARGV`` through the command's own parser and function."""
-    parser = argparse.ArgumentParser(prog="r2v")
-    add_command(parser.add_subparsers())
-    args = parser.parse_args(["assemble", *argv])
-    return int(args.func(args))
+    """``r2v assemble ARGV``."""
+    return main(["assemble", *argv])
 
 
 def play(path: Path) -> tuple[int, float, float]:

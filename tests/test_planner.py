@@ -248,8 +248,18 @@ def test_budgets_in_seconds_and_money(write: Write, series: Path) -> None:
     (money,) = plan(ep, budget_money=Decimal("1.99")).over_budget()
     assert money == "budget given on the command line: 2.00 EUR crosses the budget of 1.99"
     ep2 = episode(write, "  - {id: a, model: wan2.6-r2v, prompt: '{{ mia }}'}\n", name="ep2.yaml")
-    (unpriced,) = plan(ep2, budget_money=Decimal(5)).over_budget()
-    assert unpriced == "budget given on the command line: a money budget needs a price for every shot; 1 have none"
+    # refused when validating, with a place, not only when planning (it was plan's exit 1 with no place)
+    assert problems(ep2, budget_money=Decimal(5))[0] == (
+        "ep2.yaml:1:1: --budget-money needs a price for every shot, and prices has none for dashscope wan2.6-r2v 720P in this episode"
+    )
+
+
+def test_a_money_budget_without_prices_is_refused_at_its_place(write: Write, media: Media) -> None:
+    media("a.png", "png")
+    ep = write("ep.yaml", "cast: {a: {image: a.png}}\nbudget: {money: 5}\nshots:\n  - {id: s, prompt: '{{ a }}'}\n")
+    assert problems(ep) == [
+        "ep.yaml:2:17: budget.money needs a price for every shot, and prices has none for dashscope wan2.7-r2v 1080P"
+    ]
 
 
 def test_no_price_no_cost(write: Write, media: Media) -> None:

@@ -76,3 +76,16 @@ def test_the_pre_commit_hook_runs_r2v_validate_on_manifests(tmp_path: Path) -> N
     done = pre_commit(str(bad))
     assert done.returncode != 0
     assert re.search(r'ep\.yaml:2:25: unknown key "duratoin"', done.stderr)
+
+
+def test_the_pre_commit_hook_fails_a_series_change_that_breaks_an_episode(tmp_path: Path) -> None:
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    series = tmp_path / "manifests" / "lighthouse"
+    shutil.copytree(REPO / "manifests" / "lighthouse", series)
+    text = (series / "series.yaml").read_text()
+    (series / "series.yaml").write_text(text[: text.index("  gull:\n")] + text[text.index("  lamp_room:\n") :])  # the gull leaves
+    entry = shlex.split(hook["entry"])
+    staged = ["manifests/lighthouse/series.yaml"]  # only the series file changed: all pre-commit passes
+    done = subprocess.run([str(Path(sys.executable).parent / entry[0]), *entry[1:], *staged], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert re.search(r"ep01-the-storm\.yaml:\d+:\d+: prompt uses \"gull\"", done.stderr), done.stderr

@@ -136,6 +136,7 @@ def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnost
         planner = _EpisodePlanner(episode, target, options, media)
         shots = [planned for shot in episode.shots for planned in planner.plan(shot)]
         planner.findings.emit(diagnostics)
+        _check_prices(episode, shots, options, diagnostics)
         plan.shots.extend(shots)
         prices = episode.prices.value if episode.prices else None
         if prices and prices.get("currency"):
@@ -156,6 +157,19 @@ def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnost
     if options.budget_seconds is not None or options.budget_money is not None:
         plan.budgets.append(Budget("budget given on the command line", options.budget_seconds, options.budget_money))
     return plan
+
+
+def _check_prices(episode: Episode, shots: list[PlannedShot], options: PlanOptions, diagnostics: Diagnostics) -> None:
+    """A money budget can only be kept when every shot it covers has a price."""
+    unpriced = sorted({f"{s.spec.provider} {s.spec.model} {s.resolution}" for s in shots if s.rate is None})
+    if not unpriced:
+        return
+    why = f"needs a price for every shot, and prices has none for {', '.join(unpriced)}"
+    money_cap = episode.budget.get("money")
+    if money_cap is not None:
+        diagnostics.error(money_cap.pos, f"budget.money {why}")
+    if options.budget_money is not None:
+        diagnostics.error(episode.pos, f"--budget-money {why} in this episode")
 
 
 def _decimal(value: float) -> Decimal:

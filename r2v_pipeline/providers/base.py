@@ -40,6 +40,7 @@ class Busy:
 @dataclass(frozen=True)
 class Unsent:
     message: str
+    unreachable: bool = False  # no connection could be made at all (refused, DNS, connect timeout)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,11 @@ class TaskStatus:
 class Transient(Exception):
     """A query that may succeed if asked again (network trouble, 429, 5xx)."""
 
-    def __init__(self, message: str, retry_after: float | None = None, throttled: bool = False):
+    def __init__(self, message: str, retry_after: float | None = None, throttled: bool = False, unreachable: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.throttled = throttled
+        self.unreachable = unreachable  # no connection could be made: the provider is not reachable
 
 
 class Unsendable(Exception):
@@ -108,6 +110,7 @@ class Prepared:
 
 class Provider(Protocol):
     name: str
+    base_url: str
     account: str  # who the quotas count against: a hash, never the key
     time: ProviderTime
 
@@ -137,13 +140,23 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+# No connection was made: the server cannot have seen the request, and is not reachable now.
+UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+
+
 def classify_transport_error(error: httpx.HTTPError) -> Unsent | Unknown:
     """Whether a failed request provably never reached the server."""
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)):
-        return Unsent(f"{type(error).__name__}: {error}")
+    if isinstance(error, (*UNREACHABLE, httpx.PoolTimeout)):
+        return Unsent(f"{type(error).__name__}: {error}", unreachable=isinstance(error, UNREACHABLE))
     # Timeouts and drops after the request went out (read/write errors, the server
     # closing without an answer, an answer that cannot be read) may have created a task.
     return Unknown(f"{type(error).__name__}: {error}")
+
+
+def transport_trouble(error: httpx.HTTPError, what: str = "") -> Transient:
+    """A query or upload that failed on the way: worth asking again; ``unreachable``
+    when no connection could be made at all."""
+    return Transient(f"{what}{type(error).__name__}: {error}", unreachable=isinstance(error, UNREACHABLE))
 
 
 def busy_or_unknown(status: int, code: str | None, message: str, after: float | None) -> Busy | Unknown:

@@ -29,6 +29,7 @@ from .base import (
     busy_or_unknown,
     classify_transport_error,
     retry_after,
+    transport_trouble,
 )
 from .http import Client, json_or_none
 
@@ -166,7 +167,7 @@ class DashScope(Client):
             with open(file.path, "rb") as f:
                 response = await self._http.post(policy["upload_host"], data=form, files={"file": (file.path.name, f)})
         except httpx.HTTPError as error:
-            raise Transient(f"upload of {file.shown}: {type(error).__name__}: {error}") from None
+            raise transport_trouble(error, f"upload of {file.shown}: ") from None
         if response.status_code != 200:
             if response.status_code == 429 or response.status_code >= 500:
                 raise Transient(f"upload of {file.shown}: HTTP {response.status_code}")
@@ -180,7 +181,7 @@ class DashScope(Client):
         try:
             response = await self._http.get(self.base_url + path, params=query, headers=self._auth)
         except httpx.HTTPError as error:
-            raise Transient(f"{type(error).__name__}: {error}") from None
+            raise transport_trouble(error) from None
         data = json_or_none(response)
         if response.status_code == 200 and isinstance(data, dict):
             return data

@@ -21,6 +21,7 @@ from .base import (
     busy_or_unknown,
     classify_transport_error,
     retry_after,
+    transport_trouble,
 )
 from .http import Client, json_or_none
 
@@ -60,7 +61,7 @@ class Freepik(Client):
         try:
             response = await self._http.get(f"{self.base_url}{ENDPOINT}/{task_id}", headers=self._auth)
         except httpx.HTTPError as error:
-            raise Transient(f"{type(error).__name__}: {error}") from None
+            raise transport_trouble(error) from None
         data = json_or_none(response)
         if response.status_code == 404 and isinstance(data, dict):  # [guess] Freepik's "no such task"
             return TaskStatus("unknown")

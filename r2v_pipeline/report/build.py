@@ -31,6 +31,7 @@ STATUSES = {
     "ambiguous": "a submit may have gone through but could not be matched to a task",
     "expired": "the provider's copy expired before it was downloaded",
     "unfinished": "in progress when the run ended; the next run resumes it",
+    "unsent": "not sent: the provider could not be reached or stayed busy; nothing billed, the next run sends it",
     "elsewhere": "another r2v run holds it",
     "unselected": "not selected by --only",
 }
@@ -49,6 +50,7 @@ def build_report(
     simulated: bool = False,
     currency: str | None = None,
     recovered: Sequence[dict[str, Any]] = (),
+    unreachable: Sequence[str] = (),
 ) -> dict[str, Any]:
     records = ledger.records([w.shot.fingerprint for w in work])
     shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started) for w in work]
@@ -64,6 +66,7 @@ def build_report(
             "seconds": round(finished - started, 3),
             "simulated": simulated,
             "interrupted": interrupted,
+            "unreachable": list(unreachable),  # endpoints the run gave up on
             "exit_code": exit_code,
             "manifests": sorted({_manifest(w.shot.manifest) for w in work}),
         },
@@ -141,7 +144,7 @@ def _scrub(text: str, report_dir: Path) -> str:
 # What a shot cost, by what became of it: a failed task bills nothing, a shot not
 # submitted neither; one whose task may exist (ambiguous, unfinished) or existed
 # (expired before its download) counts as planned until the provider says otherwise.
-NOT_BILLED = ("failed", "held", "elsewhere", "unselected")
+NOT_BILLED = ("failed", "held", "elsewhere", "unselected", "unsent")
 
 
 def _billed(status: str, actual: Decimal | None, planned: Decimal) -> Decimal:

@@ -20,7 +20,7 @@ from ..media.thumbnail import data_uri, thumbnail
 from ..plan.planner import PlannedShot
 from .build import money_text
 
-NEEDS_ATTENTION = ("failed", "held", "ambiguous", "expired", "unfinished", "elsewhere")
+NEEDS_ATTENTION = ("failed", "held", "ambiguous", "expired", "unfinished", "unsent", "elsewhere")
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("r2v_pipeline.report", "templates"),

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-FAILING = ("failed", "expired", "ambiguous", "unfinished")
+FAILING = ("failed", "expired", "ambiguous", "unfinished", "unsent")
 SKIPPED = ("held", "elsewhere", "unselected")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from .build import money_text
 
-_MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "reused": "♻", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "elsewhere": "↪", "unselected": "·"}
+_MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "reused": "♻", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "unsent": "⇢", "elsewhere": "↪", "unselected": "·"}
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -149,8 +149,12 @@ class ShotRecord:
 _COLUMNS = [f.name for f in fields(ShotRecord)]
 
 
+class Locked(Exception):
+    """Another live run works on this ledger, and this one asked to run alone."""
+
+
 class Ledger:
-    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False):
+    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False, exclusive: bool = False):
         self.path = path
         self.db = connection
         self.readonly = readonly
@@ -162,10 +166,20 @@ class Ledger:
         if not readonly:
             now = time.time()
             with self._write():
+                if exclusive:
+                    self._refuse_if_others()
                 self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", (self.run_id, self.host, os.getpid(), now, now))
 
+    def _refuse_if_others(self) -> None:
+        for run_id, host, pid, started in self.db.execute("SELECT run_id, host, pid, started_at FROM runs"):
+            if self.owner_alive(run_id):
+                since = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+                raise Locked(f"another r2v run (pid {pid} on {host}, since {since}) works on the ledger {self.path}")
+
     @classmethod
-    def open(cls, state_dir: Path) -> Ledger:
+    def open(cls, state_dir: Path, exclusive: bool = False) -> Ledger:
+        """Open (or make) the ledger of a state folder; ``exclusive`` raises Locked
+        when another live run has it open."""
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / LEDGER_FILE
         db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -176,7 +190,11 @@ class Ledger:
         for column in ("endpoint", "submitted_by", "request"):  # a ledger of an earlier version
             if column not in columns:
                 db.execute(f"ALTER TABLE shots ADD COLUMN {column} TEXT")
-        return cls(path, db)
+        try:
+            return cls(path, db, exclusive=exclusive)
+        except Locked:
+            db.close()
+            raise
 
     @classmethod
     def peek(cls, state_dir: Path) -> Ledger | None:

@@ -67,11 +67,13 @@ class Log:
         else:
             self._write(line + "\n")
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
         """A line about the run itself, not one shot."""
         message = self.redact(message)
         if self.style == "json":
-            self._write(json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": "note", "message": message}) + "\n")
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            record = {"time": now, "level": level, "event": event, "message": message, **fields}
+            self._write(json.dumps(record, ensure_ascii=False) + "\n")
             return
         if self.style == "tty":
             self._clear_board()

@@ -47,6 +47,7 @@ from ..providers.base import (
     Transient,
     Unknown,
     Unsendable,
+    Unsent,
 )
 from .actions import Selection, Stores, decide_all
 from .download import BadVideo, DownloadFailed, Expired, fetch_video
@@ -54,6 +55,7 @@ from .ledger import Ledger, ShotRecord
 from .pacing import Backoff, RateLimit, SlotHold, Slots
 from .polling import PollPolicy, relevant
 from .progress import Log
+from .reach import Reach, ReachPolicy, Unreachable
 from .store import VideoStore
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
@@ -70,6 +72,7 @@ class RunOptions:
     query_backoff: Backoff = Backoff(base=1.0, cap=30.0, attempts=20)
     download_backoff: Backoff = Backoff(base=2.0, cap=120.0, attempts=12)
     poll: PollPolicy = PollPolicy()
+    reach: ReachPolicy = ReachPolicy()  # how long an unreachable provider is waited for
     # Wall seconds after an unanswered submit before an empty task list is believed:
     # a server may still be working on a request whose client is gone.
     settle: float = 120.0
@@ -121,6 +124,11 @@ class Stalled(Exception):
     """This run cannot carry a shot further; its ledger row stays as it is for a later run."""
 
 
+class NotSent(Exception):
+    """A shot's request provably created no task and this run stops trying (the provider
+    is unreachable or stays busy): it stays planned, and the next run sends it."""
+
+
 class _Account:
     """The quotas of one provider account, shared by its shots."""
 
@@ -153,6 +161,7 @@ class Runner:
         self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
         self.settled: dict[str, anyio.Event] = {}  # fingerprint -> set when this run is done with it
         self.stores = Stores()
+        self.reaches: dict[str, Reach] = {}  # endpoint -> whether it can be reached
         self.work = self._decide()
 
     # --- deciding ---------------------------------------------------------------
@@ -176,6 +185,17 @@ class Runner:
 
     def provider_for(self, shot: PlannedShot) -> Provider:
         return self.providers[(shot.target.provider, shot.target.base_url)]
+
+    def _reach(self, provider: Provider) -> Reach:
+        where = f"{provider.name} {provider.base_url}"
+        if where not in self.reaches:
+            self.reaches[where] = Reach(where, lambda message, fields: self.log.note(message, "unreachable", level="warning", **fields), self.options.reach)
+        return self.reaches[where]
+
+    @property
+    def unreachable(self) -> list[str]:
+        """The endpoints this run gave up on."""
+        return [reach.reason for reach in self.reaches.values() if reach.gave_up]
 
     def _account(self, provider: Provider, quota: Mapping[str, float]) -> _Account:
         if provider.account not in self.accounts:
@@ -247,7 +267,8 @@ class Runner:
                 w.status, w.reason = "elsewhere", "another r2v run took it"
                 return
             await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, provider, account))
-            w.status = _final_status(self.ledger.get(shot.fingerprint))
+            if w.status != "unsent":
+                w.status = _final_status(self.ledger.get(shot.fingerprint))
         finally:
             self.settled[shot.fingerprint].set()
 
@@ -257,7 +278,7 @@ class Runner:
         and this run lets go of it, so a later run resumes where this one stopped."""
         try:
             await walk()
-        except (Stalled, Transient, ProviderError) as error:
+        except (Stalled, Transient, ProviderError, Unreachable) as error:
             self._let_go(fingerprint, key, str(error))
         except Exception as error:  # a bug must not cancel the other shots' work
             self._let_go(fingerprint, key, f"internal error: {type(error).__name__}: {error}")
@@ -282,7 +303,13 @@ class Runner:
                     if state != "planned":
                         self.ledger.reset(shot.fingerprint, w.reason)
                     w.action = "submitting"
-                    if not await self._submit(shot, provider, account, slot):
+                    try:
+                        if not await self._submit(shot, provider, account, slot):
+                            return
+                    except NotSent as error:
+                        w.status, w.reason = "unsent", str(error)
+                        self.ledger.release(shot.fingerprint)
+                        self.log.event(shot.key, "not sent", message=str(error))
                         return
                 elif state == "submitting":
                     slot.take()  # a task the submit may have made occupies a slot
@@ -361,25 +388,41 @@ class Runner:
     # --- submitting --------------------------------------------------------------
 
     async def _submit(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold) -> bool:
-        """Submit until a task exists (True, holding a slot) or the shot is settled otherwise (False)."""
+        """Submit until a task exists (True, holding a slot) or the shot is settled otherwise
+        (False). Raises NotSent when the provider stays unreachable or busy: no task exists."""
+        reach = self._reach(provider)
         await slot.acquire()
         try:
             # Prepared only now, with a slot: files are read (and checked against the
             # plan) just before they are sent, and few bodies wait in memory at once.
             # Uploads have their own, far looser limit (100/s): not the task-query budget.
-            prepared = await self._retrying(lambda: provider.prepare(shot), provider.time.scale)
+            prepared = await self._retrying(lambda: provider.prepare(shot), provider.time.scale, reach=reach)
         except (ProviderError, Unsendable, OSError) as error:
             slot.release()
             self.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
             self.log.event(shot.key, "failed", message=str(error))
             return False
+        except Unreachable as error:
+            slot.release()
+            raise NotSent(str(error)) from None
         backoff = self.options.submit_backoff.scaled(provider.time.scale)
-        last = ""
-        for attempt in range(backoff.attempts):
+        tries = 0  # answers that made no task; a connection never made does not count (the gate paces those)
+        while True:
+            try:
+                await reach.gate()
+            except Unreachable as error:
+                slot.release()
+                raise NotSent(str(error)) from None
             await account.submits.acquire()
             while not self.ledger.start_submit(shot.fingerprint, provider.account, account.slots.capacity):
                 await anyio.sleep(self.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
             outcome = await self._send(provider, prepared)
+            if isinstance(outcome, Unsent) and outcome.unreachable:
+                self.ledger.not_submitted(shot.fingerprint, "Unreachable", outcome.message)
+                reach.failed(outcome.message)
+                continue
+            if not isinstance(outcome, Unsent):
+                reach.answered()
             if isinstance(outcome, Submitted):
                 self.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
                 self.log.event(shot.key, "submitted", task=outcome.task_id)
@@ -389,6 +432,7 @@ class Runner:
                 self.ledger.failed(shot.fingerprint, outcome.code, outcome.message)
                 self.log.event(shot.key, "refused", code=outcome.code, message=outcome.message)
                 return False
+            tries += 1
             if isinstance(outcome, Unknown):
                 self.log.event(shot.key, "ambiguous submit", message=outcome.message)
                 adopted = await self._reconcile(shot, provider, account)
@@ -397,20 +441,16 @@ class Runner:
                 if adopted is None:
                     slot.release()
                     return False
-                last = outcome.message
-                continue
-            # Busy or Unsent: provably no task
-            self.ledger.not_submitted(shot.fingerprint, getattr(outcome, "code", "Unsent"), outcome.message)
-            last = outcome.message
+            else:  # Busy, or a local connection pool timeout: provably no task
+                self.ledger.not_submitted(shot.fingerprint, getattr(outcome, "code", "Unsent"), outcome.message)
+            if tries >= backoff.attempts:
+                slot.release()
+                raise NotSent(f"provider busy: {outcome.message}; no task after {tries} tries, nothing billed")
             after = outcome.retry_after if isinstance(outcome, Busy) else None
             if isinstance(outcome, Busy) and outcome.code.startswith("Throttling"):
                 account.submits.pause(backoff.delay(0, after, self.rng))
-            self.log.event(shot.key, "retry submit", message=outcome.message)
-            await anyio.sleep(backoff.delay(attempt, after, self.rng))
-        slot.release()
-        self.ledger.failed(shot.fingerprint, "SubmitFailed", f"no task after {backoff.attempts} attempts; last: {last}")
-        self.log.event(shot.key, "failed", message=f"submit kept failing: {last}")
-        return False
+            self.log.event(shot.key, "retry submit", attempt=tries, message=outcome.message)
+            await anyio.sleep(backoff.delay(tries - 1, after, self.rng))
 
     async def _send(self, provider: Provider, prepared: Prepared) -> Any:
         """A submit a stop signal cannot interrupt: its answer (the task id) must be recorded."""
@@ -530,21 +570,45 @@ class Runner:
 
     async def _retrying_query(self, account: _Account, provider: Provider, call: Any) -> Any:
         """A task query (status, list), inside the account's query rate, retried generously."""
-        return await self._retrying(call, provider.time.scale, account.queries)
+        return await self._retrying(call, provider.time.scale, account.queries, self._reach(provider))
 
-    async def _retrying(self, call: Any, scale: float, limit: RateLimit | None = None) -> Any:
+    async def _retrying(self, call: Any, scale: float, limit: RateLimit | None = None, reach: Reach | None = None) -> Any:
+        """``call`` until it answers. Failures to connect at all are the endpoint's
+        reach's business (it paces them and gives up with Unreachable); other
+        transient trouble is retried on the backoff, a bounded number of times."""
         backoff = self.options.query_backoff.scaled(scale)
         last: Transient | None = None
-        for attempt in range(backoff.attempts):
+        attempt = 0
+        while attempt < backoff.attempts:
+            if reach is not None:
+                await reach.gate()
             if limit is not None:
                 await limit.acquire()
             try:
-                return await call()
+                result = await call()
             except Transient as error:
                 last = error
+                if error.unreachable and reach is not None:
+                    reach.failed(str(error))
+                    continue
+                if reach is not None:
+                    reach.answered()
                 if error.throttled and limit is not None:
                     limit.pause(backoff.delay(0, error.retry_after, self.rng))
                 await anyio.sleep(backoff.delay(attempt, error.retry_after, self.rng))
+                attempt += 1
+                continue
+            except Exception:
+                if reach is not None:
+                    reach.answered()  # a refusal is an answer: let the next caller through
+                raise
+            except BaseException:
+                if reach is not None:
+                    reach.abandon()  # cancelled: another caller may probe
+                raise
+            if reach is not None:
+                reach.answered()
+            return result
         raise last or Transient("queries kept failing")
 
     def _settle(self, job: Job, status: TaskStatus, provider: Provider, resubmit: bool, codes: tuple[str, ...] = ()) -> bool:

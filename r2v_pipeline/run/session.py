@@ -13,6 +13,7 @@ from typing import TextIO
 import anyio
 import httpx
 
+from .. import exits
 from ..plan.planner import Plan
 from ..providers.http import MissingKey
 from ..report.build import build_report
@@ -20,12 +21,12 @@ from ..report.html import render_html
 from ..report.junit import write_junit
 from ..report.markdown import render_markdown
 from .store import write_json
-from .ledger import Ledger
+from .ledger import Ledger, Locked
+from .reach import Unreachable
 from .progress import Log
 from .runner import RunOptions, Runner, Work
 from .targets import SimulateOptions, build_providers, simulation
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
 SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder
 
@@ -38,6 +39,7 @@ class RunRequest:
     log_format: str | None = None  # tty | plain | json; None: tty on a terminal
     report_dir: Path | None = None
     junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
+    exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
 
 
 def state_dir_of(plan: Plan) -> Path | None:
@@ -55,11 +57,16 @@ def report_dir_of(plan: Plan) -> Path:
 
 def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> int:
     stream = stream or sys.stderr
+    log = Log.choose(request.log_format, stream)
     folder = state_dir_of(plan)
     if folder is None:
-        print("r2v: nothing to run: the manifests have no shots", file=stream)
-        return EXIT_OK
-    ledger = Ledger.open(folder)
+        log.note("r2v: nothing to run: the manifests have no shots")
+        return exits.OK
+    try:
+        ledger = Ledger.open(folder, exclusive=request.exclusive)
+    except Locked as error:
+        log.note(f"r2v: {error}; nothing was done (--exclusive)", "locked", level="error")
+        return exits.LOCKED
     started = time.time()
     simulate = request.simulate
     if simulate is not None and simulate.state_dir is None:
@@ -70,15 +77,18 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
             try:
                 sim = stack.enter_context(simulation(simulate, request.attach))
             except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
-                print(f"r2v: {error}", file=stream)
-                return EXIT_INVALID
+                log.note(f"r2v: {error}", "invalid", level="error")
+                return exits.INVALID
+            except Unreachable as error:
+                log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
+                return exits.UNREACHABLE
             downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
-            runner = Runner(plan, ledger, Log.choose(request.log_format, stream), request.options, downloads=downloads)
+            runner = Runner(plan, ledger, log, request.options, downloads=downloads)
             try:
                 providers, keys = build_providers(runner.shots_needing_providers(), ledger, sim)
             except MissingKey as error:
-                print(f"r2v: {error} (or try the simulator: r2v run --simulate)", file=stream)
-                return EXIT_INVALID
+                log.note(f"r2v: {error} (or try the simulator: r2v run --simulate)", "invalid", level="error")
+                return exits.INVALID
             runner.providers = providers
             runner.log.secrets = keys
             if sim is not None:
@@ -87,12 +97,13 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
                 interrupted = anyio.run(_run_until_signal, runner)
             finally:
                 runner.log.finish()
-        code = _exit_code(runner.work, interrupted)
+        code = _exit_code(runner.work, interrupted, bool(runner.unreachable))
         report_dir = request.report_dir or report_dir_of(plan)
         report_dir.mkdir(parents=True, exist_ok=True)
         report = build_report(
             runner.work, ledger, report_dir, started=started, finished=time.time(), exit_code=code,
             interrupted=interrupted, simulated=sim is not None, currency=plan.currency, recovered=runner.recovered,
+            unreachable=runner.unreachable,
         )
     finally:
         ledger.close()
@@ -129,10 +140,17 @@ async def _run_until_signal(runner: Runner) -> bool:
     return stopped
 
 
-def _exit_code(work: list[Work], interrupted: bool) -> int:
+def _exit_code(work: list[Work], interrupted: bool, unreachable: bool) -> int:
+    """Interrupted beats everything; a shot that needs a person (failed, held, ambiguous)
+    beats an outage; an outage that left shots unsent or unfinished is its own code."""
     if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if all(w.status in DONE for w in work) else EXIT_FAILED
+        return exits.INTERRUPTED
+    waiting = [w for w in work if w.status not in DONE]
+    if not waiting:
+        return exits.OK
+    if unreachable and all(w.status in ("unsent", "unfinished") for w in waiting):
+        return exits.UNREACHABLE
+    return exits.FAILED
 
 
 def _summary(report: dict, report_dir: Path) -> str:

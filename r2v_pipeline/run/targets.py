@@ -16,6 +16,7 @@ from ..providers.base import Provider, ProviderTime
 from ..providers.dashscope import DashScope, UploadCache
 from ..providers.freepik import Freepik
 from ..providers.http import api_key, new_client
+from .reach import Unreachable
 
 SIM_KEY = "sim-key"  # any non-empty key opens the simulator
 
@@ -61,13 +62,17 @@ def embedded_simulation(options: SimulateOptions) -> Iterator[Simulation]:
 
 def attached_simulation(url: str) -> Simulation:
     """A simulator started elsewhere (``r2v sim``): ask it where it serves and how fast its clock runs."""
-    health = httpx.get(url.rstrip("/") + "/_sim/health", timeout=10.0).json()
-    asked, provider_now, scale = time.time(), float(health["now"]), float(health["time_scale"])
+    try:
+        health = httpx.get(url.rstrip("/") + "/_sim/health", timeout=10.0, trust_env=False).json()
+        asked, provider_now, scale = time.time(), float(health["now"]), float(health["time_scale"])
+        dashscope_url, freepik_url = str(health["dashscope_url"]), str(health["freepik_url"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        raise Unreachable(f"provider unreachable: the simulator at {url}: {type(error).__name__}: {error}") from None
 
     def now() -> float:
         return provider_now + (time.time() - asked) / scale
 
-    return Simulation(health["dashscope_url"], health["freepik_url"], ProviderTime(now=now, scale=scale))
+    return Simulation(dashscope_url, freepik_url, ProviderTime(now=now, scale=scale))
 
 
 def build_providers(
