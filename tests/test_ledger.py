@@ -76,10 +76,11 @@ def test_uploads_are_cached_while_they_live(tmp_path: Path) -> None:
     import time
 
     ledger = Ledger.open(tmp_path)
-    ledger.remember_upload("sha", "acct", "wan2.7-r2v", "oss://k", time.time() + 3600)
-    assert ledger.upload("sha", "acct", "wan2.7-r2v", margin=60) == "oss://k"
-    assert ledger.upload("sha", "acct", "wan2.7-r2v", margin=7200) is None  # would die too soon
-    assert ledger.upload("sha", "acct", "wan2.6-r2v", margin=60) is None  # bound to the model
+    now = time.time()  # provider time: expiry and question on the same clock
+    ledger.remember_upload("sha", "acct", "wan2.7-r2v", "oss://k", now + 3600)
+    assert ledger.upload("sha", "acct", "wan2.7-r2v", alive_until=now + 60) == "oss://k"
+    assert ledger.upload("sha", "acct", "wan2.7-r2v", alive_until=now + 7200) is None  # would die too soon
+    assert ledger.upload("sha", "acct", "wan2.6-r2v", alive_until=now + 60) is None  # bound to the model
     ledger.close()
 
 

@@ -18,6 +18,7 @@ DEFAULT_MODELS: dict[str, str] = {
 # Each provider's account limits and the failure codes worth a new submission.
 QUOTAS: dict[str, dict[str, float]] = {"dashscope": dashscope.QUOTA, "freepik": freepik.QUOTA}
 RESUBMIT_CODES: dict[str, tuple[str, ...]] = {"dashscope": dashscope.RESUBMIT_CODES, "freepik": freepik.RESUBMIT_CODES}
+REUPLOAD_CODES: dict[str, tuple[str, ...]] = {"dashscope": dashscope.REUPLOAD_CODES, "freepik": freepik.REUPLOAD_CODES}
 
 # Where a provider takes new tasks, below its base URL.
 SUBMIT_PATHS: dict[str, str] = {

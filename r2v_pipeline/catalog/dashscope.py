@@ -137,6 +137,10 @@ DEFAULT_MODEL = "wan2.7-r2v"
 QUOTA = {"in_progress": 5, "submits_per_second": 5.0, "queries_per_second": 20.0}
 # A FAILED task with one of these codes may succeed if submitted again (failed tasks are not billed).
 RESUBMIT_CODES = ("InternalError", "SystemError", "ModelServiceFailed")
+# A FAILED task with one of these codes could not read its media [doc: "media could not be
+# downloaded for inspection"]: an oss:// upload the provider no longer has (it restarted,
+# 48 h passed) is uploaded again, once.
+REUPLOAD_CODES = ("InvalidParameter.DataInspection",)
 
 # Region -> API base URL. Model, key and endpoint must share a region.
 REGIONS: dict[str, str] = {

@@ -50,6 +50,7 @@ MODELS: dict[str, ModelSpec] = {WAN27.model: WAN27}
 # tasks in progress; the runner keeps to DashScope's 5 in progress and under the rate.
 QUOTA = {"in_progress": 5, "submits_per_second": 2.0, "queries_per_second": 6.0}
 RESUBMIT_CODES: tuple[str, ...] = ()  # a FAILED task gives no reason: never resubmitted blindly
+REUPLOAD_CODES: tuple[str, ...] = ()  # Freepik fetches public URLs itself: nothing is uploaded
 DEFAULT_MODEL = "wan2.7-r2v"
 BASE_URL = "https://api.freepik.com"
 ENDPOINT = "/v1/ai/reference-to-video/wan-2-7"

@@ -66,6 +66,15 @@ class TaskStatus:
     prompt: str | None = None  # the prompt the provider reports back (succeeded tasks)
 
 
+@dataclass(frozen=True)
+class ListedTask:
+    """A task as the provider's task list shows it."""
+
+    task_id: str
+    state: TaskState
+    model: str
+
+
 class Transient(Exception):
     """A query that may succeed if asked again (network trouble, 429, 5xx)."""
 
@@ -106,6 +115,7 @@ class Prepared:
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    reused_uploads: tuple[str, ...] = ()  # sha256 of files sent as uploads an earlier request made
 
 
 class Provider(Protocol):
@@ -114,8 +124,9 @@ class Provider(Protocol):
     account: str  # who the quotas count against: a hash, never the key
     time: ProviderTime
 
-    async def prepare(self, shot: PlannedShot) -> Prepared:
-        """Turn the plan's body into the one to send (local files uploaded or inlined)."""
+    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+        """Turn the plan's body into the one to send (local files uploaded or inlined);
+        ``fresh_uploads``: do not reuse earlier uploads (the provider forgot them)."""
 
     async def submit(self, request: Prepared) -> SubmitOutcome: ...
 
@@ -125,6 +136,11 @@ class Provider(Protocol):
     async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
         """Task ids of ``model`` created between two provider times, to reconcile an
         ambiguous submit; None when the provider cannot list its tasks that way."""
+
+    async def recent_tasks(self, since: float, until: float) -> list[ListedTask] | None:
+        """Every task of the account created between two provider times (one paged
+        query), to find tasks a lost ledger forgot; None when the provider's tasks
+        cannot be matched to requests."""
 
     async def aclose(self) -> None: ...
 

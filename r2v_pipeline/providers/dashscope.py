@@ -16,6 +16,7 @@ from ..media.probe import file_sha256
 from ..plan.media import LocalFile
 from ..plan.planner import PlannedShot
 from .base import (
+    ListedTask,
     Prepared,
     ProviderError,
     ProviderTime,
@@ -44,7 +45,7 @@ _STATES = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded",
 
 
 class UploadCache(Protocol):
-    def upload(self, sha256: str, account: str, model: str, margin: float) -> str | None: ...
+    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
 
     def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
 
@@ -71,18 +72,24 @@ class DashScope(Client):
 
     # --- requests -------------------------------------------------------------
 
-    async def prepare(self, shot: PlannedShot) -> Prepared:
+    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+        """``fresh_uploads``: upload again even what the cache says is alive (the provider
+        forgot it: a task failed because it could not read it)."""
         urls: dict[str, str] = {}
+        reused: list[str] = []
         for url, file in shot.files.items():
             transport = shot.transports.get(url)
             if transport == "inline":
                 urls[url] = _data_uri(file)
             elif transport == "upload":
                 _unchanged(file)
-                urls[url] = await self._upload(file, shot.spec.model)
+                cached = None if fresh_uploads else self._cached(file, shot.spec.model)
+                urls[url] = cached or await self._upload(file, shot.spec.model)
+                if cached:
+                    reused.append(file.info.sha256)
         body = map_strings(shot.body, lambda s: urls.get(s, s))
         headers = {"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {}
-        return Prepared(body, headers)
+        return Prepared(body, headers, tuple(reused))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
         headers = {**self._auth, "X-DashScope-Async": "enable", **request.headers}
@@ -123,30 +130,40 @@ class DashScope(Client):
         )
 
     async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
-        found: list[str] = []
+        return [task.task_id for task in await self._list(since, until, model)]
+
+    async def recent_tasks(self, since: float, until: float) -> list[ListedTask] | None:
+        return await self._list(since, until)
+
+    async def _list(self, since: float, until: float, model: str | None = None) -> list[ListedTask]:
+        """The account's tasks created in a window, every page. Relied on from the list
+        [sdk][capture]: the start_time/end_time window (YYYYMMDDhhmmss, Beijing time
+        [guess]), page_no/page_size with total_page, and each item's task_id, status and
+        model_name. Not relied on: anything that names the request (the list has no prompt)."""
+        found: list[ListedTask] = []
         page = 1
         while True:
-            query = {
-                "start_time": _list_time(since),
-                "end_time": _list_time(until),
-                "model_name": model,
-                "page_no": str(page),
-                "page_size": str(LIST_PAGE),
-            }
+            query = {"start_time": _list_time(since), "end_time": _list_time(until), "page_no": str(page), "page_size": str(LIST_PAGE)}
+            if model is not None:
+                query["model_name"] = model
             data = await self._get("/tasks", query)
-            found += [item["task_id"] for item in data.get("data") or [] if isinstance(item, dict) and "task_id" in item]
+            for item in data.get("data") or []:
+                if isinstance(item, dict) and isinstance(item.get("task_id"), str):
+                    state = _STATES.get(str(item.get("status")), "unknown")
+                    found.append(ListedTask(item["task_id"], state, str(item.get("model_name") or "")))  # type: ignore[arg-type]
             if page >= int(data.get("total_page") or 1):
                 return found
             page += 1
 
     # --- the temporary upload flow -------------------------------------------------
 
+    def _cached(self, file: LocalFile, model: str) -> str | None:
+        if self._uploads is None:
+            return None
+        return self._uploads.upload(file.info.sha256, self.account, model, self.time.now() + UPLOAD_MARGIN)
+
     async def _upload(self, file: LocalFile, model: str) -> str:
         sha = file.info.sha256
-        if self._uploads is not None:
-            cached = self._uploads.upload(sha, self.account, model, UPLOAD_MARGIN)
-            if cached:
-                return cached
         policy = (await self._get("/uploads", {"action": "getPolicy", "model": model})).get("data") or {}
         missing = [f for f in ("upload_dir", "upload_host", "oss_access_key_id", "signature", "policy") if not policy.get(f)]
         if missing:

@@ -9,6 +9,7 @@ import httpx
 from ..catalog.freepik import ENDPOINT
 from ..plan.planner import PlannedShot
 from .base import (
+    ListedTask,
     Prepared,
     ProviderError,
     ProviderTime,
@@ -35,8 +36,8 @@ class Freepik(Client):
         super().__init__(base_url, key, time, client)
         self._auth = {"x-freepik-api-key": key}
 
-    async def prepare(self, shot: PlannedShot) -> Prepared:
-        # The planner only lets public URLs through to Freepik.
+    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+        # The planner only lets public URLs through to Freepik: nothing is uploaded.
         return Prepared(shot.body)
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
@@ -85,6 +86,11 @@ class Freepik(Client):
     async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
         # Freepik's task list gives neither times nor prompts: an ambiguous submit
         # cannot be matched to a task, only reported.
+        return None
+
+    async def recent_tasks(self, since: float, until: float) -> list[ListedTask] | None:
+        # Nor can a task it made for a lost ledger be told from another: its task
+        # detail gives the video's URL only, not the request.
         return None
 
 

@@ -95,13 +95,16 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
     billed = _billed(w.status, actual, shot.billed.total)
     finished = record.finished_at if record else None
     # Billed when its task succeeded (the provider's usage, else the plan's figure: Freepik reports none).
-    billed_now = record is not None and record.state in ("succeeded", "downloaded") and finished is not None and finished >= run_started
+    billed_now = (
+        record is not None and record.state in ("succeeded", "downloaded") and finished is not None and finished >= run_started
+        and not w.adopted  # an earlier run paid for an adopted task
+    )  # fmt: skip
     status = w.status
     reason = w.reason
     if record is not None and status in ("failed", "expired", "ambiguous") and record.message:
         reason = _scrub(f"{record.code}: {record.message}" if record.code else record.message, report_dir)
     elif status == "downloaded":
-        reason = "made and downloaded"
+        reason = f"adopted task {w.adopted}, which an earlier run paid for" if w.adopted else "made and downloaded"
     elif status == "unfinished" and record is not None:
         reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
     output = str(shot.output) if status in DONE and shot.output.is_file() else None

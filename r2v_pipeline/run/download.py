@@ -8,6 +8,7 @@ handed on (``store.put`` renames it into the store atomically).
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -35,6 +36,15 @@ class DownloadFailed(Exception):
     """Every attempt failed; the URL may still work later (it lives 24 hours)."""
 
 
+class DiskTrouble(Exception):
+    """This machine cannot keep the video now (disk full, no permission, read-only):
+    retrying will not help; the task stays paid and fetchable for a later run."""
+
+
+# OS errors that are the machine's, not the network's.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
+
+
 @dataclass(frozen=True)
 class Fetched:
     path: Path
@@ -53,7 +63,10 @@ async def fetch_video(
 ) -> Fetched:
     """Download ``url`` (task ``task``'s video) to a partial file beside ``dest`` and verify
     it. Raises Expired, BadVideo, or DownloadFailed once the attempts are spent. Does not rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DiskTrouble(f"{error.strerror or error}: {dest.parent}") from None
     # A partial file is the task's own: one left by another task for the same shot
     # (an edit, a --force) must never be resumed into this one.
     part = dest.with_name(f".{dest.name}.{re.sub(r'[^A-Za-z0-9-]', '_', task)}.part")
@@ -69,7 +82,12 @@ async def fetch_video(
         except Expired:
             part.unlink(missing_ok=True)
             raise
-        except (httpx.HTTPError, _Retry, OSError) as error:
+        except OSError as error:
+            if error.errno in DISK_ERRNOS:
+                part.unlink(missing_ok=True)  # a part that cannot grow only holds the space others need
+                raise DiskTrouble(f"{error.strerror or error} writing {part.name}") from None
+            last = error
+        except (httpx.HTTPError, _Retry) as error:
             last = error
         if attempt + 1 < backoff.attempts:
             await sleep(backoff.delay(attempt, getattr(last, "retry_after", None), rng))

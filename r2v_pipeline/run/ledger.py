@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     started_at REAL NOT NULL,
-    heartbeat_at REAL NOT NULL
+    heartbeat_at REAL NOT NULL,
+    pid_start TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
@@ -153,14 +154,26 @@ class Locked(Exception):
     """Another live run works on this ledger, and this one asked to run alone."""
 
 
+class Lost(Exception):
+    """Another run took over a shot this run held (it judged this run gone)."""
+
+
+class Unusable(Exception):
+    """The ledger cannot be opened: its folder is not usable (not a folder, no permission, disk full)."""
+
+
 class Ledger:
     def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False, exclusive: bool = False):
         self.path = path
         self.db = connection
         self.readonly = readonly
+        self.fresh = False  # made by this run (new, lost, or a corrupt one moved aside): remembers nothing
+        self.moved_aside: Path | None = None  # where a corrupt ledger went
         # The columns to read: a read-only peek at an older ledger cannot add the new ones.
         present = {row[1] for row in connection.execute("PRAGMA table_info(shots)")}
         self._columns = ", ".join(c if c in present else f"NULL AS {c}" for c in _COLUMNS)
+        has_pid_start = any(row[1] == "pid_start" for row in connection.execute("PRAGMA table_info(runs)"))
+        self._pid_start = "pid_start" if has_pid_start else "NULL"
         self.run_id = uuid.uuid4().hex[:12]
         self.host = socket.gethostname()
         if not readonly:
@@ -168,7 +181,10 @@ class Ledger:
             with self._write():
                 if exclusive:
                     self._refuse_if_others()
-                self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", (self.run_id, self.host, os.getpid(), now, now))
+                self.db.execute(
+                    "INSERT INTO runs (run_id, host, pid, started_at, heartbeat_at, pid_start) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.run_id, self.host, os.getpid(), now, now, _pid_start(os.getpid())),
+                )
 
     def _refuse_if_others(self) -> None:
         for run_id, host, pid, started in self.db.execute("SELECT run_id, host, pid, started_at FROM runs"):
@@ -179,31 +195,49 @@ class Ledger:
     @classmethod
     def open(cls, state_dir: Path, exclusive: bool = False) -> Ledger:
         """Open (or make) the ledger of a state folder; ``exclusive`` raises Locked
-        when another live run has it open."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        when another live run has it open, Unusable when the folder cannot hold it.
+        A ledger that is not a database (garbage, cut short) is moved aside, never
+        deleted, and a new one begun: ``moved_aside`` says where the old one went."""
         path = state_dir / LEDGER_FILE
-        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
-        db.executescript(_SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(shots)")}
-        for column in ("endpoint", "submitted_by", "request"):  # a ledger of an earlier version
-            if column not in columns:
-                db.execute(f"ALTER TABLE shots ADD COLUMN {column} TEXT")
         try:
-            return cls(path, db, exclusive=exclusive)
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists()
+        except OSError as error:
+            raise Unusable(f"cannot use the state folder {state_dir}: {error.strerror or error}") from None
+        moved: Path | None = None
+        try:
+            db = _connect(path)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise
+            moved = _move_aside(path, str(error))
+            fresh = True
+            try:
+                db = _connect(path)
+            except sqlite3.DatabaseError as again:
+                raise Unusable(f"cannot make a new ledger at {path}: {again}") from None
+        except OSError as error:
+            raise Unusable(f"cannot open the ledger {path}: {error.strerror or error}") from None
+        try:
+            ledger = cls(path, db, exclusive=exclusive)
         except Locked:
             db.close()
             raise
+        ledger.fresh, ledger.moved_aside = fresh, moved
+        return ledger
 
     @classmethod
     def peek(cls, state_dir: Path) -> Ledger | None:
-        """The ledger for reading only (plan, status); None if no run has made one."""
+        """The ledger for reading only (plan, status); None if no run has made one,
+        or if it cannot be read (the next run moves a corrupt one aside)."""
         path = state_dir / LEDGER_FILE
         if not path.is_file():
             return None
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
-        return cls(path, db, readonly=True)
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+            return cls(path, db, readonly=True)
+        except sqlite3.DatabaseError:
+            return None
 
     def close(self) -> None:
         if not self.readonly:
@@ -254,19 +288,23 @@ class Ledger:
         return sum(1 for (owner,) in owners if self.owner_alive(owner))
 
     def known_tasks(self, account: str) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT task_id FROM tasks WHERE account = ?", (account,))}
+        # '?': a task known from the video store after the ledger was lost; its account is not recorded there.
+        return {row[0] for row in self.db.execute("SELECT task_id FROM tasks WHERE account IN (?, '?')", (account,))}
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:
             return False
         if owner == self.run_id:
             return True
-        row = self.db.execute("SELECT host, pid, heartbeat_at FROM runs WHERE run_id = ?", (owner,)).fetchone()
+        row = self.db.execute(f"SELECT host, pid, heartbeat_at, {self._pid_start} FROM runs WHERE run_id = ?", (owner,)).fetchone()
         if row is None:
             return False
-        host, pid, heartbeat = row
-        fresh = time.time() - heartbeat < HEARTBEAT_STALE
-        return fresh and (host != self.host or _pid_alive(pid))
+        host, pid, heartbeat, started = row
+        if host == self.host:
+            # On this host the process itself answers: a run that is suspended, or
+            # whose clock jumped, is alive while its process is (and is the same process).
+            return _pid_alive(pid) and (started is None or _pid_start(pid) in (None, started))
+        return time.time() - heartbeat < HEARTBEAT_STALE  # another host: only its heartbeat tells
 
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return list(self.db.execute("SELECT at, event, detail FROM events WHERE fingerprint = ? ORDER BY rowid", (fingerprint,)))
@@ -325,9 +363,13 @@ class Ledger:
 
     def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
         """planned → submitting, if the account has a free slot (counted across runs).
-        Written before the request goes out."""
+        Written before the request goes out, in the same transaction that checks this
+        run still holds the shot: raises Lost when another run took it over."""
         now = time.time()
         with self._write():
+            owner = self.db.execute("SELECT owner FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
+            if owner is None or owner[0] != self.run_id:
+                raise Lost(f"another r2v run took over {fingerprint[:12]}")
             if self.in_progress(account) >= slots:
                 return False
             self._set(fingerprint, "submitting", now, submit_started=now, code=None, message=None)
@@ -335,14 +377,19 @@ class Ledger:
 
     # --- transitions --------------------------------------------------------
 
-    def submitted(self, fingerprint: str, task_id: str, account: str, model: str) -> None:
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None:
+        """The shot's task is known: its submit answered, or (``adopted``) a task an earlier
+        run paid for was found at the provider."""
         now = time.time()
         with self._write():
             self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
             self.db.execute(
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )
-            self._set(fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None, submitted_by=self.run_id)
+            self._set(
+                fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None,
+                submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
+            )  # fmt: skip
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None:
         """submitting → planned: the request provably created no task."""
@@ -392,6 +439,30 @@ class Ledger:
         with self._write():
             self._set(fingerprint, "planned", time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
 
+    def rebuild(self, videos: list[tuple[str, dict[str, Any], str]]) -> int:
+        """Rows for paid videos a new ledger does not know, from their provenance in the
+        video store: (fingerprint, provenance, stored path). Their tasks become known, so
+        none is taken for another shot's. Returns how many were added."""
+        added = 0
+        now = time.time()
+        with self._write():
+            for fingerprint, meta, path in videos:
+                video = meta.get("video") or {}
+                values = (
+                    fingerprint, str(meta.get("key") or "?"), str(meta.get("provider") or "?"), str(meta.get("model") or "?"),
+                    "?", None, "downloaded", meta.get("task_id"), path, json.dumps(meta.get("usage")) if meta.get("usage") else None,
+                    video.get("sha256"), video.get("bytes"), (meta.get("timestamps") or {}).get("downloaded"), meta.get("paid_by_run"), now,
+                )
+                inserted = self.db.execute(
+                    "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, endpoint, state, task_id, output, usage,"
+                    " sha256, bytes, downloaded_at, submitted_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                ).rowcount
+                if inserted and meta.get("task_id"):
+                    self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (meta["task_id"], fingerprint, "?", str(meta.get("model")), now))
+                added += inserted
+        return added
+
     def note(self, fingerprint: str, event: str, detail: str | None = None) -> None:
         with self._write():
             self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), fingerprint, event, detail))
@@ -415,11 +486,12 @@ class Ledger:
             )
         )
 
-    def upload(self, sha256: str, account: str, model: str, margin: float) -> str | None:
-        """A cached upload of this content that stays alive ``margin`` seconds more."""
+    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None:
+        """A cached upload of this content still alive at ``alive_until`` (provider time,
+        like the expiry it was stored with)."""
         row = self.db.execute(
             "SELECT url FROM uploads WHERE sha256 = ? AND account = ? AND model = ? AND expires_at > ?",
-            (sha256, account, model, time.time() + margin),
+            (sha256, account, model, alive_until),
         ).fetchone()
         return row[0] if row else None
 
@@ -443,3 +515,39 @@ def _pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
+        db.executescript(_SCHEMA)
+        for table, column in (("shots", "endpoint"), ("shots", "submitted_by"), ("shots", "request"), ("runs", "pid_start")):
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:  # a ledger of an earlier version
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        db.execute("SELECT count(*) FROM shots").fetchone()  # reads the pages: a file cut short shows here
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path, why: str) -> Path:
+    """Keep a ledger that cannot be read beside the new one: never deleted."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            os.replace(part, Path(str(aside) + suffix))
+    return aside
+
+
+def _pid_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), so a reused pid is not taken for
+    the run that had it; None where /proc cannot tell."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None

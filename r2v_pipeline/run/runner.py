@@ -30,6 +30,7 @@ import anyio
 import httpx
 
 from .. import __version__, catalog
+from ..catalog.billing import as_number
 from ..catalog.wire import read_body
 from ..manifest.load import display_name
 from ..media.probe import MediaInfo
@@ -50,8 +51,9 @@ from ..providers.base import (
     Unsent,
 )
 from .actions import Selection, Stores, decide_all
-from .download import BadVideo, DownloadFailed, Expired, fetch_video
-from .ledger import Ledger, ShotRecord
+from .adopt import DAY, Strangers, signature
+from .download import BadVideo, DiskTrouble, DownloadFailed, Expired, fetch_video
+from .ledger import Ledger, Lost, ShotRecord
 from .pacing import Backoff, RateLimit, SlotHold, Slots
 from .polling import PollPolicy, relevant
 from .progress import Log
@@ -93,6 +95,7 @@ class Work:
     changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
     status: str = "pending"  # what became of it, for the report (see report.STATUSES)
     held: bool = False
+    adopted: str | None = None  # a task an earlier run paid for, found at the provider instead of paying again
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,11 @@ class _Account:
         self.submits = RateLimit.per_second(quota["submits_per_second"])
         self.queries = RateLimit.per_second(quota["queries_per_second"])
         self.resubmit_codes = catalog.RESUBMIT_CODES.get(provider, ())
+        self.reupload_codes = catalog.REUPLOAD_CODES.get(provider, ())
+        self.strangers: Strangers | None = None  # tasks the ledger does not know, read once a run
+        self.looked = False
+        self.unlooked: str | None = None  # why the task list could not be read
+        self.looking = anyio.Lock()
 
 
 class Runner:
@@ -161,7 +169,16 @@ class Runner:
         self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
         self.settled: dict[str, anyio.Event] = {}  # fingerprint -> set when this run is done with it
         self.stores = Stores()
+        self.twins: dict[Any, list[PlannedShot]] = {}  # what the provider shows -> planned shots alike in it, in order
+        for shot in plan.shots:
+            self.twins.setdefault(signature(shot), []).append(shot)
+        self.answered: dict[str, anyio.Event] = {}  # fingerprint -> set once its submit has an answer (or none is coming)
         self.reaches: dict[str, Reach] = {}  # endpoint -> whether it can be reached
+        self.sent_at: dict[str, float] = {}  # fingerprint -> monotonic time this run last sent its submit
+        self.environment: list[str] = []  # what this machine could not do (disk full, permissions)
+        self.watching: dict[str, anyio.Event] = {}  # task id -> set when a shared watch of it ended
+        self.watched: dict[str, TaskStatus] = {}
+        self.started = time.time()
         self.work = self._decide()
 
     # --- deciding ---------------------------------------------------------------
@@ -208,6 +225,10 @@ class Runner:
         self.log.total = sum(1 for w in self.work if w.action in CARRIED)
         for w in self.work:
             self.settled.setdefault(w.shot.fingerprint, anyio.Event())
+            # Set at once for shots this run will not submit: twins wait only on those it will.
+            answered = self.answered.setdefault(w.shot.fingerprint, anyio.Event())
+            if w.action not in ("submit", "reconcile"):
+                answered.set()
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)
             group.start_soon(self._tick)
@@ -267,9 +288,10 @@ class Runner:
                 w.status, w.reason = "elsewhere", "another r2v run took it"
                 return
             await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, provider, account))
-            if w.status != "unsent":
+            if w.status not in ("unsent", "elsewhere"):
                 w.status = _final_status(self.ledger.get(shot.fingerprint))
         finally:
+            self._answered(shot)
             self.settled[shot.fingerprint].set()
 
     async def _guarded(self, fingerprint: str, key: str, walk: Callable[[], Awaitable[None]]) -> None:
@@ -294,6 +316,7 @@ class Runner:
         job = Job.of(shot, self.stores.of(shot))
         slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
         resubmits = 0
+        uploads_again = False  # once the provider could not read the shot's uploads
         try:
             while True:
                 record = self.ledger.get(shot.fingerprint)
@@ -302,14 +325,27 @@ class Runner:
                 if state == "planned" or (w.action == "submit" and state in ("failed", "ambiguous", "expired", "downloaded")):
                     if state != "planned":
                         self.ledger.reset(shot.fingerprint, w.reason)
+                    elif self.ledger.fresh and record.attempts == 0 and not self.options.selection.forced(shot):
+                        try:
+                            if await self._adopt_existing(w, provider, account):
+                                continue  # a task an earlier run paid for: follow it instead of paying again
+                        except Unreachable as error:
+                            w.status, w.reason = "unsent", str(error)
+                            self.ledger.release(shot.fingerprint)
+                            self.log.event(shot.key, "not sent", message=str(error))
+                            return
                     w.action = "submitting"
                     try:
-                        if not await self._submit(shot, provider, account, slot):
+                        if not await self._submit(shot, provider, account, slot, fresh_uploads=uploads_again):
                             return
                     except NotSent as error:
                         w.status, w.reason = "unsent", str(error)
                         self.ledger.release(shot.fingerprint)
                         self.log.event(shot.key, "not sent", message=str(error))
+                        return
+                    except Lost as error:
+                        w.status, w.reason = "elsewhere", f"{error}: it judged this run gone"
+                        self.log.event(shot.key, "taken over", message=str(error))
                         return
                 elif state == "submitting":
                     slot.take()  # a task the submit may have made occupies a slot
@@ -322,6 +358,12 @@ class Runner:
                     slot.take()
                     status = await self._follow(job, provider, account, record.task_id or "", record.submitted_at)
                     slot.release()
+                    if not uploads_again and self._unreadable_uploads(shot, status, account):
+                        # Failed tasks bill nothing: upload afresh and send once more.
+                        uploads_again = True
+                        self.ledger.failed(shot.fingerprint, status.code or "Failed", status.message or "", retry=True)
+                        self.log.event(shot.key, "uploading again", code=status.code, message="the provider could not read the uploaded files")
+                        continue
                     may_resubmit = resubmits < self.options.max_resubmits
                     if self._settle(job, status, provider, resubmit=may_resubmit, codes=account.resubmit_codes):
                         resubmits += 1
@@ -334,6 +376,105 @@ class Runner:
                     return
         finally:
             slot.release()
+
+    async def _adopt_existing(self, w: Work, provider: Provider, account: _Account) -> bool:
+        """Before a shot is paid for on a new ledger (made this run: lost, deleted, or a
+        corrupt one moved aside): a task the provider already made for it (see adopt.py),
+        adopted. A ledger that remembers its runs knows every task they made (an
+        unanswered submit is reconciled, not adopted); a task it does not know is
+        another tool's, and adopting it could take a take's task for its twin's."""
+        strangers = await self._strangers(provider, account)
+        if strangers is None:
+            return False
+        shot = w.shot
+        twins = self.twins.get(signature(shot), [shot])
+        task_id = strangers.match(shot, twins)
+        if task_id is None and strangers.waiting(shot.spec.model):
+            async with anyio.create_task_group() as group:
+                for waiting in strangers.waiting(shot.spec.model):
+                    group.start_soon(self._watch, shot, provider, account, waiting)
+            for waiting in strangers.waiting(shot.spec.model):
+                status = self.watched.get(waiting)
+                if status is not None and status.state == "succeeded":
+                    strangers.succeeded[waiting] = status
+            strangers.in_progress = [t for t in strangers.in_progress if t.task_id not in self.watched]
+            task_id = strangers.match(shot, twins)
+        if task_id is None or task_id in self.claimed:
+            return False
+        self.claimed.add(task_id)
+        self.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model, adopted=True)
+        w.adopted = task_id
+        self.log.event(shot.key, "adopted", task=task_id, message="a task an earlier run paid for: fetched, not made again")
+        return True
+
+    async def _strangers(self, provider: Provider, account: _Account) -> Strangers | None:
+        """The account's tasks of the last 24 hours the ledger does not know: one list
+        (paged) per account per run, then the detail of each succeeded one."""
+        async with account.looking:
+            if not account.looked:
+                try:
+                    account.strangers = await self._find_strangers(provider, account)
+                except Stalled as error:
+                    account.unlooked = str(error)  # every shot of the account waits for a later run, not only this one
+                account.looked = True
+        if account.unlooked:
+            raise Stalled(account.unlooked)
+        return account.strangers
+
+    async def _find_strangers(self, provider: Provider, account: _Account) -> Strangers | None:
+        # A submit a killed run left on the wire may still become a task: let it reach the list.
+        await anyio.sleep(min(5.0, self.options.poll.interval) * provider.time.scale)
+        now = provider.time.now()
+        try:
+            listed = await self._retrying_query(account, provider, lambda: provider.recent_tasks(now - DAY, now + RECONCILE_MARGIN))
+        except ProviderError as error:  # the provider will not list: nothing to adopt from
+            self.log.note(f"{provider.name} refuses its task list ({error}); tasks a lost ledger forgot cannot be found", "adopt", level="warning")
+            return None
+        except Transient as error:  # not now: paying before knowing could pay twice
+            raise Stalled(f"could not read {provider.name}'s task list to find tasks already paid for ({error}); a later run tries again") from None
+        if listed is None:
+            return None
+        known = self.ledger.known_tasks(provider.account) | self.claimed
+        strangers = Strangers()
+        for task in listed:
+            if task.task_id in known:
+                continue
+            if task.state == "succeeded":
+                try:
+                    strangers.succeeded[task.task_id] = await self._retrying_query(account, provider, lambda t=task.task_id: provider.status(t))
+                except (Transient, ProviderError):
+                    continue
+            elif task.state in ("pending", "running"):
+                strangers.in_progress.append(task)
+        if strangers.succeeded or strangers.in_progress:
+            self.log.note(
+                f"{provider.name}: {len(strangers.succeeded)} finished and {len(strangers.in_progress)} running task(s) of the last 24 h "
+                "that the ledger does not know; each is adopted by a shot it matches instead of paying again",
+                "adopt",
+            )  # fmt: skip
+        return strangers
+
+    async def _watch(self, shot: PlannedShot, provider: Provider, account: _Account, task_id: str) -> None:
+        """Follow a task to its end once, however many shots wait on it."""
+        done = self.watching.get(task_id)
+        if done is not None:
+            await done.wait()
+            return
+        done = self.watching[task_id] = anyio.Event()
+        try:
+            self.watched[task_id] = await self._follow(Job.of(shot, self.stores.of(shot)), provider, account, task_id, None)
+        except (Stalled, Transient, ProviderError, Unreachable):
+            pass  # not seen to its end: not adopted by this run (a later run looks again)
+        finally:
+            done.set()
+
+    def _answered(self, shot: PlannedShot) -> None:
+        self.answered[shot.fingerprint].set()
+
+    def _unreadable_uploads(self, shot: PlannedShot, status: TaskStatus, account: _Account) -> bool:
+        """The task failed because the provider could not read media the shot uploaded."""
+        uploaded = "upload" in shot.transports.values()
+        return uploaded and status.state == "failed" and bool(account.reupload_codes) and (status.code or "").startswith(account.reupload_codes)
 
     async def _place(self, w: Work) -> None:
         """Put a paid video in place from the store: a shot whose request's video is
@@ -387,16 +528,29 @@ class Runner:
 
     # --- submitting --------------------------------------------------------------
 
-    async def _submit(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold) -> bool:
+    async def _submit(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold, fresh_uploads: bool = False) -> bool:
         """Submit until a task exists (True, holding a slot) or the shot is settled otherwise
         (False). Raises NotSent when the provider stays unreachable or busy: no task exists."""
+        try:
+            return await self._submit_in_turn(shot, provider, account, slot, fresh_uploads)
+        finally:
+            self._answered(shot)
+
+    async def _submit_in_turn(self, shot: PlannedShot, provider: Provider, account: _Account, slot: SlotHold, fresh_uploads: bool) -> bool:
+        """Takes the provider cannot tell apart (see adopt.py) are sent in take order, each
+        after the one before it has its answer: a lost ledger then pairs them with their
+        tasks by creation time without doubt."""
+        for twin in self.twins.get(signature(shot), []):
+            if twin.fingerprint == shot.fingerprint:
+                break
+            await self.answered[twin.fingerprint].wait()
         reach = self._reach(provider)
         await slot.acquire()
         try:
             # Prepared only now, with a slot: files are read (and checked against the
             # plan) just before they are sent, and few bodies wait in memory at once.
             # Uploads have their own, far looser limit (100/s): not the task-query budget.
-            prepared = await self._retrying(lambda: provider.prepare(shot), provider.time.scale, reach=reach)
+            prepared = await self._retrying(lambda: provider.prepare(shot, fresh_uploads), provider.time.scale, reach=reach)
         except (ProviderError, Unsendable, OSError) as error:
             slot.release()
             self.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
@@ -416,7 +570,7 @@ class Runner:
             await account.submits.acquire()
             while not self.ledger.start_submit(shot.fingerprint, provider.account, account.slots.capacity):
                 await anyio.sleep(self.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
-            outcome = await self._send(provider, prepared)
+            outcome = await self._send(provider, prepared, shot.fingerprint)
             if isinstance(outcome, Unsent) and outcome.unreachable:
                 self.ledger.not_submitted(shot.fingerprint, "Unreachable", outcome.message)
                 reach.failed(outcome.message)
@@ -452,8 +606,9 @@ class Runner:
             self.log.event(shot.key, "retry submit", attempt=tries, message=outcome.message)
             await anyio.sleep(backoff.delay(tries - 1, after, self.rng))
 
-    async def _send(self, provider: Provider, prepared: Prepared) -> Any:
+    async def _send(self, provider: Provider, prepared: Prepared, fingerprint: str) -> Any:
         """A submit a stop signal cannot interrupt: its answer (the task id) must be recorded."""
+        self.sent_at[fingerprint] = anyio.current_time()  # monotonic: the settle window is measured from here
         with anyio.CancelScope(shield=True):
             return await provider.submit(prepared)
 
@@ -481,10 +636,16 @@ class Runner:
 
         prompt = read_body(shot.spec, shot.body).prompt
         watched: set[str] = set()
+        # The settle window on the monotonic clock, so a wall-clock jump cannot cut it
+        # short. A submit of this run is timed from when it went out; one an earlier
+        # run left can only be timed by the wall clock the ledger recorded.
+        sent = self.sent_at.get(shot.fingerprint)
+        since = anyio.current_time() - sent if sent is not None else min(max(0.0, time.time() - started), self.options.settle)
+        settled_at = anyio.current_time() - since + self.options.settle
         # Let a task the submit made reach the provider's list before asking.
         await anyio.sleep(min(5.0, self.options.poll.interval) * scale)
         while True:
-            asked_at = time.time()
+            asked_at = anyio.current_time()
             found = await strangers()
             if found is None:
                 message = f"the submit may have reached {provider.name}, whose task list cannot tell; check its console before forcing a new submit"
@@ -498,9 +659,9 @@ class Runner:
             # No task is ours yet. Believe that only once the list was read after the
             # request could no longer be in the works (a server may finish a request
             # whose client is gone); until then look again.
-            if asked_at >= started + self.options.settle:
+            if asked_at >= settled_at:
                 break
-            await anyio.sleep(max(0.0, started + self.options.settle - time.time()))
+            await anyio.sleep(max(0.0, settled_at - anyio.current_time()))
         self.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
         self.log.event(shot.key, "reconciled", message="no task was made; submitting again")
         return False
@@ -641,6 +802,13 @@ class Runner:
 
     # --- downloading -------------------------------------------------------------
 
+    def _disk_trouble(self, job: Job, why: str) -> Stalled:
+        """This machine cannot keep a paid video now: the run says so and ends with
+        exits.ENVIRONMENT; the task stays succeeded, so the next run fetches it."""
+        message = f"cannot keep the video on this machine: {why}"
+        self.environment.append(message)
+        return Stalled(message)
+
     async def _download(self, job: Job, provider: Provider) -> None:
         record = self.ledger.get(job.fingerprint)
         assert record is not None and record.result_url
@@ -659,12 +827,18 @@ class Runner:
         except (BadVideo, DownloadFailed) as error:
             # The task is paid for and its URL lives 24 hours: keep it to be fetched again.
             raise Stalled(f"download: {error}") from None
-        stored = job.store.put(job.fingerprint, fetched.path, _provenance(job, record, fetched.info))
-        if job.shot is None:  # an earlier version of the shot: a link in superseded/
-            placed = job.store.superseded_view(job.fingerprint, job.output)
-        else:
-            job.store.materialise(job.fingerprint, job.output, {"key": job.key})
-            placed = job.output
+        except DiskTrouble as error:
+            raise self._disk_trouble(job, str(error)) from None
+        try:
+            stored = job.store.put(job.fingerprint, fetched.path, _provenance(job, record, fetched.info, self.plan.currency))
+            if job.shot is None:  # an earlier version of the shot: a link in superseded/
+                placed = job.store.superseded_view(job.fingerprint, job.output)
+            else:
+                job.store.materialise(job.fingerprint, job.output, {"key": job.key})
+                placed = job.output
+        except OSError as error:
+            fetched.path.unlink(missing_ok=True)
+            raise self._disk_trouble(job, f"{error.strerror or error}: {error.filename or job.output}") from None
         self.ledger.downloaded(job.fingerprint, str(placed.resolve()), stored.sha256 or "", fetched.info.bytes)
         self.log.event(job.key, "downloaded", path=display_name(placed))
 
@@ -681,7 +855,7 @@ def _final_status(record: ShotRecord | None) -> str:
     )
 
 
-def _provenance(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]:
+def _provenance(job: Job, record: ShotRecord, info: MediaInfo, currency: str | None) -> dict[str, Any]:
     """What the store keeps of a video: the request (local files by path and hash, no
     secrets), the task and the run that paid for it, what was billed, when, and the
     file itself. An orphan's request is no longer planned: the ledger remembers it."""
@@ -699,6 +873,8 @@ def _provenance(job: Job, record: ShotRecord, info: MediaInfo) -> dict[str, Any]
         "files": {url: {"path": f.shown, "sha256": f.info.sha256} for url, f in shot.files.items()} if shot else {},
         "usage": record.usage_data,
         "billed_seconds": {"planned": float(shot.billed.total)} if shot else {},
+        "cost": as_number(shot.cost) if shot and shot.cost is not None else None,
+        "currency": currency,
         "timestamps": {
             "submitted": record.submitted_at,
             "started": record.started_at,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -20,11 +21,11 @@ from ..report.build import build_report
 from ..report.html import render_html
 from ..report.junit import write_junit
 from ..report.markdown import render_markdown
-from .store import write_json
-from .ledger import Ledger, Locked
-from .reach import Unreachable
+from .ledger import Ledger, Locked, Unusable
 from .progress import Log
-from .runner import RunOptions, Runner, Work
+from .reach import Unreachable
+from .runner import Runner, RunOptions
+from .store import VideoStore, sweep, write_json, write_text
 from .targets import SimulateOptions, build_providers, simulation
 
 DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
@@ -62,58 +63,118 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
     if folder is None:
         log.note("r2v: nothing to run: the manifests have no shots")
         return exits.OK
+    report_dir = request.report_dir or report_dir_of(plan)
+    problem = unusable_folder([*{s.store_dir for s in plan.shots}, *{s.output.parent for s in plan.shots}, report_dir])
+    if problem is not None:
+        log.note(f"r2v: {problem}; nothing was sent", "environment", level="error")
+        return exits.ENVIRONMENT
     try:
         ledger = Ledger.open(folder, exclusive=request.exclusive)
     except Locked as error:
         log.note(f"r2v: {error}; nothing was done (--exclusive)", "locked", level="error")
         return exits.LOCKED
-    started = time.time()
-    simulate = request.simulate
-    if simulate is not None and simulate.state_dir is None:
-        # Beside the (simulated) ledger: the next run meets the simulator that knows its tasks.
-        simulate = replace(simulate, state_dir=folder / SIMULATOR_STATE)
+    except Unusable as error:
+        log.note(f"r2v: {error}; nothing was sent", "environment", level="error")
+        return exits.ENVIRONMENT
     try:
-        with ExitStack() as stack:
-            try:
-                sim = stack.enter_context(simulation(simulate, request.attach))
-            except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
-                log.note(f"r2v: {error}", "invalid", level="error")
-                return exits.INVALID
-            except Unreachable as error:
-                log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
-                return exits.UNREACHABLE
-            downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
-            runner = Runner(plan, ledger, log, request.options, downloads=downloads)
-            try:
-                providers, keys = build_providers(runner.shots_needing_providers(), ledger, sim)
-            except MissingKey as error:
-                log.note(f"r2v: {error} (or try the simulator: r2v run --simulate)", "invalid", level="error")
-                return exits.INVALID
-            runner.providers = providers
-            runner.log.secrets = keys
-            if sim is not None:
-                runner.log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
-            try:
-                interrupted = anyio.run(_run_until_signal, runner)
-            finally:
-                runner.log.finish()
-        code = _exit_code(runner.work, interrupted, bool(runner.unreachable))
-        report_dir = request.report_dir or report_dir_of(plan)
-        report_dir.mkdir(parents=True, exist_ok=True)
+        _begin(plan, ledger, log)
+        outcome = _run(plan, request, ledger, log, folder)
+        if isinstance(outcome, int):
+            return outcome
+        runner, interrupted, simulated = outcome
+        code = _exit_code(runner, interrupted)
         report = build_report(
-            runner.work, ledger, report_dir, started=started, finished=time.time(), exit_code=code,
-            interrupted=interrupted, simulated=sim is not None, currency=plan.currency, recovered=runner.recovered,
+            runner.work, ledger, report_dir, started=runner.started, finished=time.time(), exit_code=code,
+            interrupted=interrupted, simulated=simulated, currency=plan.currency, recovered=runner.recovered,
             unreachable=runner.unreachable,
         )
     finally:
         ledger.close()
-    write_json(report_dir / "report.json", report)
-    (report_dir / "report.md").write_text(render_markdown(report))
-    (report_dir / "report.html").write_text(render_html(report, plan.shots, report_dir))
-    if request.junit is not None:
-        write_junit(report, request.junit)
-    runner.log.note(_summary(report, report_dir))
+    try:
+        _write_reports(report, plan, report_dir, request.junit)
+    except OSError as error:
+        log.note(
+            f"r2v: could not write the report in {report_dir}: {error.strerror or error}; every video and the ledger are kept",
+            "environment", level="error",
+        )  # fmt: skip
+        return exits.ENVIRONMENT
+    log.note(_summary(report, report_dir))
     return code
+
+
+def unusable_folder(folders: list[Path]) -> str | None:
+    """Why one of the folders a run writes cannot be written (not a folder, no permission,
+    a full disk), before anything is sent; None when all can be."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".r2v-probe-"):
+                pass
+        except OSError as error:
+            return f"cannot write to {folder}: {error.strerror or error}"
+    return None
+
+
+def _begin(plan: Plan, ledger: Ledger, log: Log) -> None:
+    """Before deciding anything: say what became of a corrupt ledger, let a new ledger
+    learn the paid videos from the store, and clear what killed runs left behind."""
+    if ledger.moved_aside is not None:
+        log.note(
+            f"r2v: the ledger could not be read; it was moved aside to {ledger.moved_aside} (kept, never deleted) "
+            "and a new one begun from the video store; tasks in flight are looked up at the provider",
+            "ledger", level="error",
+        )  # fmt: skip
+    stores = {s.store_dir.resolve(): VideoStore(s.store_dir.resolve()) for s in plan.shots}
+    if ledger.fresh:
+        added = ledger.rebuild([(v.fingerprint, v.meta, str(v.path)) for store in stores.values() for v in store.objects()])
+        if added:
+            log.note(f"r2v: a new ledger: {added} paid video(s) found in the video store")
+    now = time.time()
+    for store in stores.values():
+        store.sweep(now)
+    for folder in {s.output.parent for s in plan.shots}:
+        sweep(folder, lambda _: False, now)
+
+
+def _run(plan: Plan, request: RunRequest, ledger: Ledger, log: Log, folder: Path) -> int | tuple[Runner, bool, bool]:
+    """The run itself: (runner, interrupted, simulated), or an exit code when it could not start."""
+    simulate = request.simulate
+    if simulate is not None and simulate.state_dir is None:
+        # Beside the (simulated) ledger: the next run meets the simulator that knows its tasks.
+        simulate = replace(simulate, state_dir=folder / SIMULATOR_STATE)
+    with ExitStack() as stack:
+        try:
+            sim = stack.enter_context(simulation(simulate, request.attach))
+        except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
+            log.note(f"r2v: {error}", "invalid", level="error")
+            return exits.INVALID
+        except Unreachable as error:
+            log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
+            return exits.UNREACHABLE
+        downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
+        runner = Runner(plan, ledger, log, request.options, downloads=downloads)
+        try:
+            providers, keys = build_providers(runner.shots_needing_providers(), ledger, sim)
+        except MissingKey as error:
+            log.note(f"r2v: {error} (or try the simulator: r2v run --simulate)", "invalid", level="error")
+            return exits.INVALID
+        runner.providers = providers
+        runner.log.secrets = keys
+        if sim is not None:
+            runner.log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
+        try:
+            interrupted = anyio.run(_run_until_signal, runner)
+        finally:
+            runner.log.finish()
+    return runner, interrupted, sim is not None
+
+
+def _write_reports(report: dict, plan: Plan, report_dir: Path, junit: Path | None) -> None:
+    write_json(report_dir / "report.json", report)
+    write_text(report_dir / "report.md", render_markdown(report))
+    write_text(report_dir / "report.html", render_html(report, plan.shots, report_dir))
+    if junit is not None:
+        write_junit(report, junit)
 
 
 async def _run_until_signal(runner: Runner) -> bool:
@@ -140,15 +201,18 @@ async def _run_until_signal(runner: Runner) -> bool:
     return stopped
 
 
-def _exit_code(work: list[Work], interrupted: bool, unreachable: bool) -> int:
-    """Interrupted beats everything; a shot that needs a person (failed, held, ambiguous)
-    beats an outage; an outage that left shots unsent or unfinished is its own code."""
+def _exit_code(runner: Runner, interrupted: bool) -> int:
+    """Interrupted beats everything; then a machine that could not keep a video; then a
+    shot that needs a person (failed, held, ambiguous); an outage that left shots
+    unsent or unfinished is its own code."""
     if interrupted:
         return exits.INTERRUPTED
-    waiting = [w for w in work if w.status not in DONE]
+    if runner.environment:
+        return exits.ENVIRONMENT
+    waiting = [w for w in runner.work if w.status not in DONE]
     if not waiting:
         return exits.OK
-    if unreachable and all(w.status in ("unsent", "unfinished") for w in waiting):
+    if runner.unreachable and all(w.status in ("unsent", "unfinished") for w in waiting):
         return exits.UNREACHABLE
     return exits.FAILED
 

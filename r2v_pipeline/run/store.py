@@ -22,7 +22,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 SUPERSEDED = "superseded"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -216,6 +216,13 @@ class VideoStore:
         """Earlier videos of a request (forced remakes kept by ``put``)."""
         return sorted(self.object_path(fingerprint).parent.glob(f"{fingerprint}.*.mp4"))
 
+    def sweep(self, now: float) -> list[Path]:
+        """Temporary files killed runs left in the store (see ``sweep``)."""
+        if not self.root.is_dir():
+            return []
+        has = lambda fp: self.get(fp) is not None  # noqa: E731
+        return [gone for shard in sorted(self.root.glob("??")) for gone in sweep(shard, has, now)]
+
     def remove(self, fingerprint: str) -> None:
         path = self.object_path(fingerprint)
         for video in [path, *self.generations(fingerprint)]:
@@ -265,10 +272,48 @@ def sha256_of(path: Path) -> str:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one; a write
+    that fails (disk full) leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+STALE_TEMPORARY = 600.0  # seconds: a temporary file this old belongs to no live writer
+RESULT_LIFE = 25 * 3600.0  # a partial download this old can never be finished: its URL is dead
+
+
+def sweep(folder: Path, stored: Callable[[str], bool], now: float) -> list[Path]:
+    """Remove the temporary files a killed run left in ``folder``: sidecar and link
+    temporaries, and partial downloads whose video is stored or whose URL has died
+    (a fresher one is resumed by the download of its task). Returns what went."""
+    gone = []
+    try:
+        candidates = list(folder.glob(".*.tmp")) + list(folder.glob(".*.link")) + list(folder.glob(".*.part"))
+    except OSError:
+        return gone
+    for path in candidates:
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
+        if path.suffix == ".part":
+            fingerprint = path.name[1:].split(".", 1)[0]
+            dead = age > RESULT_LIFE or stored(fingerprint)
+        else:
+            dead = age > STALE_TEMPORARY
+        if dead:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
 
 
 def read_json(path: Path) -> dict[str, Any]:

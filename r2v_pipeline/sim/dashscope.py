@@ -158,10 +158,7 @@ def list_item(state: SimState, task: Task) -> dict[str, Any]:
     if task.ended is not None:
         item["end_time"] = epoch_ms(task.ended)
     item["region"] = state.config.region
-    # [guess] Not a documented field: the prompt (as the model got it), so a client
-    # can match a task to an ambiguous submit (same model, time window, prompt).
-    item["prompt"] = task.prompt
-    return item
+    return item  # no prompt: the list names no request [sdk][capture]; clients ask each task
 
 
 def _number(value: Decimal) -> int | float:
