@@ -73,6 +73,7 @@ class ListedTask:
     task_id: str
     state: TaskState
     model: str
+    created: float | None = None  # provider time, epoch seconds
 
 
 class Transient(Exception):

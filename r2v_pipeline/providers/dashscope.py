@@ -138,8 +138,9 @@ class DashScope(Client):
     async def _list(self, since: float, until: float, model: str | None = None) -> list[ListedTask]:
         """The account's tasks created in a window, every page. Relied on from the list
         [sdk][capture]: the start_time/end_time window (YYYYMMDDhhmmss, Beijing time
-        [guess]), page_no/page_size with total_page, and each item's task_id, status and
-        model_name. Not relied on: anything that names the request (the list has no prompt)."""
+        [guess]), page_no/page_size with total_page, and each item's task_id, status,
+        model_name and gmt_create (epoch ms). Not relied on: anything that names the
+        request (the list has no prompt)."""
         found: list[ListedTask] = []
         page = 1
         while True:
@@ -150,7 +151,9 @@ class DashScope(Client):
             for item in data.get("data") or []:
                 if isinstance(item, dict) and isinstance(item.get("task_id"), str):
                     state = _STATES.get(str(item.get("status")), "unknown")
-                    found.append(ListedTask(item["task_id"], state, str(item.get("model_name") or "")))  # type: ignore[arg-type]
+                    created = item.get("gmt_create")
+                    seconds = created / 1000 if isinstance(created, (int, float)) else None  # epoch ms [capture]
+                    found.append(ListedTask(item["task_id"], state, str(item.get("model_name") or ""), seconds))  # type: ignore[arg-type]
             if page >= int(data.get("total_page") or 1):
                 return found
             page += 1

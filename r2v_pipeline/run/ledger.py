@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS runs (
     heartbeat_at REAL NOT NULL,
     pid_start TEXT
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
 CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -167,7 +171,6 @@ class Ledger:
         self.path = path
         self.db = connection
         self.readonly = readonly
-        self.fresh = False  # made by this run (new, lost, or a corrupt one moved aside): remembers nothing
         self.moved_aside: Path | None = None  # where a corrupt ledger went
         # The columns to read: a read-only peek at an older ledger cannot add the new ones.
         present = {row[1] for row in connection.execute("PRAGMA table_info(shots)")}
@@ -223,8 +226,27 @@ class Ledger:
         except Locked:
             db.close()
             raise
-        ledger.fresh, ledger.moved_aside = fresh, moved
+        ledger.moved_aside = moved
+        if fresh:
+            with ledger._write():
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('adoption', 'pending')")
         return ledger
+
+    @property
+    def fresh(self) -> bool:
+        """Begun without the history of the tasks already made (new, lost, or a corrupt one
+        moved aside), and no run on it has yet looked the provider's tasks over to the end:
+        a run killed while looking leaves it fresh for the next."""
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'adoption'").fetchone()
+        except sqlite3.OperationalError:  # a read-only peek at a ledger of an earlier version
+            return False
+        return row is not None and row[0] == "pending"
+
+    def looked_over(self) -> None:
+        """A run on a fresh ledger found (and adopted) what the provider had made."""
+        with self._write():
+            self.db.execute("DELETE FROM meta WHERE key = 'adoption'")
 
     @classmethod
     def peek(cls, state_dir: Path) -> Ledger | None:

@@ -39,6 +39,7 @@ from ..plan.changes import request_record
 from ..plan.planner import Plan, PlannedShot
 from ..providers.base import (
     Busy,
+    ListedTask,
     Prepared,
     Provider,
     ProviderError,
@@ -169,6 +170,7 @@ class Runner:
         self.recovered: list[dict[str, Any]] = []  # orphans fetched (or tried) by this run
         self.settled: dict[str, anyio.Event] = {}  # fingerprint -> set when this run is done with it
         self.stores = Stores()
+        self.fresh = ledger.fresh  # the ledger may not know tasks already made: adopt before paying
         self.twins: dict[Any, list[PlannedShot]] = {}  # what the provider shows -> planned shots alike in it, in order
         for shot in plan.shots:
             self.twins.setdefault(signature(shot), []).append(shot)
@@ -243,6 +245,9 @@ class Runner:
                     else:
                         w.status = _settled_status(w.action)
             group.cancel_scope.cancel()
+        looked = [a for a in self.accounts.values() if a.looked]
+        if self.fresh and looked and not any(a.unlooked for a in looked):
+            self.ledger.looked_over()  # the provider's tasks are known now: later runs need not look
         return self.work
 
     def _orphan_rows(self) -> list[tuple[PlannedShot, ShotRecord]]:
@@ -325,7 +330,7 @@ class Runner:
                 if state == "planned" or (w.action == "submit" and state in ("failed", "ambiguous", "expired", "downloaded")):
                     if state != "planned":
                         self.ledger.reset(shot.fingerprint, w.reason)
-                    elif self.ledger.fresh and record.attempts == 0 and not self.options.selection.forced(shot):
+                    elif self.fresh and record.attempts == 0 and not self.options.selection.forced(shot):
                         try:
                             if await self._adopt_existing(w, provider, account):
                                 continue  # a task an earlier run paid for: follow it instead of paying again
@@ -387,7 +392,9 @@ class Runner:
         if strangers is None:
             return False
         shot = w.shot
-        twins = self.twins.get(signature(shot), [shot])
+        # Twins whose task is already known (recorded, or their video stored) took theirs:
+        # the strangers are the others', in the same order.
+        twins = [t for t in self.twins.get(signature(shot), [shot]) if t.fingerprint == shot.fingerprint or not self._has_task(t)]
         task_id = strangers.match(shot, twins)
         if task_id is None and strangers.waiting(shot.spec.model):
             async with anyio.create_task_group() as group:
@@ -425,16 +432,18 @@ class Runner:
         # A submit a killed run left on the wire may still become a task: let it reach the list.
         await anyio.sleep(min(5.0, self.options.poll.interval) * provider.time.scale)
         now = provider.time.now()
-        try:
-            listed = await self._retrying_query(account, provider, lambda: provider.recent_tasks(now - DAY, now + RECONCILE_MARGIN))
-        except ProviderError as error:  # the provider will not list: nothing to adopt from
-            self.log.note(f"{provider.name} refuses its task list ({error}); tasks a lost ledger forgot cannot be found", "adopt", level="warning")
-            return None
-        except Transient as error:  # not now: paying before knowing could pay twice
-            raise Stalled(f"could not read {provider.name}'s task list to find tasks already paid for ({error}); a later run tries again") from None
+        listed = await self._list_recent(provider, account)
         if listed is None:
             return None
         known = self.ledger.known_tasks(provider.account) | self.claimed
+        # A task made moments ago: a run that was just killed may still have a submit on
+        # the wire (its ledger gone, no row says so). Give it the settle time to land, then look again.
+        ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None]
+        wait = self.options.settle - min(ages, default=self.options.settle)
+        if wait > 0:
+            self.log.note(f"{provider.name}: a task was made {min(ages):.0f} s ago; waiting {wait:.0f} s for submits a killed run may have left on the wire", "adopt")
+            await anyio.sleep(wait)
+            listed = await self._list_recent(provider, account) or []
         strangers = Strangers()
         for task in listed:
             if task.task_id in known:
@@ -454,6 +463,16 @@ class Runner:
             )  # fmt: skip
         return strangers
 
+    async def _list_recent(self, provider: Provider, account: _Account) -> list[ListedTask] | None:
+        now = provider.time.now()
+        try:
+            return await self._retrying_query(account, provider, lambda: provider.recent_tasks(now - DAY, now + RECONCILE_MARGIN))
+        except ProviderError as error:  # the provider will not list: nothing to adopt from
+            self.log.note(f"{provider.name} refuses its task list ({error}); tasks a lost ledger forgot cannot be found", "adopt", level="warning")
+            return None
+        except Transient as error:  # not now: paying before knowing could pay twice
+            raise Stalled(f"could not read {provider.name}'s task list to find tasks already paid for ({error}); a later run tries again") from None
+
     async def _watch(self, shot: PlannedShot, provider: Provider, account: _Account, task_id: str) -> None:
         """Follow a task to its end once, however many shots wait on it."""
         done = self.watching.get(task_id)
@@ -467,6 +486,10 @@ class Runner:
             pass  # not seen to its end: not adopted by this run (a later run looks again)
         finally:
             done.set()
+
+    def _has_task(self, shot: PlannedShot) -> bool:
+        record = self.ledger.get(shot.fingerprint)
+        return (record is not None and record.task_id is not None) or self.stores.of(shot).find(shot.fingerprint) is not None
 
     def _answered(self, shot: PlannedShot) -> None:
         self.answered[shot.fingerprint].set()
