@@ -108,6 +108,9 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
         return
     if "propertyNames" in error.absolute_schema_path:
         key = instance  # the offending key itself, reported where it stands
+        if kind == "not" and "x-message" in schema:
+            yield Diagnostic(file.key_at(path + (key,)), f'{name} key "{key}" {schema["x-message"]}')
+            return
         rule = _PATTERN_WORDS.get(expected, "a name") if kind == "pattern" else str(error.message)
         yield Diagnostic(file.key_at(path + (key,)), f'{name} key "{key}" must be {rule}')
         return
@@ -135,6 +138,8 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
     elif kind in ("minItems", "maxItems"):
         relation = "at least" if kind == "minItems" else "at most"
         yield Diagnostic(position, f"{name} must list {relation} {expected} items")
+    elif kind == "not" and isinstance(schema, dict) and "x-message" in schema:
+        yield Diagnostic(position, f"{name} {_show(instance)} {schema['x-message']}")
     elif kind in ("oneOf", "anyOf") and isinstance(schema, dict) and "x-message" in schema:
         yield Diagnostic(position, f"{name}: {schema['x-message']}")
     elif kind in ("oneOf", "anyOf") and error.context:
