@@ -8,7 +8,7 @@ from typing import Any
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from .model import SETTINGS, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
-from .schema import check_schema
+from .schema import check_schema, field_name
 from .yaml_loader import PathKey, YamlError, YamlFile, load_yaml
 
 DEFAULT_OUTPUT = "out"
@@ -115,7 +115,9 @@ def _get(file: YamlFile, *path: Any) -> Any:
 
 def _source(file: YamlFile, path: PathKey) -> Source | None:
     text = _get(file, *path)
-    return Source(text, file.at(path), file.path.parent) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        return None
+    return Source(text, file.at(path), file.path.parent, field_name(path, file.data))
 
 
 def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:

@@ -42,6 +42,7 @@ class Source:
     text: str
     pos: Position
     base: Path  # the folder of the manifest that names it
+    field: str = ""  # where in the manifest, as messages name it: cast.mia.image, shots[intro].voice
 
     @property
     def is_url(self) -> bool:

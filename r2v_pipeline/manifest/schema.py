@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
@@ -45,7 +46,35 @@ def check_schema(file: YamlFile) -> list[Diagnostic]:
     if not isinstance(file.data, dict):
         what = _TYPE_WORDS.get(_json_type(file.data), type(file.data).__name__)
         return [Diagnostic(file.at(()), f"a manifest is a mapping of keys (series, cast, shots, …), not {what}")]
-    return [d for error in _validator().iter_errors(file.data) for d in _explain(error, file)]
+    problems = list(_non_finite(file.data, (), file))
+    # The finiteness message says it better than "nan must be above 0" (and NaN passes
+    # every bound, so jsonschema alone would let it through).
+    errors = (e for e in _validator().iter_errors(file.data) if not _is_non_finite(e.instance))
+    return problems + [d for error in errors for d in _explain(error, file)]
+
+
+def _non_finite(node: Any, path: PathKey, file: YamlFile) -> Iterator[Diagnostic]:
+    """Every NaN or infinity in the document (YAML's .nan, .inf and -.inf, or a float
+    literal too large for a float). No manifest number means one: money, seconds,
+    prices and rates all turn into Decimal arithmetic, where they raise."""
+    if _is_non_finite(node):
+        yield Diagnostic(file.at(path), f"{field_name(path, file.data)} is {_infinite_words(node)}; numbers in a manifest must be finite")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, path + (key,), file)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, path + (i,), file)
+
+
+def _infinite_words(value: float) -> str:
+    if math.isnan(value):
+        return "NaN (not a number)"
+    return "minus infinity" if value < 0 else "infinity (or a number too large to hold)"
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def field_name(path: PathKey, data: Any) -> str:
@@ -79,6 +108,9 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
         return
     if "propertyNames" in error.absolute_schema_path:
         key = instance  # the offending key itself, reported where it stands
+        if kind == "not" and "x-message" in schema:
+            yield Diagnostic(file.key_at(path + (key,)), f'{name} key "{key}" {schema["x-message"]}')
+            return
         rule = _PATTERN_WORDS.get(expected, "a name") if kind == "pattern" else str(error.message)
         yield Diagnostic(file.key_at(path + (key,)), f'{name} key "{key}" must be {rule}')
         return
@@ -106,12 +138,17 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
     elif kind in ("minItems", "maxItems"):
         relation = "at least" if kind == "minItems" else "at most"
         yield Diagnostic(position, f"{name} must list {relation} {expected} items")
+    elif kind == "not" and isinstance(schema, dict) and "x-message" in schema:
+        yield Diagnostic(position, f"{name} {_show(instance)} {schema['x-message']}")
     elif kind in ("oneOf", "anyOf") and isinstance(schema, dict) and "x-message" in schema:
         yield Diagnostic(position, f"{name}: {schema['x-message']}")
     elif kind in ("oneOf", "anyOf") and error.context:
+        context = [e for e in error.context if not _is_non_finite(e.instance)]  # said by _non_finite
+        if not context:
+            return
         # Explain by the branch of the value's own type: "takes: 0" is a count too small, not "not a list".
-        same_type = [e for e in error.context if e.validator != "type"]
-        yield from _explain(jsonschema.exceptions.best_match(same_type or error.context), file)
+        same_type = [e for e in context if e.validator != "type"]
+        yield from _explain(jsonschema.exceptions.best_match(same_type or context), file)
     else:
         yield Diagnostic(position, f"{name}: {error.message}")
 

@@ -1,12 +1,25 @@
-"""What a media file really is, judged from its bytes (never from its name)."""
+"""What a media file really is, judged from its bytes (never from its name).
+
+A file counts as media only when its content proves it: an image's picture
+decodes; a video has a video stream whose first frame decodes; a video's or a
+voice's packets run to the length its header declares. A lookalike (a PNG
+signature followed by text, a file cut short) gets ``kind=None`` and a
+``problem`` saying what was found.
+
+Local files are opened only when they are regular files, and read no further
+than a caller's bound: a path to /dev/zero, a FIFO or a socket must not hang or
+exhaust a check that runs before anything is spent.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
-from dataclasses import dataclass
-from typing import BinaryIO, Literal
+import stat
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Callable, Iterator, Literal
 
 import av
 
@@ -36,6 +49,51 @@ FORMAT_NAMES = {
     "wav": "WAV", "mp3": "MP3", "ogg": "Ogg", "flac": "FLAC",
 }  # fmt: skip
 
+# Leading bytes of the formats above, to say what an unreadable file resembles.
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"BM", "bmp"),
+    (0, b"GIF8", "gif"),
+    (8, b"WEBP", "webp"),
+    (8, b"WAVE", "wav"),
+    (0, b"ID3", "mp3"),
+    (0, b"\xff\xfb", "mp3"),
+    (0, b"\xff\xf3", "mp3"),
+    (0, b"OggS", "ogg"),
+    (0, b"fLaC", "flac"),
+    (4, b"ftyp", "mp4"),
+    (4, b"moov", "mov"),
+    (0, b"\x1aE\xdf\xa3", "webm"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+)
+
+# Single-picture formats and their decoders. FFmpeg takes the whole file as one
+# packet, so the picture is decoded once, without a demuxer probing the file
+# first (which decodes the picture too: twice the cost of a 12-megapixel PNG).
+_PICTURE_CODECS = {"png": "png", "jpeg": "mjpeg", "bmp": "bmp", "webp": "webp", "tiff": "tiff"}
+
+# [guess] A picture above this many pixels is not decoded: every provider's
+# largest image is 8000 px a side, and a tiny PNG can declare gigapixels
+# (a decompression bomb). FFmpeg refuses such a picture with EINVAL.
+MAX_PIXELS = 8192 * 8192
+
+# [guess] How far a file's packets may end before its declared length and it still
+# counts as whole: timestamps round, and a last frame's duration may be unset.
+TRUNCATION_SLACK_S = 0.2
+TRUNCATION_SLACK_SHARE = 0.01
+
+# [guess] Packets of a stream fed to its decoder in search of a first frame: decoders
+# hold a few back (B-frame reordering), and a stream may open on a damaged packet.
+FIRST_FRAME_PACKETS = 32
+
+_CHUNK = 1 << 20
+_FFMPEG_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
+# A JPEG cut short decodes with grey fill unless told to fail on the first error.
+_STRICT_IMAGE_OPTIONS = {**_FFMPEG_OPTIONS, "err_detect": "explode"}
+_PROBE_ERRORS = (av.FFmpegError, ValueError, OSError, UnicodeDecodeError, OverflowError, IndexError, ZeroDivisionError)
+
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -48,6 +106,7 @@ class MediaInfo:
     seconds: float | None = None
     has_video: bool = False
     has_audio: bool = False
+    problem: str | None = None  # kind None: what was found instead ("a PNG signature followed by text")
 
     @property
     def format_name(self) -> str:
@@ -56,92 +115,357 @@ class MediaInfo:
     def describe(self) -> str:
         """A short phrase for messages: 'a 1280×720 PNG image', 'a 12.0 s MP4 video'."""
         if self.kind is None:
-            return "not a media file this tool can read"
+            return self.problem or "not a media file this tool can read"
         if self.kind == "image":
             return f"a {self.width}×{self.height} {self.format_name} image"
         length = f"{self.seconds:.1f} s " if self.seconds is not None else ""
         return f"a {length}{self.format_name} {self.kind}"
 
 
-def probe_file(path: str | os.PathLike[str]) -> MediaInfo:
-    """Probe a local file; OSError propagates (missing file, directory, no access)."""
-    with open(path, "rb") as f:
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-        size = f.tell()
+class NotAFile(OSError):
+    """A path that names something other than a regular file (a device, FIFO, socket, folder)."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str):
+        self.what = what  # "a FIFO", "a character device", …
+        super().__init__(errno.EINVAL, f"is {what}, not a media file", os.fspath(path))
+
+
+class TooLarge(OSError):
+    """A file over the caller's bound: refused before, or as soon as, the bound is passed."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int):
+        self.size = size  # bytes seen: the whole file, or limit + 1 when it was still growing
+        self.limit = limit
+        super().__init__(errno.EFBIG, f"is {size / 1e6:.1f} MB, over the {limit / 1e6:g} MB limit", os.fspath(path))
+
+
+def probe_file(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> MediaInfo:
+    """Probe a local file. OSError propagates (missing file, no access); NotAFile
+    for anything but a regular file; TooLarge past ``max_bytes``."""
+    with _open_regular(path) as f:
+        sha256, size = _hash(f, path, max_bytes)
         f.seek(0)
-        return _probe(f, size, digest.hexdigest())
+        return _probe(f, size, sha256)
 
 
 def probe_bytes(data: bytes) -> MediaInfo:
     return _probe(io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
+def file_sha256(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> str:
+    with _open_regular(path) as f:
+        return _hash(f, path, max_bytes)[0]
+
+
+# --- opening and reading, bounded ----------------------------------------------
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    what = next((name for test, name in _FILE_TYPES if test(mode)), "something other than a regular file")
+    raise NotAFile(path, what)
+
+
+def _open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading; symlinks to one are fine.
+
+    ``stat`` first, so a FIFO is never opened (opening one blocks until a writer
+    comes); O_NONBLOCK in case one is swapped in after the check; ``fstat`` on the
+    descriptor, so what was checked is what is read."""
+    _require_regular(path, os.stat(path).st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _hash(f: BinaryIO, path: str | os.PathLike[str], max_bytes: int | None) -> tuple[str, int]:
+    """SHA-256 and length of the file, reading at most ``max_bytes`` + 1 bytes."""
+    if max_bytes is not None:
+        declared = os.fstat(f.fileno()).st_size
+        if declared > max_bytes:
+            raise TooLarge(path, declared, max_bytes)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    size = 0
+    while chunk := f.read(_CHUNK if max_bytes is None else min(_CHUNK, max_bytes + 1 - size)):
+        digest.update(chunk)
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:  # it grew after fstat
+            raise TooLarge(path, size, max_bytes)
+    return digest.hexdigest(), size
 
 
 class _Nameless:
-    """A file without its name, so FFmpeg cannot guess the format from the extension."""
+    """A file without its name, so FFmpeg cannot guess the format from the extension,
+    and cut at ``size``: the demuxer reads exactly the bytes that were hashed."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: BinaryIO, size: int):
         self._f = f
+        self._size = size
 
     def read(self, n: int = -1) -> bytes:
-        return self._f.read(n)
+        left = max(0, self._size - self._f.tell())
+        return self._f.read(left if n < 0 else min(n, left))
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == os.SEEK_END:
+            return self._f.seek(self._size + offset)
         return self._f.seek(offset, whence)
 
     def tell(self) -> int:
         return self._f.tell()
 
 
+# --- what the bytes are --------------------------------------------------------
+
+
 def _probe(f: BinaryIO, size: int, sha256: str) -> MediaInfo:
-    head = f.read(32)
+    head = f.read(512)
     f.seek(0)
-    unknown = MediaInfo(None, "unknown", size, sha256)
     if size == 0:
-        return unknown
+        return MediaInfo(None, "unknown", 0, sha256, problem="an empty file")
+    resembles = _resembles(head)
+    if resembles in _PICTURE_CODECS:
+        return _probe_picture(_Nameless(f, size).read(), resembles, sha256, head)
+    wav_seconds = _wav_seconds(f, size) if head[8:12] == b"WAVE" else None
     try:
-        with av.open(_Nameless(f), mode="r") as container:
-            return _describe(container, head, size, sha256) or unknown
-    except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError, OverflowError):
-        return unknown
+        with av.open(_Nameless(f, size), mode="r", options=_FFMPEG_OPTIONS) as container:
+            return _describe(container, head, size, sha256, wav_seconds)
+    except _PROBE_ERRORS:
+        return _unreadable(head, size, sha256)
 
 
-def _describe(container: av.container.InputContainer, head: bytes, size: int, sha256: str) -> MediaInfo | None:
+def _describe(
+    container: av.container.InputContainer, head: bytes, size: int, sha256: str, wav_seconds: float | None
+) -> MediaInfo:
     demuxer = container.format.name
-    video = container.streams.video[0] if container.streams.video else None
-    has_audio = bool(container.streams.audio)
-    seconds = container.duration / 1_000_000 if container.duration else None
+    video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
     if demuxer == _ISO_FAMILY:
         fmt, kind = _iso_format(head, video is not None)
     elif demuxer in _DEMUXERS:
         fmt, kind = _DEMUXERS[demuxer]
     else:
-        return None
-    width = height = None
-    if video is not None:
-        width, height = video.codec_context.width or None, video.codec_context.height or None
+        return _unreadable(head, size, sha256)
+    info = MediaInfo(kind=kind, format=fmt, bytes=size, sha256=sha256, has_video=video is not None, has_audio=bool(container.streams.audio))
     if kind == "image":
-        seconds = None
-    return MediaInfo(
-        kind=kind,
-        format=fmt,
-        bytes=size,
-        sha256=sha256,
-        width=width,
-        height=height,
-        seconds=seconds,
-        has_video=video is not None,
-        has_audio=has_audio,
-    )
+        return _check_image(container, info, head)
+    return _check_timed(container, info, video, wav_seconds)
+
+
+def _probe_picture(data: bytes, fmt: str, sha256: str, head: bytes) -> MediaInfo:
+    """A single-picture file, decoded straight from its bytes."""
+    info = MediaInfo("image", fmt, len(data), sha256, has_video=True)
+    codec = av.CodecContext.create(_PICTURE_CODECS[fmt], "r")
+    codec.options = dict(_STRICT_IMAGE_OPTIONS)
+    codec.thread_count = 1
+    return _picture_of(info, head, lambda: _first([*codec.decode(av.Packet(data)), *codec.decode(None)]))
+
+
+def _check_image(container: av.container.InputContainer, info: MediaInfo, head: bytes) -> MediaInfo:
+    """An image (of a kind the demuxer found) is one whose picture decodes."""
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is None or stream.codec_context is None:
+        return _refused(info, f"{_a(info.format_name)} header with no picture in it")
+    stream.codec_context.options = dict(_STRICT_IMAGE_OPTIONS)
+    return _picture_of(info, head, lambda: next(_decoded(container, stream), None))
+
+
+def _picture_of(info: MediaInfo, head: bytes, decode: Callable[[], av.frame.Frame | None]) -> MediaInfo:
+    """``info`` with the decoded picture's size, or refused saying why there is none."""
+    try:
+        frame = decode()
+    except av.FFmpegError as error:
+        if error.errno == errno.EINVAL:
+            return _refused(info, f"{_a(info.format_name)} picture over {MAX_PIXELS / 1e6:.0f} megapixels, more than any provider takes")
+        return _refused(info, _no_picture(info, head))
+    except _PROBE_ERRORS:
+        return _refused(info, _no_picture(info, head))
+    if frame is None:
+        return _refused(info, _no_picture(info, head))
+    return replace(info, width=frame.width, height=frame.height)
+
+
+def _first(frames: list[av.frame.Frame]) -> av.frame.Frame | None:
+    return frames[0] if frames else None
+
+
+def _check_timed(
+    container: av.container.InputContainer, info: MediaInfo, video: av.VideoStream | None, header_seconds: float | None
+) -> MediaInfo:
+    """Video and sound: the stream that makes the kind decodes, and the packets
+    present run to the length the header declares (a file cut short does not).
+    ``header_seconds``: the length a WAV header declares, which FFmpeg's own
+    figure hides (it measures what is there)."""
+    name, what = info.format_name, "video" if info.kind == "video" else "audio"
+    main = video if info.kind == "video" else next(iter(container.streams.audio), None)
+    if main is None:
+        return _refused(info, f"{_a(name)} file with no {what} stream")
+    if main.codec_context is None:  # FFmpeg knows no decoder for it
+        return _refused(info, f"{_a(name)} file whose {what} is in a codec this tool cannot decode")
+    main.codec_context.options = dict(_FFMPEG_OPTIONS)
+    main.codec_context.thread_count = 1  # one frame is decoded: threads would only add start-up time
+    found = _scan(container, main)
+    if not found.packets:
+        return _refused(info, f"{_a(name)} header with no {what} after it")
+    if not found.decoded:
+        return _refused(info, f"{_a(name)} file whose {what} does not decode (damaged, or not really {name}?)")
+    declared = header_seconds or _seconds(container.duration)
+    measured = None if found.end is None else max(0.0, found.end - (_seconds(container.start_time) or 0.0))
+    if declared is not None and measured is not None and measured < declared - _slack(declared):
+        return _refused(info, f"{_a(name)} file that ends at {measured:.1f} s of its declared {declared:.1f} s: truncated?")
+    seconds = _seconds(container.duration)
+    width, height = (video.codec_context.width or None, video.codec_context.height or None) if video else (None, None)
+    return replace(info, seconds=measured if seconds is None else seconds, width=width, height=height)
+
+
+def _seconds(microseconds: int | None) -> float | None:
+    """FFmpeg's container times, in microseconds; 0 or None when it does not know."""
+    return microseconds / 1_000_000 if microseconds else None
+
+
+@dataclass
+class _Scan:
+    packets: int = 0  # of the main stream, with data
+    decoded: bool = False  # the main stream gave a frame
+    end: float | None = None  # where the last packet of any stream ends, in seconds
+
+
+def _scan(container: av.container.InputContainer, main: av.stream.Stream) -> _Scan:
+    """Demux every packet, decoding only until ``main`` gives its first frame."""
+    found = _Scan()
+    tried = 0
+    for packet in _packets(container):
+        mine = packet.stream.index == main.index
+        if mine and not found.decoded and tried < FIRST_FRAME_PACKETS:
+            tried += 1
+            found.decoded = _decodes(packet)
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if packet.size == 0:
+            continue
+        found.packets += mine
+        if stamp is not None and packet.stream.time_base is not None:
+            finish = float((stamp + (packet.duration or 0)) * packet.stream.time_base)
+            found.end = finish if found.end is None else max(found.end, finish)
+    return found
+
+
+def _packets(container: av.container.InputContainer) -> Iterator[av.Packet]:
+    try:
+        yield from container.demux()
+    except av.FFmpegError:
+        return  # damaged from here on: the packets before are what the file holds
+
+
+def _decodes(packet: av.Packet) -> bool:
+    try:
+        return any(True for _ in packet.decode())
+    except av.FFmpegError:
+        return False  # a damaged packet; a later one may still decode
+
+
+def _decoded(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.frame.Frame]:
+    for packet in container.demux(stream):
+        yield from packet.decode()  # the last, empty packet flushes the decoder
+
+
+def _slack(declared: float) -> float:
+    return max(TRUNCATION_SLACK_S, declared * TRUNCATION_SLACK_SHARE)
+
+
+_ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
+
+
+def _is_cover_art(stream: av.stream.Stream) -> bool:
+    """An M4A's album picture shows up as a one-frame video stream."""
+    return bool(int(getattr(stream, "disposition", 0)) & _ATTACHED_PIC)
+
+
+def _no_picture(info: MediaInfo, head: bytes) -> str:
+    name = info.format_name
+    signature = next((o + len(m) for o, m, f in _SIGNATURES if f == info.format and head[o : o + len(m)] == m), None)
+    if signature is not None and _is_text(head[signature:]):
+        return f"{_a(name)} signature followed by text, not a picture"
+    return f"{_a(name)} file whose picture does not decode (cut short, or not really {name}?)"
+
+
+def _refused(info: MediaInfo, problem: str) -> MediaInfo:
+    return replace(info, kind=None, problem=problem)
+
+
+def _wav_seconds(f: BinaryIO, size: int) -> float | None:
+    """The length a WAV header declares: its data chunk's size over the byte rate.
+    None when it does not say (a streamed WAV leaves the size unset)."""
+    try:
+        return _riff_data_seconds(f, size)
+    finally:
+        f.seek(0)
+
+
+def _riff_data_seconds(f: BinaryIO, size: int) -> float | None:
+    byte_rate = None
+    offset = 12
+    for _ in range(64):  # [guess] real files have a handful of chunks before the data
+        f.seek(offset)
+        header = f.read(8)
+        if len(header) < 8:
+            return None
+        chunk, length = header[:4], int.from_bytes(header[4:], "little")
+        if chunk == b"fmt " and length >= 16:
+            byte_rate = int.from_bytes(f.read(12)[8:12], "little")
+        elif chunk == b"data":
+            unset = length in (0, 0xFFFFFFFF)
+            return None if unset or not byte_rate else length / byte_rate
+        offset += 8 + length + (length & 1)
+        if offset >= size:
+            return None
+    return None
+
+
+def _unreadable(head: bytes, size: int, sha256: str) -> MediaInfo:
+    """A file FFmpeg cannot open as any format here: say what it resembles."""
+    fmt = _resembles(head)
+    if fmt is not None:
+        name = FORMAT_NAMES[fmt]
+        problem = f"a file that starts like {_a(name)} but does not read as one (cut short or damaged?)"
+        return MediaInfo(None, fmt, size, sha256, problem=problem)
+    if _is_text(head):
+        return MediaInfo(None, "unknown", size, sha256, problem="text, not an image, video or audio file")
+    return MediaInfo(None, "unknown", size, sha256)
+
+
+def _resembles(head: bytes) -> str | None:
+    return next((fmt for offset, magic, fmt in _SIGNATURES if head[offset : offset + len(magic)] == magic), None)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:  # a character cut at the end of the sample is still text
+        if error.start < len(head) - 3:
+            return False
+        text = head[: error.start].decode("utf-8")
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+_SPOKEN_WITH_AN = frozenset({"MP4", "MP3", "M4A", "MOV", "Ogg", "AVI"})
+
+
+def _a(name: str) -> str:
+    """'an MP4', 'a PNG': the article goes by how the name is spoken."""
+    return f"{'an' if name in _SPOKEN_WITH_AN else 'a'} {name}"
 
 
 def _iso_format(head: bytes, has_video: bool) -> tuple[str, MediaKind]:

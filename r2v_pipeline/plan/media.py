@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from .. import catalog
 from ..diagnostics import Diagnostics
 from ..manifest.load import display_name
 from ..manifest.model import Provider, Source
-from ..media.probe import MediaInfo, MediaKind, probe_file
+from ..media.probe import MediaInfo, MediaKind, NotAFile, TooLarge, probe_file
 
 LOCAL_SCHEME = "local"
 _A = {"image": "an image", "video": "a video", "audio": "a voice (WAV or MP3)"}
@@ -36,11 +37,22 @@ class Located:
     transport: str | None  # inline | upload | public | None (a URL the provider fetches itself)
 
 
+def largest_media_bytes() -> int:
+    """The most any provider takes of one media file; a local file is never read past it."""
+    return max(
+        limits.max_bytes
+        for models in catalog.PROVIDERS.values()
+        for spec in models.values()
+        for limits in (spec.images, spec.videos, spec.voices)
+    )
+
+
 class MediaFiles:
     """Probes each local file once per process, however many shots use it."""
 
     def __init__(self, diagnostics: Diagnostics):
         self.diagnostics = diagnostics
+        self.max_bytes = largest_media_bytes()
         self._probed: dict[Path, LocalFile | None] = {}
 
     def local(self, source: Source, expect: MediaKind) -> LocalFile | None:
@@ -59,20 +71,28 @@ class MediaFiles:
 
     def _probe(self, source: Source, path: Path) -> LocalFile | None:
         try:
-            if path.is_dir():
-                self.diagnostics.error(source.pos, f"{source.text}: is a folder, not a media file")
-                return None
-            info = probe_file(path)
+            info = probe_file(path, max_bytes=self.max_bytes)
         except FileNotFoundError:
             self.diagnostics.error(source.pos, f"{source.text}: no such file (looked at {display_name(path)})")
+            return None
+        except NotAFile as err:
+            self._refuse(source, _not_a_file(err, source.path))
+            return None
+        except TooLarge as err:
+            self._refuse(source, f"is {_mb(err.size)}; no provider takes a media file over {_mb(err.limit)}, so it is not read")
             return None
         except OSError as err:
             self.diagnostics.error(source.pos, f"{source.text}: cannot read: {err.strerror or err}")
             return None
         if info.kind is None:
-            self.diagnostics.error(source.pos, f"{source.text}: not an image, video or audio file")
+            self._refuse(source, f"it is {info.problem}" if info.problem else "not an image, video or audio file")
             return None
         return LocalFile(path, display_name(path), info)
+
+    def _refuse(self, source: Source, why: str) -> None:
+        """A refusal that names the field too: the same file may stand in several."""
+        where = f" ({source.field})" if source.field else ""
+        self.diagnostics.error(source.pos, f"{source.text}: {why}{where}")
 
     def locate(
         self, source: Source, expect: MediaKind, provider: Provider, local_transport: dict[str, str]
@@ -89,3 +109,13 @@ class MediaFiles:
                 return Located(f"{mapping.base_url.rstrip('/')}/{tail}", file, "public")
         kind = file.info.kind
         return Located(file.placeholder, file, local_transport.get(kind) if kind else None)
+
+
+def _not_a_file(err: NotAFile, named: Path) -> str:
+    if not named.is_symlink():
+        return f"is {err.what}, not a media file"
+    return f"links to {display_name(named.resolve())}, which is {err.what}, not a media file"
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:g} MB" if size % 100_000 == 0 else f"{size / 1e6:.1f} MB"
