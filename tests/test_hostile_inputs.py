@@ -14,7 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path

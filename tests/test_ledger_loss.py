@@ -15,7 +15,9 @@ from r2v_pipeline import exits
 from r2v_pipeline.media.probe import probe_file
 from r2v_pipeline.run.ledger import Ledger
 
-from .test_run import StartSim, billed_tasks_per_content, fast_sim, plan_of, run
+from r2v_pipeline.run.runner import RunOptions
+
+from .test_run import FAST, StartSim, billed_tasks_per_content, fast_sim, plan_of, run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +36,7 @@ def test_a_run_after_the_state_and_outputs_are_gone_adopts_every_paid_task(tmp_p
     paid = len(sim.ledger.tasks())
     shutil.rmtree(tmp_path / "state")  # a rebuilt cron host: no ledger,
     shutil.rmtree(tmp_path / "out")  # no videos, no store
-    code, report, log = run(series, tmp_path, sim)
+    code, report, log = run(series, tmp_path, sim, RunOptions(poll=FAST.poll, settle=3.0))
     assert code == 0, log
     assert len(sim.ledger.tasks()) == paid  # nothing submitted again
     assert max(billed_tasks_per_content(sim).values()) == 1
@@ -52,7 +54,7 @@ def test_a_ledger_lost_while_tasks_are_in_flight_bills_nothing_twice(tmp_path: P
     state, port = tmp_path / "sim-state", free_port()
     sim = start_r2v_sim(state, port, sim_video_dir)
     command = [sys.executable, "-m", "r2v_pipeline", "run", *map(str, series), "--simulator", f"http://127.0.0.1:{port}",
-               "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"), "--log-format", "plain"]  # fmt: skip
+               "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"), "--log-format", "plain", "--settle", "3"]  # fmt: skip
     try:
         first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -157,6 +157,18 @@ def file_sha256(path: str | os.PathLike[str], *, max_bytes: int | None = None) -
         return _hash(f, path, max_bytes)[0]
 
 
+def read_regular(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (NotAFile, TooLarge otherwise):
+    what is sent is read under the same guard as what was probed."""
+    with _open_regular(path) as f:
+        if os.fstat(f.fileno()).st_size > max_bytes:
+            raise TooLarge(path, os.fstat(f.fileno()).st_size, max_bytes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TooLarge(path, len(data), max_bytes)
+    return data
+
+
 # --- opening and reading, bounded ----------------------------------------------
 
 _FILE_TYPES = (

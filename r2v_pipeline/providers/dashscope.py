@@ -12,7 +12,7 @@ import httpx
 
 from ..catalog.dashscope import SUBMIT_PATH
 from ..catalog.wire import map_strings
-from ..media.probe import file_sha256
+from ..media.probe import NotAFile, TooLarge, file_sha256, read_regular
 from ..plan.media import LocalFile
 from ..plan.planner import PlannedShot
 from .base import (
@@ -184,8 +184,8 @@ class DashScope(Client):
             "x-oss-content-type": MIME.get(file.info.format, "application/octet-stream"),
         }
         try:
-            with open(file.path, "rb") as f:
-                response = await self._http.post(policy["upload_host"], data=form, files={"file": (file.path.name, f)})
+            data = _planned_bytes(file)  # read under the probe's guard: what was planned is what is sent
+            response = await self._http.post(policy["upload_host"], data=form, files={"file": (file.path.name, data)})
         except httpx.HTTPError as error:
             raise transport_trouble(error, f"upload of {file.shown}: ") from None
         if response.status_code != 200:
@@ -218,14 +218,28 @@ class DashScope(Client):
 
 def _unchanged(file: LocalFile) -> None:
     """The file is still the one planned (its content decides the fingerprint)."""
-    if file_sha256(file.path) != file.info.sha256:
+    try:
+        same = file_sha256(file.path, max_bytes=file.info.bytes) == file.info.sha256
+    except (NotAFile, TooLarge):
+        same = False
+    if not same:
         raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
+
+
+def _planned_bytes(file: LocalFile) -> bytes:
+    """The file's bytes, if it is still the regular file of the planned size and content
+    (a file swapped since the plan, even for a device, is refused, not read forever)."""
+    try:
+        data = read_regular(file.path, file.info.bytes)
+    except (NotAFile, TooLarge):
+        data = b""
+    if hashlib.sha256(data).hexdigest() != file.info.sha256:
+        raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
+    return data
 
 
 def _data_uri(file: LocalFile) -> str:
-    data = file.path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != file.info.sha256:
-        raise Unsendable(f"{file.shown} changed since the plan; plan again (r2v run does) so its fingerprint is right")
+    data = _planned_bytes(file)
     mime = MIME.get(file.info.format, "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 

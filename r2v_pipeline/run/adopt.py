@@ -32,6 +32,7 @@ class Strangers:
     """One account's tasks unknown to the ledger: succeeded ones with their detail (in
     creation order), and those still in progress (matched once they end)."""
 
+    open: set[str] = field(default_factory=set)  # fingerprints of planned shots without a task when the list was read
     succeeded: dict[str, TaskStatus] = field(default_factory=dict)
     in_progress: list[ListedTask] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
@@ -43,8 +44,8 @@ class Strangers:
         alike = sorted(
             (status.submitted or 0.0, task_id) for task_id, status in self.succeeded.items() if describes(status, shot)
         )
-        rank = next((i for i, twin in enumerate(twins) if twin.fingerprint == shot.fingerprint), 0)
-        if rank >= len(alike):
+        rank = next((i for i, twin in enumerate(twins) if twin.fingerprint == shot.fingerprint), None)
+        if rank is None or rank >= len(alike):
             return None
         task_id = alike[rank][1]
         if task_id in self.taken:

@@ -392,9 +392,9 @@ class Runner:
         if strangers is None:
             return False
         shot = w.shot
-        # Twins whose task is already known (recorded, or their video stored) took theirs:
-        # the strangers are the others', in the same order.
-        twins = [t for t in self.twins.get(signature(shot), [shot]) if t.fingerprint == shot.fingerprint or not self._has_task(t)]
+        # Twins whose task was known when the list was read (recorded, or their video
+        # stored) took theirs: the strangers are the others', in the same order.
+        twins = [t for t in self.twins.get(signature(shot), [shot]) if t.fingerprint in strangers.open]
         task_id = strangers.match(shot, twins)
         if task_id is None and strangers.waiting(shot.spec.model):
             async with anyio.create_task_group() as group:
@@ -444,15 +444,15 @@ class Runner:
             self.log.note(f"{provider.name}: a task was made {min(ages):.0f} s ago; waiting {wait:.0f} s for submits a killed run may have left on the wire", "adopt")
             await anyio.sleep(wait)
             listed = await self._list_recent(provider, account) or []
-        strangers = Strangers()
+        strangers = Strangers(open={s.fingerprint for s in self.plan.shots if not self._has_task(s)})
         for task in listed:
             if task.task_id in known:
                 continue
             if task.state == "succeeded":
                 try:
                     strangers.succeeded[task.task_id] = await self._retrying_query(account, provider, lambda t=task.task_id: provider.status(t))
-                except (Transient, ProviderError):
-                    continue
+                except (Transient, ProviderError) as error:  # it may be one of ours: paying before knowing could pay twice
+                    raise Stalled(f"could not read task {task.task_id}, which may be one a lost ledger forgot ({error}); a later run tries again") from None
             elif task.state in ("pending", "running"):
                 strangers.in_progress.append(task)
         if strangers.succeeded or strangers.in_progress:
