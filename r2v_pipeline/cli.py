@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     _plan_arguments(plan, view=True)
     _only_argument(plan)
     plan.add_argument("--json", action="store_true", help="print the plan, request bodies included, as JSON")
+    _remake_argument(plan)
     plan.add_argument(
         "--detailed-exitcode", action="store_true",
         help=f"exit {PLAN_SPENDS} when running would submit (spend), 0 when it would not (for scripts)",
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _only_argument(run)
     run.add_argument("--force", action="append", default=[], metavar="PATTERN", help="make matching shots again even if done (this bills again); repeatable")
     run.add_argument("--retry-failed", action="store_true", help="submit shots that failed before again")
+    _remake_argument(run)
     simulated = run.add_argument_group("simulation (no API key, no cost)")
     simulated.add_argument("--simulate", "--simulated", dest="simulate", action="store_true", help="run against the embedded provider simulator")
     simulated.add_argument("--time-scale", type=_fraction, default=0.02, metavar="F", help="simulated wall seconds per provider second (default: %(default)s)")
@@ -143,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_sim_command(commands)
     return parser
+
+
+def _remake_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--remake-reformatted", action="store_true",
+        help="make again the shots whose video an earlier r2v version made from a request it wrote differently (this bills again)",
+    )  # fmt: skip
 
 
 def _only_argument(parser: argparse.ArgumentParser, help: str = "only shots matching (glob over id, episode/id or series/episode/id); repeatable") -> None:
@@ -251,7 +260,10 @@ def _options(args: argparse.Namespace) -> PlanOptions:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
-    return Selection(tuple(getattr(args, "only", ())), tuple(getattr(args, "force", ())), getattr(args, "retry_failed", False))
+    return Selection(
+        tuple(getattr(args, "only", ())), tuple(getattr(args, "force", ())), getattr(args, "retry_failed", False),
+        getattr(args, "remake_reformatted", False),
+    )  # fmt: skip
 
 
 class Invalid(Exception):

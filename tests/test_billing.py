@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from r2v_pipeline.catalog import dashscope, freepik
-from r2v_pipeline.catalog.billing import billed_seconds, seconds
+from r2v_pipeline.catalog.billing import Billed, bill_differs, billed_seconds, seconds
 
 WAN27 = dashscope.WAN27.billing
 WAN26 = dashscope.WAN26.billing
@@ -96,3 +96,18 @@ def test_a_longer_video_never_bills_less(output: int, refs: list, extra: D) -> N
     longer = [(k, d + extra if d is not None else None) for k, d in refs]
     for rule in (WAN27, WAN26):
         assert billed_seconds(rule, output, longer).total >= billed_seconds(rule, output, refs).total
+
+
+_SECONDS = st.decimals(min_value=0, max_value=100, places=3)
+
+
+@given(_SECONDS, _SECONDS, st.booleans(), st.booleans())
+def test_a_bill_differs_from_the_plan_by_the_kind_of_figure_the_plan_is(planned: D, billed: D, exact: bool, at_least: bool) -> None:
+    plan = Billed(planned, D(0), exact=exact)
+    differs = bill_differs(plan, at_least, billed)
+    if at_least:  # a floor: fields sent unchecked may bill more
+        assert differs == (billed < planned)
+    elif not exact:  # an upper bound: a remote video may be shorter than its cap
+        assert differs == (billed > planned)
+    else:
+        assert differs == (billed != planned)

@@ -124,7 +124,8 @@ def test_schema_lists_match_the_catalog() -> None:
     defs = manifest_schema()["$defs"]
     settings = defs["settings"]["properties"]
     models = {m for table in PROVIDERS.values() for m in table}
-    assert set(settings["model"]["enum"]) == models
+    (families, snapshots) = settings["model"]["anyOf"]  # a model, or a dated snapshot of one
+    assert set(families["enum"]) == models and all(m.replace(".", "\\.") in snapshots["pattern"] for m in models)
     assert tuple(settings["resolution"]["enum"]) == RESOLUTIONS
     assert tuple(settings["ratio"]["enum"]) == RATIOS
     assert tuple(settings["size"]["enum"]) == SIZES

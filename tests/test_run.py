@@ -169,13 +169,13 @@ def test_a_changed_prompt_moves_the_old_video_aside(tmp_path: Path, start_sim: S
     assert json.loads(aside.with_suffix(".json").read_text())["request"]["input"]["prompt"].endswith("at dawn")
 
 
-def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path]) -> str:
+def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path], **plan_options: Any) -> str:
     """What a run killed right after its submit leaves: a task id in the ledger, nothing fetched."""
     import anyio
 
     from r2v_pipeline.run.targets import attached_simulation, build_providers
 
-    plan = plan_of(paths, tmp)
+    plan = plan_of(paths, tmp, **plan_options)
     ledger = Ledger.open(tmp / "state")
     providers, _ = build_providers(plan.shots, ledger, attached_simulation(sim.base_url))
     shot = plan.shots[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from . import dashscope, freepik
 from .spec import ModelSpec
 
@@ -27,5 +30,17 @@ SUBMIT_PATHS: dict[str, str] = {
 }
 
 
+# A dated snapshot of a model (wan2.7-r2v-2026-06-12) [sdk]: sent as named, checked and
+# billed by its model's table. [guess] A snapshot keeps its model's limits and rules.
+SNAPSHOT = re.compile(r"^(?P<family>.+)-(?P<date>\d{4}-\d{2}-\d{2})$")
+
+
 def lookup(provider: str, model: str) -> ModelSpec | None:
-    return PROVIDERS.get(provider, {}).get(model)
+    table = PROVIDERS.get(provider, {})
+    spec = table.get(model)
+    if spec is not None:
+        return spec
+    snapshot = SNAPSHOT.match(model)
+    if snapshot is None or snapshot["family"] not in table:
+        return None
+    return replace(table[snapshot["family"]], model=model, family=snapshot["family"])

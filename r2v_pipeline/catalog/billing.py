@@ -53,3 +53,15 @@ def billed_seconds(
     cap = rule.caps[min(sharers, max(rule.caps))]
     billed = [cap if length is None else min(length, cap) for length in videos]
     return Billed(output, sum(billed, Decimal(0)), exact=None not in videos)
+
+
+def bill_differs(planned: Billed, at_least: bool, billed: Decimal) -> bool:
+    """Whether the provider billed other than the plan said: an exact plan must match to the
+    millisecond; an upper bound ("at most": a remote video's length unknown) may be
+    undercut; a floor ("at least": fields sent unchecked) may be exceeded."""
+    billed = seconds(billed)
+    if at_least:
+        return billed < planned.total
+    if not planned.exact:
+        return billed > planned.total
+    return billed != planned.total

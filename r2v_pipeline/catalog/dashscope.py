@@ -7,8 +7,10 @@ behaviour the project assumes and the simulator imitates.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
+from urllib.parse import urlsplit
 
 from .formats import RATIOS, RESOLUTIONS, SIZES
 from .spec import (
@@ -107,7 +109,10 @@ def _wan26(model: str, silent_video: bool) -> ModelSpec:
         shot_voice=False,
         storyboard=False,
         durations_with_video=Span(2, 10),
-        defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": False},
+        # [guess] watermark: seed 000 lists wan2.7's "defaults to false" as a difference from
+        # wan2.6, one third-party client says false: unsettled, so it is always sent.
+        defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": True},
+        explicit={"watermark": False},
         images=MediaLimits(IMAGE_FORMATS, 10 * MB, side_px=Span(240, 5000)),
         videos=MediaLimits(VIDEO_FORMATS, 100 * MB, seconds=Span(1, 30)),
         voices=VOICES,
@@ -150,5 +155,24 @@ REGIONS: dict[str, str] = {
 }
 DEFAULT_REGION = "intl"
 SUBMIT_PATH = "/services/aigc/video-generation/video-synthesis"
-# Models served in each region; a region missing here serves them all.
-REGION_MODELS: dict[str, frozenset[str]] = {"us": frozenset({"wan2.6-r2v"})}
+# Models served in each region; a region missing here serves them all [doc]. Workspace
+# regions are named by their region id (eu-central-1: Frankfurt).
+REGION_MODELS: dict[str, frozenset[str]] = {"us": frozenset({"wan2.6-r2v"}), "eu-central-1": frozenset({"wan2.6-r2v"})}
+# The region an API host serves [doc]: the three public hosts, and workspace-scoped
+# hosts {WorkspaceId}.{region-id}.maas.aliyuncs.com.
+HOSTS: dict[str, str] = {urlsplit(url).hostname or "": region for region, url in REGIONS.items()}
+WORKSPACE_HOST = re.compile(r"^[^.]+\.(?P<region>[a-z]+-[a-z]+-[0-9]+)\.maas\.aliyuncs\.com$")
+# [guess] Workspace region ids of the public regions: the models they serve are the same.
+REGION_IDS: dict[str, str] = {"cn-beijing": "cn", "ap-southeast-1": "intl", "us-east-1": "us"}
+
+
+def region_of(base_url: str) -> str | None:
+    """The region an API base URL serves, from its host; None for a host r2v does not know
+    (a proxy, a gateway, a simulator): then which models it serves cannot be checked."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host in HOSTS:
+        return HOSTS[host]
+    workspace = WORKSPACE_HOST.match(host)
+    if workspace is None:
+        return None
+    return REGION_IDS.get(workspace["region"], workspace["region"])

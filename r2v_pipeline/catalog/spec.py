@@ -141,10 +141,19 @@ class ModelSpec:
     billing: BillingRule | None  # None: the provider bills output seconds only
     reactions: Mapping[str, Reaction] = field(default_factory=dict)  # topic -> reaction, default REJECT
     fingerprint_excludes: frozenset[tuple[str, ...]] = frozenset()  # delivery-only body paths
+    # Settings always sent, with the manifest's value or this one: where the documents
+    # leave the provider's default unsettled, the request says what the manifest means.
+    explicit: Mapping[str, object] = field(default_factory=dict)
+    family: str | None = None  # a dated snapshot id's model (its table); None: the model is its own family
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.provider, self.model)
+
+    @property
+    def table(self) -> str:
+        """The model whose table this is: itself, or a snapshot's model."""
+        return self.family or self.model
 
     @property
     def kinds_declared(self) -> bool:

@@ -65,6 +65,22 @@ def build_body(spec: ModelSpec, request: Request) -> dict[str, Any]:
     return body
 
 
+def reference_items(spec: ModelSpec, body: dict[str, Any], references: list[Reference]) -> list[dict[str, Any]] | None:
+    """Each reference's own object in ``body``, in reference order; None where the wire
+    format gives references no object of their own (wan2.6's plain URLs)."""
+    if spec.wire == "dashscope-media":
+        items = [m for m in _get(body, ("input", "media")) or [] if isinstance(m, dict) and m.get("type") in _MEDIA_TYPES]
+        return items if len(items) == len(references) else None
+    if spec.wire == "freepik":
+        seen = {"image": 0, "video": 0}
+        out = []
+        for ref in references:
+            out.append(body[f"{ref.kind}_urls"][seen[ref.kind]])
+            seen[ref.kind] += 1
+        return out
+    return None
+
+
 def _freepik_item(ref: Reference) -> dict[str, str]:
     item = {"url": ref.url}
     if ref.voice is not None:

@@ -213,6 +213,7 @@ def _cast_member(file: YamlFile, name: str, diagnostics: Diagnostics) -> CastMem
     assert media is not None
     voice = _source(file, ("cast", name, "voice"))
     duration = _value(file, ("cast", name, "duration")) if "duration" in entry else None
+    extra = _value(file, ("cast", name, "extra")) if "extra" in entry else None
     if voice is not None and kind == "storyboard":
         diagnostics.error(voice.pos, f"cast.{name}.voice: a storyboard holds many characters; give voices to cast members instead")
     if duration is not None and (kind != "video" or not media.is_url):
@@ -229,6 +230,7 @@ def _cast_member(file: YamlFile, name: str, diagnostics: Diagnostics) -> CastMem
         description=entry.get("description", ""),
         duration=duration,
         pos=file.key_at(("cast", name)),
+        extra=extra,
     )
 
 

@@ -26,6 +26,8 @@ SETTINGS = (
     "prompt_extend",
     "watermark",
     "negative_prompt",
+    "extra_body",
+    "extra_headers",
 )
 
 
@@ -62,6 +64,7 @@ class CastMember:
     description: str
     duration: Value[float] | None  # stated length of a remote video, for billing
     pos: Position  # where the name stands
+    extra: Value[dict[str, Any]] | None = None  # merged into its media item, unchecked
 
     @property
     def reference_kind(self) -> Literal["image", "video"]:

@@ -19,15 +19,19 @@ from .media import LOCAL_SCHEME
 LOCAL = LOCAL_SCHEME + ":"
 
 
-def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str]) -> str:
-    """``content`` maps each URL or placeholder of a local file to its sha256."""
-    payload = {
+def fingerprint(spec: ModelSpec, body: dict[str, Any], content: Mapping[str, str], headers: Mapping[str, str] | None = None) -> str:
+    """``content`` maps each URL or placeholder of a local file to its sha256; ``headers``,
+    extra headers a manifest sends (counted only when there are any, so a request without
+    them keeps the fingerprint it always had)."""
+    payload: dict[str, Any] = {
         "provider": spec.provider,
         "model": spec.model,
         "body": map_strings(_without(body, spec.fingerprint_excludes), lambda s: f"sha256:{content[s]}" if s.startswith(LOCAL) and s in content else s),
         # a public URL stays in the body; its file's content counts too
         "content": sorted(sha for url, sha in content.items() if not url.startswith(LOCAL)),
     }
+    if headers:
+        payload["headers"] = {name.lower(): value for name, value in headers.items()}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -31,6 +31,7 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
         "manifest": s.manifest,
         "provider": s.spec.provider,
         "model": s.spec.model,
+        "table": s.spec.table,  # a snapshot's model, whose limits and billing apply
         "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
         "action": s.action,
         "reason": s.reason,
@@ -45,6 +46,8 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
             "total": as_number(s.billed.total),
             "exact": s.billed.exact,
         },
+        "billed_at_least": bool(s.unchecked),  # fields the catalog does not know may bill more
+        "unchecked": list(s.unchecked),
         "rate": as_number(s.rate),
         "cost": as_number(s.cost),
         "fingerprint": s.fingerprint,
@@ -91,11 +94,11 @@ def plan_table(plan: Plan) -> str:
             refs = ", ".join(f"{r.name}={r.label}" if r.label else f"{r.role}" for r in s.references if r.role != "voice")
             voices = sum(1 for r in s.references if r.role == "voice")
             refs += f" +{voices} voice" + ("s" if voices > 1 else "") if voices else ""
-            billed = f"{s.billed.total:.2f}" + ("" if s.billed.exact else " max")
+            billed = f"{s.billed.total:.2f}" + (" min" if s.unchecked else "" if s.billed.exact else " max")
             rows.append(
                 [
                     s.shot + (f" #{s.take}" if s.take is not None else ""),
-                    s.spec.model,
+                    s.spec.model + (f" (as {s.spec.family})" if s.spec.family else ""),
                     refs,
                     str(as_number(s.billed.output)),
                     billed,
@@ -109,7 +112,7 @@ def plan_table(plan: Plan) -> str:
     lines += _explanations(plan)
     totals = _totals(plan)
     money = f", {totals['cost']} {plan.currency or ''}".rstrip() if totals["cost"] is not None else ""
-    bound = "" if totals["billed_seconds_exact"] else " at most"
+    bound = " at least" if any(s.unchecked for s in plan.to_submit) else "" if totals["billed_seconds_exact"] else " at most"
     actions = ", ".join(f"{n} {a}" for a, n in sorted(totals["actions"].items())) or "nothing"
     lines.append(
         f"{len(plan.episodes)} episode(s), {totals['requests']} request(s): {actions}; "
@@ -123,6 +126,9 @@ def plan_table(plan: Plan) -> str:
         lines.append(f"{len(inline)} local image(s) go inline as data URIs")
     if not all(s.billed.exact for s in plan.to_submit):
         lines.append("'max': a remote reference video's length is unknown; its full share of the 5 s input cap is counted")
+    unchecked = sorted({field for s in plan.to_submit for field in s.unchecked})
+    if unchecked:
+        lines.append(f"'min': sent unchecked, as the manifest gives them: {', '.join(unchecked)}; they may bill more than planned")
     return "\n".join(lines)
 
 

@@ -18,11 +18,13 @@ from ..catalog.billing import Billed, billed_seconds, seconds
 from ..catalog.check import Violation, check_request
 from ..catalog.labels import assign_labels
 from ..catalog.spec import ModelSpec
-from ..catalog.wire import Reference, Request, build_body
+from ..catalog.wire import Reference, Request, build_body, reference_items
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
 from ..media.probe import MediaInfo, MediaKind
+from .body_format import FORMAT, earlier_bodies
+from .extras import RESERVED_HEADERS, header_problems, merge
 from .fingerprint import fingerprint
 from .media import LOCAL_SCHEME, LocalFile, MediaFiles
 from .budget import Budget, over_budget
@@ -45,6 +47,15 @@ class Target:
     workspace: str | None = None
     webhook_url: str | None = None
     quota: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EarlierFormat:
+    """The same request as an earlier r2v version wrote it (see body_format.py)."""
+
+    fingerprint: str
+    version: str  # the version whose change made the difference
+    what: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,9 @@ class PlannedShot:
     output: Path
     state_dir: Path
     store_dir: Path  # the video store of the output folder
+    earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
+    unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers to send
     action: str = "submit"
     reason: str = "not made yet"
     changes: tuple[str, ...] = ()  # what changed since the shot's last version, for people
@@ -105,6 +119,7 @@ class PlanOptions:
     output_dir: Path | None = None
     state_dir: Path | None = None
     namespace: str | None = None  # a subfolder of both, keeping simulated runs apart from real ones
+    body_format: int = FORMAT  # write requests as this format did (an earlier version's: for tests of upgrades)
 
 
 @dataclass
@@ -182,14 +197,20 @@ def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) ->
     base_url = options.base_url or (p.base_url.value if p.base_url else None)
     region = None
     if name == "dashscope":
-        region = options.region or (p.region.value if p.region else dashscope.DEFAULT_REGION)
-        base_url = base_url or dashscope.REGIONS[region]
+        if base_url:  # the host says which region, and so which models, it serves
+            region = dashscope.region_of(base_url)
+            if region is None:
+                where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
+                diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
+        else:
+            region = options.region or (p.region.value if p.region else dashscope.DEFAULT_REGION)
+            base_url = dashscope.REGIONS[region]
     else:
         base_url = base_url or freepik.BASE_URL
     return Target(
         provider=name,
         base_url=base_url.rstrip("/"),
-        region=region if not (options.base_url or p.base_url) else None,
+        region=region,
         workspace=p.workspace.value if p.workspace else None,
         webhook_url=p.webhook_url.value if p.webhook_url else None,
         quota={k: v.value for k, v in p.quota.items()},
@@ -234,6 +255,7 @@ class _Request:
     references: list[Reference] = field(default_factory=list)
     planned: list[PlannedReference] = field(default_factory=list)
     lengths: dict[str, Decimal | None] = field(default_factory=dict)  # video URL -> seconds, if known
+    members: list[CastMember | None] = field(default_factory=list)  # the cast member of each reference
     unusable: bool = False  # a file could not be read
 
     def locate(self, media: MediaFiles, source: Source, expect: MediaKind, episode: Episode, spec: ModelSpec) -> str | None:
@@ -261,6 +283,7 @@ class _EpisodePlanner:
         if options.namespace:
             self.output_dir, self.state_dir = self.output_dir / options.namespace, self.state_dir / options.namespace
         self.prices = episode.prices.value if episode.prices else None
+        self.body_format = options.body_format
         self.descriptions = {name: m.description for name, m in episode.cast.items()}
 
     def plan(self, shot: Shot) -> list[PlannedShot]:
@@ -305,7 +328,7 @@ class _EpisodePlanner:
             for violation in check_request(spec, request, media.facts, LOCAL_SCHEME):
                 self._report(violation, shot, chosen, media, found)
             take = number if len(seeds) > 1 else None
-            planned.append(self._planned(shot, spec, request, chosen, media, take))
+            planned.append(self._planned(shot, spec, request, chosen, media, take, found))
         return planned
 
     # --- the parts of a request ----------------------------------------
@@ -321,7 +344,7 @@ class _EpisodePlanner:
             found.error(where, f"{provider} does not offer {model} (it offers {offered})")
             return None
         served = dashscope.REGION_MODELS.get(self.target.region or "")
-        if provider == "dashscope" and served is not None and model not in served:
+        if provider == "dashscope" and served is not None and spec.table not in served:
             found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
             return None
         return spec
@@ -378,6 +401,7 @@ class _EpisodePlanner:
         if url is None:
             return
         media.references.append(Reference(member.reference_kind, url, voice))
+        media.members.append(member)
         media.planned.append(PlannedReference(member.name, member.kind, label, member.media.text, url, member.description))
         if voice is not None and member.voice is not None:
             media.planned.append(PlannedReference(member.name, "voice", None, member.voice.text, voice))
@@ -404,10 +428,50 @@ class _EpisodePlanner:
             where = shot.pos
         found.error(where, violation.message)
 
+    def _extras(
+        self, shot: Shot, spec: ModelSpec, request: Request, media: _Request, body: dict[str, Any], found: Diagnostics
+    ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, str]]:
+        """Fields and headers the manifest sends unchecked (see extras.py)."""
+        unchecked: list[str] = []
+        for level in (self.episode.defaults, shot.settings):
+            extra = level.get("extra_body")
+            if extra is not None and isinstance(extra.value, dict):
+                body, added, problems = merge(body, extra.value, spec, "extra_body")
+                unchecked += added
+                for problem in problems:
+                    found.error(extra.pos, problem)
+        members = [m for m in media.members if m is not None]
+        if any(m.extra is not None for m in members):
+            items = reference_items(spec, body, request.references)
+            for i, member in enumerate(media.members):
+                if member is None or member.extra is None:
+                    continue
+                if items is None:
+                    found.error(member.extra.pos, f"cast.{member.name}.extra: {spec.model} names references by plain URLs, with no fields of their own")
+                    continue
+                merged, added, problems = merge(items[i], member.extra.value, spec, f"cast.{member.name}.extra")
+                items[i].update(merged)
+                unchecked += [f"{member.name}.{path}" for path in added]
+                for problem in problems:
+                    found.error(member.extra.pos, problem)
+        headers: dict[str, str] = {}
+        for level in (self.episode.defaults, shot.settings):
+            extra = level.get("extra_headers")
+            if extra is not None and isinstance(extra.value, dict):
+                for problem in header_problems(extra.value):
+                    found.error(extra.pos, problem)
+                headers.update({str(k): str(v) for k, v in extra.value.items() if str(k).lower() not in RESERVED_HEADERS})
+        unchecked += [f"header {name}" for name in headers]
+        return body, tuple(dict.fromkeys(unchecked)), headers
+
     def _planned(
-        self, shot: Shot, spec: ModelSpec, request: Request, chosen: Chosen, media: _Request, take: int | None
+        self, shot: Shot, spec: ModelSpec, request: Request, chosen: Chosen, media: _Request, take: int | None, found: Diagnostics
     ) -> PlannedShot:
-        body = build_body(spec, request)
+        body, unchecked, headers = self._extras(shot, spec, request, media, build_body(spec, request), found)
+        earlier = earlier_bodies(spec, body, chosen.manifest_set)
+        if self.body_format < FORMAT:  # as an earlier version wrote it
+            body = next((e.body for e in earlier if e.format <= self.body_format), body)
+            earlier = []
         duration = chosen.effective(spec, "duration")
         billed = billed_seconds(
             spec.billing,
@@ -415,6 +479,7 @@ class _EpisodePlanner:
             [(ref.kind, media.lengths.get(ref.url)) for ref in request.references],
         )
         name = f"{shot.id}-take{take}.mp4" if take is not None else f"{shot.id}.mp4"
+        content = {url: f.info.sha256 for url, f in media.files.items()}
         return PlannedShot(
             series=self.episode.series,
             episode=self.episode.episode,
@@ -428,9 +493,12 @@ class _EpisodePlanner:
             transports=dict(media.transports),
             references=tuple(media.planned),
             billed=billed,
-            rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio),
+            rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),
             resolution=chosen.resolution,
-            fingerprint=fingerprint(spec, body, {url: f.info.sha256 for url, f in media.files.items()}),
+            fingerprint=fingerprint(spec, body, content, headers),
+            earlier=tuple(EarlierFormat(fingerprint(spec, e.body, content, headers), e.version, e.what) for e in earlier),
+            unchecked=unchecked,
+            headers=headers,
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,
             store_dir=self.output_dir / STORE_FOLDER,

@@ -8,11 +8,13 @@ from typing import Any
 FOUR_PLACES = Decimal("0.0001")
 
 
-def rate_for(prices: dict[str, Any] | None, provider: str, model: str, resolution: str, audio: bool) -> Decimal | None:
-    """The price of one billed second, or None when the table has none."""
+def rate_for(prices: dict[str, Any] | None, provider: str, model: str, resolution: str, audio: bool, family: str | None = None) -> Decimal | None:
+    """The price of one billed second, or None when the table has none. A snapshot
+    without a price of its own costs what its model does."""
     if not prices:
         return None
-    rate = prices.get(provider, {}).get(model, {}).get(resolution)
+    by_model = prices.get(provider, {})
+    rate = (by_model.get(model) or by_model.get(family or model) or {}).get(resolution)
     if isinstance(rate, dict):
         rate = rate["audio" if audio else "silent"]
     return None if rate is None else Decimal(str(rate))

@@ -27,6 +27,11 @@ class Chosen:
     values: dict[str, Value[Any]]
     resolution: str  # the tier the video is made at (for prices), default included
     audio: bool  # whether the video has sound, default included
+    implied: frozenset[str] = frozenset()  # sent because the model's table says so, not the manifest
+
+    @property
+    def manifest_set(self) -> frozenset[str]:
+        return frozenset(self.values) - self.implied
 
     def effective(self, spec: ModelSpec, name: str) -> Any:
         """The value the provider uses: the one sent, else its default."""
@@ -64,9 +69,12 @@ def choose_settings(
         elif name in shot.settings:
             takes = ", ".join(sorted(n for n in spec.settings if n not in ("prompt", "webhook_url")))
             diagnostics.error(value.pos, f"{spec.model} has no {name} setting (it takes {takes})")
+    implied = frozenset(name for name in spec.explicit if name not in values)
+    for name in implied:  # the provider's default is not settled: say what is meant
+        values[name] = Value(spec.explicit[name], shot.pos)
     tier = resolution.value if resolution else _default_tier(spec)
     audio = values["audio"].value if "audio" in values else spec.defaults.get("audio", True)
-    return Chosen(values, tier, audio is not False)
+    return Chosen(values, tier, audio is not False, implied)
 
 
 def _frame(shot: Shot, defaults: dict[str, Value[Any]], diagnostics: Diagnostics) -> tuple[Value[str] | None, Value[str] | None]:

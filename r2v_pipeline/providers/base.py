@@ -64,6 +64,8 @@ class TaskStatus:
     started: float | None = None
     ended: float | None = None
     prompt: str | None = None  # the prompt the provider reports back (succeeded tasks)
+    billed: float | None = None  # seconds the provider says it billed, where it says (usage)
+    billing_note: str | None = None  # how the provider's usage was read, where it was unclear
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,11 @@ class DashScope(Client):
                 if cached:
                     reused.append(file.info.sha256)
         body = map_strings(shot.body, lambda s: urls.get(s, s))
-        headers = {"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {}
+        headers = {**shot.headers, **({"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {})}
         return Prepared(body, headers, tuple(reused))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
-        headers = {**self._auth, "X-DashScope-Async": "enable", **request.headers}
+        headers = {**request.headers, **self._auth, "X-DashScope-Async": "enable"}  # a manifest's headers never replace these
         try:
             response = await self._http.post(self.base_url + SUBMIT_PATH, json=request.body, headers=headers)
         except httpx.HTTPError as error:
@@ -127,6 +127,7 @@ class DashScope(Client):
             started=_time(output.get("scheduled_time")),
             ended=_time(output.get("end_time")),
             prompt=output.get("orig_prompt"),
+            **_billed(data.get("usage")),
         )
 
     async def candidates(self, model: str, since: float, until: float) -> list[str] | None:
@@ -242,6 +243,25 @@ def _data_uri(file: LocalFile) -> str:
     data = _planned_bytes(file)
     mime = MIME.get(file.info.format, "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _billed(usage: Any) -> dict[str, Any]:
+    """What a succeeded task billed, from its usage. The documents disagree on what
+    ``duration`` holds (seed 000: the output's length; a capture: input + output), so the
+    billed figure is input_video_duration + output_video_duration [doc][capture], and
+    ``duration`` is checked against either reading."""
+    if not isinstance(usage, dict):
+        return {}
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    parts, total = (usage.get("input_video_duration"), usage.get("output_video_duration")), usage.get("duration")
+    if number(parts[0]) and number(parts[1]):
+        billed = float(parts[0]) + float(parts[1])
+        odd = number(total) and float(total) not in (billed, float(parts[1]))
+        note = f"usage.duration {total} is neither input + output ({billed:g}) nor the output ({parts[1]})" if odd else None
+        return {"billed": billed, "billing_note": note}
+    if number(total):
+        return {"billed": float(total), "billing_note": "usage gave only duration, read as the billed total"}
+    return {}
 
 
 def _time(text: Any) -> float | None:

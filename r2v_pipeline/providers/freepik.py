@@ -38,11 +38,11 @@ class Freepik(Client):
 
     async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
         # The planner only lets public URLs through to Freepik: nothing is uploaded.
-        return Prepared(shot.body)
+        return Prepared(shot.body, dict(shot.headers))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
         try:
-            response = await self._http.post(self.base_url + ENDPOINT, json=request.body, headers=self._auth)
+            response = await self._http.post(self.base_url + ENDPOINT, json=request.body, headers={**request.headers, **self._auth})
         except httpx.HTTPError as error:
             return classify_transport_error(error)
         data = json_or_none(response)

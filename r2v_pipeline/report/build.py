@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import __version__
-from ..catalog.billing import as_number
+from ..catalog.billing import as_number, bill_differs
 from ..catalog.wire import read_body
 from ..plan.pricing import cost, money
 from ..run.ledger import Ledger, ShotRecord
@@ -78,6 +78,7 @@ def build_report(
             "cost_this_run": as_number(sum(costs, Decimal(0))) if len(costs) == len(billed_now) else None,
             "currency": currency,
             "held_back_seconds": as_number(sum((w.shot.billed.total for w in work if w.held), Decimal(0))),
+            "billing_differences": sum(1 for s in shots if s["billing"]["differs"]),
         },
         "statuses": STATUSES,
         "shots": shots,
@@ -91,8 +92,9 @@ def build_report(
 def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: float) -> dict[str, Any]:
     shot = w.shot
     usage = record.usage_data if record else None
-    actual = Decimal(str(usage["duration"])) if usage and "duration" in usage else None
+    actual = _provider_billed(record, usage)
     billed = _billed(w.status, actual, shot.billed.total)
+    differs = actual is not None and w.status in DONE and not w.adopted and bill_differs(shot.billed, bool(shot.unchecked), actual)
     finished = record.finished_at if record else None
     # Billed when its task succeeded (the provider's usage, else the plan's figure: Freepik reports none).
     billed_now = (
@@ -126,6 +128,14 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "billed_exact": actual is not None or shot.billed.exact or billed == 0,
         "planned_seconds": as_number(shot.billed.total),
         "billed_in_this_run": billed_now,
+        # The plan against the provider's bill: a difference means a table (or a guess) is wrong.
+        "billing": {
+            "planned": as_number(shot.billed.total),
+            "billed": as_number(actual),
+            "source": "provider" if actual is not None else "plan",
+            "differs": differs,
+        },
+        "attention": differs or status in ATTENTION,
         "cost": as_number(cost(billed, shot.rate)),
         "output": _relative(output, report_dir) if output else None,
         "prompt": read_body(shot.spec, shot.body).prompt,
@@ -148,6 +158,17 @@ def _scrub(text: str, report_dir: Path) -> str:
 # submitted neither; one whose task may exist (ambiguous, unfinished) or existed
 # (expired before its download) counts as planned until the provider says otherwise.
 NOT_BILLED = ("failed", "held", "elsewhere", "unselected", "unsent")
+ATTENTION = ("failed", "held", "ambiguous", "expired", "unfinished", "unsent", "elsewhere")  # a person should look
+
+
+def _provider_billed(record: ShotRecord | None, usage: dict[str, Any] | None) -> Decimal | None:
+    """What the provider says it billed: input + output seconds from its usage (the ledger
+    keeps the figure), else a usage that gives only its total; None where it says nothing."""
+    if record is not None and record.billed_seconds is not None:
+        return Decimal(str(record.billed_seconds))
+    if usage and isinstance(usage.get("duration"), (int, float)):
+        return Decimal(str(usage["duration"]))
+    return None
 
 
 def _billed(status: str, actual: Decimal | None, planned: Decimal) -> Decimal:

@@ -20,8 +20,6 @@ from ..media.thumbnail import data_uri, thumbnail
 from ..plan.planner import PlannedShot
 from .build import money_text
 
-NEEDS_ATTENTION = ("failed", "held", "ambiguous", "expired", "unfinished", "unsent", "elsewhere")
-
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("r2v_pipeline.report", "templates"),
     autoescape=True,
@@ -39,7 +37,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
     currency = report["totals"]["currency"]
     episodes: dict[str, list[dict[str, Any]]] = {}
     for s in report["shots"]:
-        card = {**s, "problem": s["status"] in NEEDS_ATTENTION}
+        card = {**s, "problem": s["attention"]}
         card["prompt_parts"] = highlight(s["prompt"], [r["label"] for r in s["references"] if r["label"]])
         card["poster"] = _picture(report_dir / s["output"], thumbs, at=0.5) if s["output"] else None
         card["cast"] = _cast(s, planned.get(s["key"]), thumbs)
@@ -49,7 +47,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         totals=report["totals"],
         episodes=[{"name": name, "shots": cards} for name, cards in episodes.items()],
         recovered=report.get("recovered", []),
-        problems=sum(1 for s in report["shots"] if s["status"] in NEEDS_ATTENTION),
+        problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
     )
     return _pin_scripts(page)

@@ -27,7 +27,7 @@ def junit_xml(report: dict[str, Any]) -> ET.ElementTree:
             "testsuite",
             name=name,
             tests=str(len(shots)),
-            failures=str(sum(s["status"] in FAILING for s in shots)),
+            failures=str(sum(_failing(s) for s in shots)),
             skipped=str(sum(s["status"] in SKIPPED for s in shots)),
             errors="0",
             timestamp=report["run"]["started"],
@@ -37,7 +37,7 @@ def junit_xml(report: dict[str, Any]) -> ET.ElementTree:
             _case(suite, shot)
     total = report["shots"]
     suites.set("tests", str(len(total)))
-    suites.set("failures", str(sum(s["status"] in FAILING for s in total)))
+    suites.set("failures", str(sum(_failing(s) for s in total)))
     suites.set("skipped", str(sum(s["status"] in SKIPPED for s in total)))
     suites.set("time", f"{report['run']['seconds']:.3f}")
     ET.indent(suites)
@@ -55,10 +55,19 @@ def _case(suite: ET.Element, shot: dict[str, Any]) -> None:
         code = shot["code"] or shot["status"]
         failure = ET.SubElement(case, "failure", type=code, message=f"{shot['status']}: {shot['reason']}")
         failure.text = f"{shot['key']} {shot['status']}\n{shot['reason']}\ntask: {shot['task_id'] or '-'}"
+    elif shot["billing"]["differs"]:
+        billing = shot["billing"]
+        message = f"billed {billing['billed']} s where the plan said {billing['planned']} s"
+        failure = ET.SubElement(case, "failure", type="BilledDifferently", message=message)
+        failure.text = f"{shot['key']}: {message} (task {shot['task_id'] or '-'}): a price table or a guess is wrong"
     elif shot["status"] in SKIPPED:
         ET.SubElement(case, "skipped", message=shot["reason"])
     if shot["output"]:
         ET.SubElement(case, "system-out").text = f"video: {shot['output']}"
+
+
+def _failing(shot: dict[str, Any]) -> bool:
+    return shot["status"] in FAILING or shot["billing"]["differs"]
 
 
 def _seconds(shot: dict[str, Any]) -> float:

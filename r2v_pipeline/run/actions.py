@@ -40,6 +40,7 @@ class Selection:
     only: Sequence[str] = ()  # glob patterns over shot keys or ids; empty: all
     force: Sequence[str] = ()  # make these again even if done
     retry_failed: bool = False
+    remake_reformatted: bool = False  # make again what an earlier version made with a request written differently
 
     def selected(self, shot: PlannedShot) -> bool:
         return not self.only or _matches(shot, self.only)
@@ -74,6 +75,7 @@ class Decision:
     reason: str
     source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
     changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
+    earlier: str | None = None  # the fingerprint an earlier version gave this request, whose task or video it takes
 
     @property
     def spends(self) -> bool:
@@ -98,12 +100,15 @@ class Stores:
 def decide_all(shots: Sequence[PlannedShot], ledger: Ledger | None, stores: Stores, selection: Selection, now: float) -> list[Decision]:
     """A decision per shot. Shots asking exactly the same request share one video:
     the first makes (or reuses) it, the others are placed from the store after it."""
-    records = ledger.records([s.fingerprint for s in shots]) if ledger else {}
+    fingerprints = [s.fingerprint for s in shots] + [e.fingerprint for s in shots for e in s.earlier]
+    records = ledger.records(fingerprints) if ledger else {}
     versions = ledger.versions([s.key for s in shots]) if ledger else {}
     out: list[Decision] = []
     first: dict[str, PlannedShot] = {}
     for shot in shots:
         decision = decide(shot, records.get(shot.fingerprint), ledger, stores.of(shot), selection, now)
+        if decision.action == "submit" and decision.reason == ACTIONS["submit"] and not selection.remake_reformatted:
+            decision = _made_before(shot, records, stores.of(shot), now) or decision
         source = first.get(shot.fingerprint)
         if source is not None and decision.action in ("submit", "reconcile", "resume", "download", "reuse", "copy"):
             decision = Decision("copy", f"the same request as {source.key}: its video is shared, not made again", source)
@@ -153,6 +158,25 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: Ledger | None, 
     if state == "expired":
         return Decision("expired", f"{record.message} (--force to make it again)")
     return Decision("submit", ACTIONS["submit"])
+
+
+def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: VideoStore, now: float) -> Decision | None:
+    """The shot as an earlier r2v version wrote its request: its video or task is this
+    shot's (an upgrade does not make a shot look edited)."""
+    for earlier in shot.earlier:
+        why = f"request format changed by r2v {earlier.version}: {earlier.what}; what was made before is kept (--remake-reformatted makes it again)"
+        if store.find(earlier.fingerprint) is not None:
+            return Decision("reuse", why, earlier=earlier.fingerprint)
+        record = records.get(earlier.fingerprint)
+        if record is None:
+            continue
+        if record.state == "submitted":
+            return Decision("resume", why, earlier=earlier.fingerprint)
+        if record.state == "succeeded" or (record.state == "downloaded" and record.result_url and now - (record.finished_at or 0) < RESULT_LIFE):
+            return Decision("download", why, earlier=earlier.fingerprint)
+        if record.state == "submitting":
+            return Decision("reconcile", why, earlier=earlier.fingerprint)
+    return None
 
 
 def _paid_by(meta: dict) -> str:

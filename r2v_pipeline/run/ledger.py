@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS shots (
     message TEXT,
     updated_at REAL NOT NULL,
     submitted_by TEXT,
-    request TEXT
+    request TEXT,
+    planned_seconds REAL,
+    billed_seconds REAL
 );
 CREATE INDEX IF NOT EXISTS shots_by_account ON shots (account, state);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -137,6 +139,8 @@ class ShotRecord:
     updated_at: float = 0.0
     submitted_by: str | None = None  # the run that recorded the submit: the one that paid
     request: str | None = None  # JSON: provider, model, body and local files' hashes, to say what an edit changed
+    planned_seconds: float | None = None  # what the plan said the request bills
+    billed_seconds: float | None = None  # what the provider said it billed (usage), where it says
 
     @property
     def request_data(self) -> dict[str, Any] | None:
@@ -339,7 +343,7 @@ class Ledger:
 
     def enter(
         self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str,
-        request: str | None = None,
+        request: str | None = None, planned_seconds: float | None = None,
     ) -> ShotRecord | None:
         """Record a planned shot (if new) and claim it for this run.
         None when another live run holds it."""
@@ -355,8 +359,9 @@ class Ledger:
             if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
                 return None
             self.db.execute(
-                "UPDATE shots SET owner = ?, key = ?, output = ?, request = coalesce(?, request) WHERE fingerprint = ?",
-                (self.run_id, key, output, request, fingerprint),
+                "UPDATE shots SET owner = ?, key = ?, output = ?, request = coalesce(?, request),"
+                " planned_seconds = coalesce(?, planned_seconds) WHERE fingerprint = ?",
+                (self.run_id, key, output, request, planned_seconds, fingerprint),
             )
             if record.state not in UNFINISHED:  # a task in the works stays with the account it was sent to
                 self.db.execute("UPDATE shots SET account = ?, endpoint = ? WHERE fingerprint = ?", (account, endpoint, fingerprint))
@@ -425,6 +430,7 @@ class Ledger:
         usage: dict[str, Any] | None,
         started_at: float | None = None,
         timing: tuple[str, str, str, int, float] | None = None,
+        billed: float | None = None,
     ) -> None:
         """The task is done; with it (one commit) when it started and how long it
         took, as (provider, model, resolution, duration, seconds) for the poll schedule."""
@@ -432,7 +438,7 @@ class Ledger:
         with self._write():
             self._set(
                 fingerprint, "succeeded", now, result_url=result_url, usage=json.dumps(usage) if usage else None,
-                finished_at=now, started_at=started_at,
+                finished_at=now, started_at=started_at, billed_seconds=billed,
             )
             if timing is not None:
                 self.db.execute("INSERT INTO timings VALUES (?, ?, ?, ?, ?, ?)", (*timing, now))
@@ -484,6 +490,17 @@ class Ledger:
                     self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (meta["task_id"], fingerprint, "?", str(meta.get("model")), now))
                 added += inserted
         return added
+
+    def refingerprint(self, earlier: str, current: str, why: str) -> bool:
+        """The row (and tasks) of a request an earlier r2v version fingerprinted differently
+        become this request's. False when the current one already has a row."""
+        with self._write():
+            if self.get(current) is not None or self.get(earlier) is None:
+                return False
+            self.db.execute("UPDATE shots SET fingerprint = ? WHERE fingerprint = ?", (current, earlier))
+            self.db.execute("UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (current, earlier))
+            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), current, "format changed", f"was {earlier}: {why}"))
+        return True
 
     def note(self, fingerprint: str, event: str, detail: str | None = None) -> None:
         with self._write():
@@ -545,9 +562,12 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
         db.executescript(_SCHEMA)
-        for table, column in (("shots", "endpoint"), ("shots", "submitted_by"), ("shots", "request"), ("runs", "pid_start")):
+        for table, column, kind in (
+            ("shots", "endpoint", "TEXT"), ("shots", "submitted_by", "TEXT"), ("shots", "request", "TEXT"),
+            ("shots", "planned_seconds", "REAL"), ("shots", "billed_seconds", "REAL"), ("runs", "pid_start", "TEXT"),
+        ):  # fmt: skip
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:  # a ledger of an earlier version
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         db.execute("SELECT count(*) FROM shots").fetchone()  # reads the pages: a file cut short shows here
     except BaseException:
         db.close()

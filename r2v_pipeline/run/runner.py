@@ -187,6 +187,11 @@ class Runner:
 
     def _decide(self) -> list[Work]:
         decided = decide_all(self.plan.shots, self.ledger, self.stores, self.options.selection, time.time())
+        for shot, d in zip(self.plan.shots, decided):
+            if d.earlier is not None:  # written differently by an earlier version: its task and video are this shot's
+                self.ledger.refingerprint(d.earlier, shot.fingerprint, d.reason)
+                self.stores.of(shot).alias(d.earlier, shot.fingerprint, d.reason)
+                self.log.event(shot.key, "format changed", message=d.reason)
         work = [Work(shot, d.action, d.reason, d.source, d.changes) for shot, d in zip(self.plan.shots, decided)]
         # The budget counts what would be billed anew; what fits is kept in plan order.
         new = [w for w in work if w.action == "submit"]
@@ -287,7 +292,7 @@ class Runner:
             files = {url: f.info.sha256 for url, f in shot.files.items()}
             claimed = self.ledger.enter(
                 shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
-                request=request_record(shot.spec, shot.body, files),
+                request=request_record(shot.spec, shot.body, files), planned_seconds=float(shot.billed.total),
             )
             if claimed is None:
                 w.status, w.reason = "elsewhere", "another r2v run took it"
@@ -806,8 +811,8 @@ class Runner:
             if started and status.ended:  # provider times: the generation time the poll schedule learns
                 timing = (job.provider, job.model, job.resolution, job.duration, status.ended - started)
                 started_at = time.time() - (provider.time.now() - started) * provider.time.scale
-            self.ledger.succeeded(fp, status.video_url, status.usage, started_at, timing)
-            self.log.event(job.key, "succeeded")
+            self.ledger.succeeded(fp, status.video_url, status.usage, started_at, timing, billed=status.billed)
+            self.log.event(job.key, "succeeded", billed_seconds=status.billed, note=status.billing_note)
             return False
         code = status.code or status.state.capitalize()
         message = status.message or f"the task ended {status.state}"

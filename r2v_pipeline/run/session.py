@@ -88,6 +88,8 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
             interrupted=interrupted, simulated=simulated, currency=plan.currency, recovered=runner.recovered,
             unreachable=runner.unreachable,
         )
+        if code == exits.OK and report["totals"]["billing_differences"]:
+            code = report["run"]["exit_code"] = exits.FAILED  # billed other than planned: a person should look
     finally:
         ledger.close()
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..manifest.load import display_name
-from ..plan.planner import Plan
+from ..catalog.billing import bill_differs
+from ..plan.planner import Plan, PlannedShot
 from .ledger import ShotRecord
 
 
@@ -26,6 +28,9 @@ def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]
                 "message": record.message if record else None,
                 "output": display_name(Path(record.output)) if record and record.output and record.state == "downloaded" else None,
                 "updated": _time(record.updated_at) if record else None,
+                "planned_seconds": record.planned_seconds if record else None,
+                "billed_seconds": record.billed_seconds if record else None,  # as the provider's usage says
+                "billing_differs": _differs(shot, record),
             }
         )
     return {"shots": shots}
@@ -35,9 +40,17 @@ def status_table(plan: Plan, records: Mapping[str, ShotRecord]) -> str:
     rows = [["shot", "state", "task", "updated", "detail"]]
     for s in status_json(plan, records)["shots"]:
         detail = s["output"] or (f"{s['code']}: {s['message']}" if s["code"] else s["message"] or "")
+        if s["billing_differs"]:
+            detail = f"billed {s['billed_seconds']:g} s, planned {s['planned_seconds']:g} s · {detail}"
         rows.append([s["key"], s["state"], s["task_id"] or "-", s["updated"] or "-", detail])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+
+
+def _differs(shot: PlannedShot, record: ShotRecord | None) -> bool:
+    if record is None or record.billed_seconds is None:
+        return False
+    return bill_differs(shot.billed, bool(shot.unchecked), Decimal(str(record.billed_seconds)))
 
 
 def _time(t: float) -> str:

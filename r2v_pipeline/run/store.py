@@ -128,6 +128,22 @@ class VideoStore:
         del self._legacy[fingerprint]
         return StoredVideo(fingerprint, path, meta)
 
+    def alias(self, earlier: str, current: str, why: str) -> StoredVideo | None:
+        """The video stored for a request an earlier r2v version fingerprinted differently,
+        linked under this version's fingerprint (no second copy)."""
+        existing = self.get(current)
+        if existing is not None:
+            return existing
+        stored = self.take_in(earlier)
+        if stored is None:
+            return None
+        path = self.object_path(current)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(stored.path, path)
+        meta = {**stored.meta, "fingerprint": current, "format_changed": {"from": earlier, "what": why}}
+        write_json(sidecar_path(path), meta)
+        return StoredVideo(current, path, meta)
+
     def _keep_generation(self, current: StoredVideo) -> None:
         stem = f"{current.fingerprint}.{(current.sha256 or 'unknown')[:12]}"
         os.replace(current.path, current.path.with_name(stem + ".mp4"))

@@ -11,7 +11,7 @@ import math
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..catalog.dashscope import MODELS
+from ..catalog import lookup
 from .clock import beijing_time, epoch_ms, parse_list_time
 from .intake import INPUT_MODERATION, make_task, moderation, take_in
 from .replies import dashscope_error, json_reply
@@ -32,7 +32,8 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
     if req.header("x-dashscope-async").lower() != "enable":
         return dashscope_error(403, "AccessDenied", "current user api does not support synchronous calls", rid)
     body = req.json()
-    spec = MODELS.get(body.get("model")) if isinstance(body, dict) else None  # type: ignore[arg-type]
+    model = body.get("model") if isinstance(body, dict) else None
+    spec = lookup(PROVIDER, model) if isinstance(model, str) else None  # snapshot ids too
     if spec is None:
         if not isinstance(body, dict):
             return dashscope_error(400, "InvalidParameter", "The request body is not a JSON object.", rid)
@@ -133,7 +134,8 @@ def task_output(state: SimState, task: Task) -> dict[str, Any]:
 
 def usage(task: Task) -> dict[str, Any]:
     """The usage object of a succeeded task; ``duration`` is the billed total."""
-    frame = {"size": task.output.size} if "size" in MODELS[task.model].settings else {"ratio": task.output.ratio}
+    spec = lookup(PROVIDER, task.model)
+    frame = {"size": task.output.size} if spec is not None and "size" in spec.settings else {"ratio": task.output.ratio}
     return {
         "duration": float(task.billed.total),
         **frame,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from ..catalog.dashscope import MODELS
+from ..catalog import lookup
 from .clock import beijing_time
 from .replies import Refusal, dashscope_error, json_reply, oss_error
 from .server import HttpRequest, HttpResponse
@@ -132,7 +132,7 @@ async def get_policy(state: SimState, req: HttpRequest, call: Call, params: Mapp
     if req.query.get("action") != "getPolicy":
         return dashscope_error(400, "InvalidParameter", "The action parameter must be getPolicy.", call.request_id)
     model = req.query.get("model", "")
-    if model not in MODELS:  # [guess] the submit's answer for an unknown model
+    if lookup("dashscope", model) is None:  # [guess] the submit's answer for an unknown model
         return dashscope_error(400, "InvalidParameter", "Model not exist.", call.request_id)
     assert call.account is not None  # the route requires a key
     config = state.config
