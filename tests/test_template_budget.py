@@ -182,6 +182,17 @@ def test_all_loops_share_one_budget_per_render() -> None:
         render(compile_prompt(loop * 3), {})
 
 
+@pytest.mark.parametrize("source", ["{{ " + "[" * 3000 + "]" * 3000 + " }}", "{% if 1 %}" * 500 + "{% endif %}" * 500])
+def test_source_nested_too_deeply_is_a_syntax_error(source: str) -> None:
+    with pytest.raises(PromptError, match="nested too deeply"):
+        compile_prompt(source)
+
+
+def test_a_cycler_of_nothing_is_a_template_error() -> None:
+    with pytest.raises(PromptError, match="at least one item"):
+        render(compile_prompt("{{ cycler() }}"), {})
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [

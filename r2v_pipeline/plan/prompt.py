@@ -618,6 +618,8 @@ def compile_prompt(source: str, *, simple: bool = True) -> Template:
             cached = (_simple(source) if simple else None) or _jinja(source)
         except jinja2.TemplateSyntaxError as err:
             cached = PromptError(f"template syntax: {err.message}", err.lineno)
+        except (RecursionError, SyntaxError):  # Jinja's parser, or Python compiling its code
+            cached = PromptError("template syntax: brackets or blocks nested too deeply")
         if simple:
             _CACHE[source] = cached
     if isinstance(cached, PromptError):
@@ -708,7 +710,8 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
         raise PromptError(_undefined_message(err), _template_line(err)) from None
     except jinja2.exceptions.SecurityError as err:
         raise PromptError(f"not allowed in a prompt template: {err}", _template_line(err)) from None
-    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError, RecursionError) as err:
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError, RuntimeError) as err:
+        # RuntimeError: cycler() with nothing to cycle, and RecursionError
         raise PromptError(f"template failed: {err}", _template_line(err)) from None
     finally:
         _METER.reset(metered)
