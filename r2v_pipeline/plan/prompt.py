@@ -697,10 +697,13 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
     size = 0
     metered = _METER.set(_Meter())
     try:
-        for chunk in template.compiled.generate({**context, _TEXTS: template.texts}):
+        chunks = template.compiled.generate({**context, _TEXTS: template.texts})
+        for chunk in chunks:
             size += len(chunk)
             if size > MAX_RENDERED:
-                raise PromptError(f"the template renders to over {MAX_RENDERED} characters")
+                raise PromptError(
+                    f"the template renders to over {MAX_RENDERED} characters", _printing_line(chunks, template.compiled)
+                )
             out.append(chunk)
     except PromptError as err:
         if err.line is None:
@@ -765,6 +768,18 @@ def _undefined_message(err: jinja2.UndefinedError) -> str:
     if match:
         return f'template uses "{match.group(1)}", which is not defined'
     return f"template: {err}"
+
+
+def _printing_line(chunks: Any, compiled: jinja2.Template) -> int | None:
+    """The template line a paused render printed its last chunk from (the
+    innermost template generator it yields from, a block's or the root's)."""
+    line = None
+    while chunks is not None:
+        frame = chunks.gi_frame
+        if frame is not None and frame.f_code.co_filename == "<template>":
+            line = compiled.get_corresponding_lineno(frame.f_lineno)
+        chunks = chunks.gi_yieldfrom
+    return line
 
 
 def _template_line(err: BaseException) -> int | None:
