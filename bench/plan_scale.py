@@ -1,15 +1,27 @@
 """Validate + plan a 10,000-shot episode, next to merely yaml.safe_load-ing it.
 
-    python bench/plan_scale.py [--shots N] [--repeat R]
+    python bench/plan_scale.py [--shots N] [--repeat R] [--statements]
+    python bench/plan_scale.py --against REV [--rounds K] [...]
 
 Target: validate+plan <= 3x the safe_load time. Prints the best of R runs of each.
+
+``--against REV`` compares this checkout with the package as committed at REV
+on the same machine in one sitting: K rounds, each running the bench once in a
+fresh process per side, in alternating order so that drifts in machine load
+fall on both; it prints the best of all runs per side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 import yaml
@@ -60,13 +72,88 @@ def write_manifests(folder: Path, shots: int, statements: bool = False) -> Path:
     return episode
 
 
-def best_of(repeat: int, fn) -> float:
+def best_of(repeat: int, fn, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
+
+
+def measure(shots: int, repeat: int, statements: bool, cpu: bool = False) -> dict[str, float | None]:
+    with tempfile.TemporaryDirectory() as tmp:
+        episode = write_manifests(Path(tmp), shots, statements)
+        text = episode.read_text()
+
+        def plan() -> None:
+            prompt._CACHE.clear()  # every run compiles its templates afresh
+            prompt._SHAPES.clear()
+            diagnostics = Diagnostics()
+            result = make_plan([episode], PlanOptions(), diagnostics)
+            assert not diagnostics.errors, diagnostics.errors[:3]
+            assert len(result.shots) == shots
+
+        load = best_of(repeat, lambda: yaml.safe_load(text))
+        c_load = best_of(repeat, lambda: yaml.load(text, Loader=yaml.CSafeLoader)) if hasattr(yaml, "CSafeLoader") else None
+        planned = best_of(repeat, plan)
+        result = {"load": load, "c_load": c_load, "plan": planned, "yaml_mb": len(text) / 1e6}
+        if cpu:  # CPU seconds too: on a shared machine they vary less than wall time
+            result["load_cpu"] = best_of(repeat, lambda: yaml.safe_load(text), time.process_time)
+            result["plan_cpu"] = best_of(repeat, plan, time.process_time)
+    return result
+
+
+def report(args: argparse.Namespace, result: dict[str, float | None]) -> None:
+    load, c_load, planned = result["load"], result["c_load"], result["plan"]
+    assert load is not None and planned is not None
+    kind = "every prompt with a Jinja statement" if args.statements else "prompts of text and {{ names }}"
+    print(f"shots:                 {args.shots} ({result['yaml_mb']:.1f} MB of YAML; {kind})")
+    print(f"yaml.safe_load:        {load:.3f} s")
+    if c_load is not None:
+        print(f"yaml CSafeLoader load: {c_load:.3f} s (for reference)")
+    print(f"validate + plan:       {planned:.3f} s")
+    print(f"ratio:                 {planned / load:.2f}x safe_load (target <= 3x)")
+
+
+def export(rev: str, folder: Path) -> Path:
+    """The package as committed at ``rev``, unpacked under ``folder``."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "r2v_pipeline"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    return folder
+
+
+def run_side(args: argparse.Namespace, name: str, root: Path) -> dict[str, float]:
+    """One bench run, in a fresh process importing the package under ``root``."""
+    command = [sys.executable, __file__, "--json", "--shots", str(args.shots), "--repeat", str(args.repeat)]
+    env = {**os.environ, "PYTHONPATH": str(root)}  # after this script's folder, before the installed package
+    out = subprocess.run(command + ["--statements"] * args.statements, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert Path(result.pop("package")).is_relative_to(root), f"{name} ran the wrong package"
+    return {k: result[k] for k in ("load", "plan", "load_cpu", "plan_cpu")}
+
+
+def compare(args: argparse.Namespace) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    best: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = [(f"at {args.against}", export(args.against, Path(tmp))), ("this checkout", repo)]
+        for round_ in range(args.rounds):
+            for name, root in sides if round_ % 2 == 0 else sides[::-1]:
+                result = run_side(args, name, root)
+                kept = best.setdefault(name, result)
+                best[name] = {k: min(v, kept[k]) for k, v in result.items()}
+    kind = "every prompt with a Jinja statement" if args.statements else "prompts of text and {{ names }}"
+    print(f"shots: {args.shots} ({kind}); best of {args.rounds} rounds x {args.repeat} runs per side")
+    for name, t in best.items():
+        print(
+            f"{name:>16}: yaml.safe_load {t['load']:.3f} s, validate + plan {t['plan']:.3f} s ({t['plan'] / t['load']:.2f}x)"
+            f"; CPU {t['load_cpu']:.3f} s, {t['plan_cpu']:.3f} s"
+        )
+    before, after = best.values()
+    print(f"validate + plan, this checkout / at {args.against}: wall {after['plan'] / before['plan']:.3f}, CPU {after['plan_cpu'] / before['plan_cpu']:.3f}")
 
 
 def main() -> None:
@@ -76,29 +163,16 @@ def main() -> None:
     parser.add_argument(
         "--statements", action="store_true", help="give every prompt a {% if %}: the worst case, no simple templates"
     )
+    parser.add_argument("--against", metavar="REV", help="compare with the package as committed at REV")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs per side, alternating")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one side of --against
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        episode = write_manifests(Path(tmp), args.shots, args.statements)
-        text = episode.read_text()
-
-        def plan() -> None:
-            prompt._CACHE.clear()  # every run compiles its templates afresh
-            prompt._SHAPES.clear()
-            diagnostics = Diagnostics()
-            result = make_plan([episode], PlanOptions(), diagnostics)
-            assert not diagnostics.errors, diagnostics.errors[:3]
-            assert len(result.shots) == args.shots
-
-        load = best_of(args.repeat, lambda: yaml.safe_load(text))
-        c_load = best_of(args.repeat, lambda: yaml.load(text, Loader=yaml.CSafeLoader)) if hasattr(yaml, "CSafeLoader") else None
-        planned = best_of(args.repeat, plan)
-    kind = "every prompt with a Jinja statement" if args.statements else "prompts of text and {{ names }}"
-    print(f"shots:                 {args.shots} ({len(text) / 1e6:.1f} MB of YAML; {kind})")
-    print(f"yaml.safe_load:        {load:.3f} s")
-    if c_load is not None:
-        print(f"yaml CSafeLoader load: {c_load:.3f} s (for reference)")
-    print(f"validate + plan:       {planned:.3f} s")
-    print(f"ratio:                 {planned / load:.2f}x safe_load (target <= 3x)")
+    if args.against:
+        compare(args)
+    elif args.json:
+        print(json.dumps({**measure(args.shots, args.repeat, args.statements, cpu=True), "package": prompt.__file__}))
+    else:
+        report(args, measure(args.shots, args.repeat, args.statements))
 
 
 if __name__ == "__main__":
