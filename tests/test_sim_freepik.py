@@ -57,8 +57,9 @@ def test_a_start_image_decides_the_ratio(api: httpx.Client, simulator: Simulator
     ("fields", "names"),
     [
         ({"image_urls": []}, ["image_urls"]),
-        ({"image_urls": [{"url": REMOTE_PNG}] * 6}, ["image_urls", "image_urls"]),  # over 5 in all, and over 5 images
+        ({"image_urls": [{"url": REMOTE_PNG}] * 6}, ["image_urls"]),  # over 5 in all and over 5 images: named once
         ({"duration": 11, "aspect_ratio": "2:1"}, ["aspect_ratio", "duration"]),
+        ({"duration": 11, "video_urls": [{"url": "https://example.com/cast/kai.mp4"}]}, ["duration"]),  # two rules broken, one parameter
         ({"prompt": "x" * 5001}, ["prompt"]),
         ({"resolution": "4K"}, ["resolution"]),
         ({"webhook_url": "ftp://example.com/hook"}, ["webhook_url"]),
