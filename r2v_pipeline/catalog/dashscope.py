@@ -107,7 +107,8 @@ def _wan26(model: str, silent_video: bool) -> ModelSpec:
         shot_voice=False,
         storyboard=False,
         durations_with_video=Span(2, 10),
-        defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": False},
+        # [guess] watermark on: seed 000 lists wan2.7's "off by default" as a difference from wan2.6.
+        defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": True},
         images=MediaLimits(IMAGE_FORMATS, 10 * MB, side_px=Span(240, 5000)),
         videos=MediaLimits(VIDEO_FORMATS, 100 * MB, seconds=Span(1, 30)),
         voices=VOICES,
