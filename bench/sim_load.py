@@ -30,6 +30,9 @@ import httpx
 SUBMIT = "/api/v1/services/aigc/video-generation/video-synthesis"
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+)) ")
 DEADLINE_SECONDS = 300.0  # the whole run; the bench stops itself past it
+IMAGE_URL = "https://example.com/a.png"
+# The simulator has no network: it is told what the reference image holds.
+IMAGE_FACTS = {IMAGE_URL: {"kind": "image", "format": "png", "bytes": 480_000, "width": 1024, "height": 1024}}
 
 
 @dataclass
@@ -67,7 +70,7 @@ async def one_task(client: httpx.AsyncClient, key: str, n: int, args: argparse.N
     headers = {"Authorization": f"Bearer {key}", "X-DashScope-Async": "enable"}
     body = {
         "model": "wan2.7-r2v",
-        "input": {"prompt": f"Image 1 waves, take {n}.", "media": [{"type": "reference_image", "url": "https://example.com/a.png"}]},
+        "input": {"prompt": f"Image 1 waves, take {n}.", "media": [{"type": "reference_image", "url": IMAGE_URL}]},
         "parameters": {"resolution": "720P", "duration": 2},
     }
     try:
@@ -138,6 +141,7 @@ def main() -> int:
 
     process, base_url, printed, accepted = start_simulator(args)
     try:
+        httpx.post(base_url + "/_sim/facts", json=IMAGE_FACTS, trust_env=False).raise_for_status()
         tally, submitted, wall = asyncio.run(drive(base_url, args))
         health = httpx.get(base_url + "/_sim/health", trust_env=False).json()
     finally:

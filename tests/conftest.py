@@ -15,6 +15,17 @@ from r2v_pipeline.sim import SimConfig, Simulator, start_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The simulator has no network: the remote files tests name are declared to it, as a
+# provider would find them on downloading. Any other remote URL fails its task.
+REMOTE_IMAGE = {"kind": "image", "format": "png", "bytes": 480_000, "width": 1024, "height": 1024}
+REMOTE_VIDEO = {"kind": "video", "format": "mp4", "bytes": 8_000_000, "width": 1280, "height": 720, "seconds": 5.0, "audio": True}
+REMOTE_MEDIA = {
+    "https://example.com/a.png": REMOTE_IMAGE,
+    "https://example.com/mia.png": REMOTE_IMAGE,
+    "https://example.com/cast/mia.png": REMOTE_IMAGE,
+    "https://example.com/cast/kai.mp4": REMOTE_VIDEO,
+}
+
 
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
@@ -68,12 +79,13 @@ def start_sim(sim_video_dir: Path) -> Iterator[Callable[..., Simulator]]:
     """start_sim(**SimConfig fields) -> a running simulator, stopped when the test ends.
 
     Defaults: seed 1; time all but standing still (time_scale 1000), so a test
-    moves it with ``sim.advance``; rate windows on the simulated clock.
+    moves it with ``sim.advance``; rate windows on the simulated clock; the
+    remote files of REMOTE_MEDIA declared.
     """
     with ExitStack() as stack:
 
         def _start(**fields: Any) -> Simulator:
-            chosen = {"seed": 1, "time_scale": 1000.0, "rate_clock": "provider", "cache_dir": sim_video_dir, **fields}
+            chosen = {"seed": 1, "time_scale": 1000.0, "rate_clock": "provider", "cache_dir": sim_video_dir, "remote_media": REMOTE_MEDIA, **fields}
             return stack.enter_context(start_simulator(SimConfig(**chosen)))
 
         yield _start

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,6 +39,28 @@ def test_keys_and_the_webhook_secret_come_from_the_environment() -> None:
     config = config_from_args(parse(), environ=environ)
     assert (config.dashscope_keys, config.freepik_keys, config.webhook_secret) == (frozenset({"sk-a", "sk-b"}), frozenset({"fpk"}), "whsec")
     assert "sk-a" not in repr(config) and "whsec" not in repr(config)
+
+
+def test_accounts_media_facts_and_test_switches(tmp_path: Path) -> None:
+    facts = tmp_path / "facts.yaml"
+    facts.write_text("https://cdn.test/a.png: {kind: image, format: png, bytes: 1000, width: 640, height: 480}\n")
+    environ = {"R2V_SIM_DASHSCOPE_ACCOUNTS": "studio=sk-a,sk-b; solo=sk-c"}
+    config = config_from_args(parse("--media-facts", str(facts), "--pending-seconds", "0", "--billing-offset", "2.5"), environ=environ)
+    assert config.accounts == {"sk-a": "studio", "sk-b": "studio", "sk-c": "solo"} and "sk-a" not in repr(config)
+    assert list(config.remote_media) == ["https://cdn.test/a.png"]
+    assert (config.pending_seconds, config.billing_offset_seconds) == (0.0, 2.5)
+    facts.write_text("https://cdn.test/a.png: {kind: hologram, format: png, bytes: 1}\n")
+    with pytest.raises(ValueError, match="facts.yaml"):
+        config_from_args(parse("--media-facts", str(facts)), environ={})
+    with pytest.raises(ValueError, match="ACCOUNT=KEY"):
+        config_from_args(parse(), environ={"R2V_SIM_DASHSCOPE_ACCOUNTS": "sk-a"})
+
+
+def test_help_says_the_billing_offset_is_for_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("--help")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--billing-offset S for tests only" in out
 
 
 @pytest.mark.parametrize("argv", [["--faults", "throttle=2"], ["--time-scale", "0"], ["--generation-seconds", "9:1"]])

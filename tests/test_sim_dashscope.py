@@ -18,6 +18,8 @@ from r2v_pipeline.media.probe import probe_bytes
 from r2v_pipeline.sim import Rate, Simulator, account_id
 from r2v_pipeline.sim.clock import format_list_time
 
+from .conftest import REMOTE_IMAGE, REMOTE_VIDEO
+
 KEY = "sk-sim-test-key"
 OTHER_KEY = "sk-sim-other-key"
 REMOTE_PNG = "https://example.com/cast/mia.png"
@@ -140,6 +142,14 @@ class _Any:
 ANY = _Any()
 
 
+def test_the_key_is_checked_before_the_async_header(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    # [guess] the 403's message speaks of the current user, so a caller is identified (its key checked) first
+    sim = start_sim(dashscope_keys=frozenset({KEY}))
+    sync = http_client(sim.dashscope_url, {"Authorization": "Bearer sk-wrong"})
+    response = sync.post("/services/aigc/video-generation/video-synthesis", json=wan27())
+    assert (response.status_code, response.json()["code"]) == (401, "InvalidApiKey")
+
+
 # --- REJECT: every limit of wan2.7 (and some of wan2.6) answers 400 -------------------
 
 WAN27_REJECTS: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], str]] = {
@@ -215,7 +225,7 @@ def test_wan26_rejects_its_limits_at_submit(case: str, api: httpx.Client, hosted
 )
 def test_fail_reactions_accept_then_fail_the_task_unbilled(body: dict[str, Any], api: httpx.Client, simulator: Simulator) -> None:
     task_id = submit(api, body)
-    output = query(api, task_id)["output"]
+    output = finished(simulator, api, task_id)["output"]  # it fails once it leaves the queue
     assert output["task_status"] == "FAILED"
     assert output["code"] == "InvalidParameter" and output["message"]
     assert "usage" not in query(api, task_id)
@@ -246,6 +256,49 @@ def test_wan26_truncates_an_over_long_prompt_and_bills_in_full(api: httpx.Client
     assert answer["output"]["orig_prompt"] == prompt[:1500]
     assert simulator.ledger.task(task_id).adjusted == ("prompt truncated",)  # type: ignore[union-attr]
     assert answer["usage"]["duration"] == 2.0  # output seconds; no reference video
+
+
+# --- media the simulator cannot download, and kinds from the media -------------------------
+
+EXTENSIONLESS = [f"https://cdn.test/clip-{n}" for n in range(1, 5)]  # videos whose URLs do not say so
+
+
+def test_an_undeclared_remote_url_fails_the_task_as_undownloadable(api: httpx.Client, simulator: Simulator) -> None:
+    # the simulator has no network; it was told nothing of this file, so it could not be downloaded [doc]
+    output = finished(simulator, api, submit(api, wan27(video("https://cdn.test/never-told.mp4"))))["output"]
+    assert (output["task_status"], output["code"]) == ("FAILED", "InvalidParameter.DataInspection")
+    assert "POST /_sim/facts" in output["message"]
+    assert simulator.ledger.billed_seconds() == 0
+
+
+def test_wan26_counts_and_bills_videos_by_their_media_not_their_urls(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    declared = {url: {**REMOTE_VIDEO, "seconds": 6.0} for url in EXTENSIONLESS}
+    declared["https://cdn.test/poster.mp4"] = REMOTE_IMAGE  # a picture, whatever its name says
+    sim = start_sim(remote_media=declared)
+    api = dashscope_client(sim, http_client)
+    status, payload = refused(api, wan26(*EXTENSIONLESS))  # four videos: wan2.6 takes three
+    assert (status, payload["code"]) == (400, "InvalidParameter")
+    answer = finished(sim, api, submit(api, wan26(EXTENSIONLESS[0], "https://cdn.test/poster.mp4", duration=3)))
+    assert answer["usage"]["input_video_duration"] == 2.5  # two references share the cap; the picture bills nothing
+
+
+def test_facts_are_declared_over_http_and_judged_like_downloaded_bytes(api: httpx.Client, simulator: Simulator, http_client: Client) -> None:
+    sim_api = http_client(simulator.base_url)
+    small = {"kind": "image", "format": "png", "bytes": 9_000, "width": 200, "height": 256}
+    assert sim_api.post("/_sim/facts", json={"https://cdn.test/small.png": small}).json() == {"declared": 1}
+    status, payload = refused(api, wan27(image("https://cdn.test/small.png")))
+    assert (status, payload["code"]) == (400, "InvalidParameter")  # under 240 px, as if its bytes had been read
+    for bad in ({"data:image/png;base64,AAAA": small}, {"https://cdn.test/a.png": {**small, "kind": "hologram"}}, {"https://cdn.test/a.png": {"kind": "image"}}, []):
+        answer = sim_api.post("/_sim/facts", json=bad)
+        assert answer.status_code == 400 and answer.json()["message"], bad
+
+
+def test_a_data_uri_that_does_not_decode_is_refused_at_submit(api: httpx.Client, simulator: Simulator) -> None:
+    # inline bytes come with the request, so the submit itself is refused: a PNG signature and text are no picture
+    lookalike = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nnot a picture").decode()
+    status, payload = refused(api, wan27(image(lookalike)))
+    assert (status, payload["code"]) == (400, "BadRequest.UnsupportedFileFormat")
+    assert simulator.ledger.tasks() == []
 
 
 # --- moderation ------------------------------------------------------------------------
@@ -289,8 +342,8 @@ def test_wan26_splits_the_cap_over_all_references_and_reads_kinds_from_bytes(api
     assert (answer["usage"]["input_video_duration"], answer["usage"]["duration"]) == (1.65, 6.65)
 
 
-def test_a_remote_video_is_billed_at_the_assumed_length(start_sim: Callable[..., Simulator], http_client: Client) -> None:
-    sim = start_sim(remote_video_seconds=2.0)
+def test_a_remote_video_bills_the_length_declared_for_it(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    sim = start_sim(remote_media={REMOTE_MP4: {**REMOTE_VIDEO, "seconds": 2.0}})
     api = dashscope_client(sim, http_client)
     answer = finished(sim, api, submit(api, wan27(video(REMOTE_MP4), duration=3)))
     assert (answer["usage"]["input_video_duration"], answer["usage"]["duration"]) == (2, 5.0)
@@ -303,6 +356,8 @@ def test_task_bodies_through_the_life_cycle(start_sim: Callable[..., Simulator],
     sim = start_sim(max_running=1)
     api = dashscope_client(sim, http_client)
     first, second = submit(api, wan27()), submit(api, wan27(prompt="Image 1 sits."))
+    assert query(api, first)["output"]["task_status"] == "PENDING"  # waiting in the provider's queue
+    sim.advance(sim.config.pending_seconds)
     running, pending = query(api, first), query(api, second)
     assert set(pending["output"]) == {"task_id", "task_status", "submit_time"} and pending["output"]["task_status"] == "PENDING"
     assert set(running["output"]) == {"task_id", "task_status", "submit_time", "scheduled_time"}
@@ -366,6 +421,7 @@ def test_the_task_list_filters_pages_and_carries_what_reconciliation_needs(api: 
     simulator.advance(LONGEST_GENERATION)
     failed = submit(api, wan26(size="1000*1000"))
     running = submit(api, wan27(prompt="Image 1 three."))
+    simulator.advance(simulator.config.pending_seconds)  # both leave the queue: one fails, one runs
     listing = api.get("/tasks").json()
     assert (listing["total"], listing["total_page"], listing["page_no"], listing["page_size"]) == (3, 1, 1, 10)
     assert "output" not in listing and listing["request_id"]
@@ -393,6 +449,7 @@ def test_only_pending_tasks_can_be_canceled_and_they_give_up_their_turn(start_si
     sim = start_sim(max_running=1, generation_seconds=(100, 100))
     api = dashscope_client(sim, http_client)
     running, pending, last = (submit(api, wan27(prompt=f"Image 1 number {n}.")) for n in range(3))
+    sim.advance(sim.config.pending_seconds)  # the first takes the slot; the others wait for it
     response = api.post(f"/tasks/{pending}/cancel")
     assert response.status_code == 200 and set(response.json()) == {"request_id"}
     assert query(api, pending)["output"]["task_status"] == "CANCELED"
@@ -403,6 +460,18 @@ def test_only_pending_tasks_can_be_canceled_and_they_give_up_their_turn(start_si
         assert refusal.json()["message"] == "Failed to cancel the task, please confirm if the task is in PENDING status."
     sim.advance(100)
     assert query(api, last)["output"]["task_status"] == "RUNNING"
+
+
+def test_a_new_task_waits_pending_and_can_be_canceled_before_it_starts(api: httpx.Client, simulator: Simulator) -> None:
+    task_id = submit(api, wan27())  # every slot is free, yet the provider queues it a moment [guess]
+    assert simulator.config.pending_seconds > 0 and query(api, task_id)["output"]["task_status"] == "PENDING"
+    assert api.post(f"/tasks/{task_id}/cancel").status_code == 200
+    simulator.advance(LONGEST_GENERATION)
+    assert query(api, task_id)["output"]["task_status"] == "CANCELED"
+    started = submit(api, wan27(prompt="Image 1 stays."))
+    simulator.advance(simulator.config.pending_seconds)
+    assert query(api, started)["output"]["task_status"] == "RUNNING"
+    assert api.post(f"/tasks/{started}/cancel").json()["code"] == "UnsupportedOperation"
 
 
 # --- quotas ------------------------------------------------------------------------------
@@ -432,6 +501,7 @@ def test_five_tasks_in_progress_the_rest_wait_and_start_first_in_first_out(start
     sim = start_sim(submit_rate=(Rate(100, 1.0),), generation_seconds=(100, 100))
     api = dashscope_client(sim, http_client)
     ids = [submit(api, wan27(prompt=f"Image 1 number {n}.")) for n in range(7)]
+    sim.advance(sim.config.pending_seconds)
     assert [query(api, t)["output"]["task_status"] for t in ids] == ["RUNNING"] * 5 + ["PENDING"] * 2
     sim.advance(100)
     states = [query(api, t)["output"] for t in ids]
@@ -443,11 +513,34 @@ def test_one_slot_serves_its_queue_in_order(start_sim: Callable[..., Simulator],
     sim = start_sim(max_running=1, generation_seconds=(100, 100))
     api = dashscope_client(sim, http_client)
     ids = [submit(api, wan27(prompt=f"Image 1 number {n}.")) for n in range(3)]
+    sim.advance(sim.config.pending_seconds)
     seen = []
     for _ in range(3):
         seen.append([query(api, t)["output"]["task_status"][0] for t in ids])
         sim.advance(100)
     assert seen == [["R", "P", "P"], ["S", "R", "P"], ["S", "S", "R"]]
+
+
+def test_the_keys_of_one_account_share_its_quotas_and_tasks(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    sim = start_sim(accounts={KEY: "studio", OTHER_KEY: "studio"}, max_running=1, pending_seconds=0.0, generation_seconds=(100, 100))
+    one, two = dashscope_client(sim, http_client), dashscope_client(sim, http_client, key=OTHER_KEY)
+    first, second = submit(one, wan27()), submit(two, wan27(prompt="Image 1 bows."))
+    assert [query(two, t)["output"]["task_status"] for t in (first, second)] == ["RUNNING", "PENDING"]  # one slot for both keys
+    for n in range(3):
+        submit((one, two)[n % 2], wan27(prompt=f"Image 1 take {n}."))
+    status, payload = refused(two, wan27(prompt="Image 1 a sixth in a second."))
+    assert (status, payload["code"]) == (429, "Throttling.RateQuota")  # five submits a second for the account
+    alone = dashscope_client(sim, http_client, key="sk-a-third-key")
+    submit(alone, wan27(prompt="Image 1 elsewhere."))  # an unlisted key is an account of its own
+    assert {t.account for t in sim.ledger.tasks()} == {"acct-studio", account_id("sk-a-third-key")}
+
+
+def test_a_billing_offset_makes_usage_bill_more_input_seconds(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    sim = start_sim(billing_offset_seconds=1.5)  # a test switch: a provider billing other than its rules
+    api = dashscope_client(sim, http_client)
+    usage = finished(sim, api, submit(api, wan27(video(REMOTE_MP4), duration=3)))["usage"]
+    assert (usage["input_video_duration"], usage["output_video_duration"], usage["duration"]) == (6.5, 3, 9.5)
+    assert sim.ledger.billed_seconds() == Decimal("9.5")
 
 
 # --- uploads ------------------------------------------------------------------------------
@@ -501,7 +594,7 @@ def test_an_oss_file_that_cannot_be_read_fails_the_task(
     if problem == "expired":
         simulator.advance(2 * DAY + 1)
     headers = {} if problem == "no resolve header" else {"X-DashScope-OssResourceResolve": "enable"}
-    output = query(api, submit(api, wan27(video(key)), **headers))["output"]
+    output = finished(simulator, api, submit(api, wan27(video(key)), **headers))["output"]
     assert (output["task_status"], output["code"]) == ("FAILED", "InvalidParameter.DataInspection")
 
 

@@ -37,6 +37,8 @@ def create(api: httpx.Client, payload: dict[str, Any]) -> str:
 
 def test_a_task_goes_created_in_progress_completed_with_a_real_video(api: httpx.Client, simulator: Simulator, http_client: Client) -> None:
     task_id = create(api, body(aspect_ratio="1:1"))
+    assert api.get(f"{PATH}/{task_id}").json() == {"data": {"generated": [], "task_id": task_id, "status": "CREATED"}}
+    simulator.advance(simulator.config.pending_seconds)  # out of the queue
     assert api.get(f"{PATH}/{task_id}").json() == {"data": {"generated": [], "task_id": task_id, "status": "IN_PROGRESS"}}
     simulator.advance(300)
     data = api.get(f"{PATH}/{task_id}").json()["data"]
@@ -57,8 +59,9 @@ def test_a_start_image_decides_the_ratio(api: httpx.Client, simulator: Simulator
     ("fields", "names"),
     [
         ({"image_urls": []}, ["image_urls"]),
-        ({"image_urls": [{"url": REMOTE_PNG}] * 6}, ["image_urls", "image_urls"]),  # over 5 in all, and over 5 images
+        ({"image_urls": [{"url": REMOTE_PNG}] * 6}, ["image_urls"]),  # over 5 in all and over 5 images: named once
         ({"duration": 11, "aspect_ratio": "2:1"}, ["aspect_ratio", "duration"]),
+        ({"duration": 11, "video_urls": [{"url": "https://example.com/cast/kai.mp4"}]}, ["duration"]),  # two rules broken, one parameter
         ({"prompt": "x" * 5001}, ["prompt"]),
         ({"resolution": "4K"}, ["resolution"]),
         ({"webhook_url": "ftp://example.com/hook"}, ["webhook_url"]),
@@ -82,8 +85,9 @@ def test_a_missing_or_unknown_key_is_401(start_sim: Callable[..., Simulator], ht
     assert http_client(sim.freepik_url, {"x-magnific-api-key": KEY}).get(PATH).status_code == 200
 
 
-def test_the_list_pages_newest_first(api: httpx.Client) -> None:
+def test_the_list_pages_newest_first(api: httpx.Client, simulator: Simulator) -> None:
     ids = [create(api, body(prompt=f"Image 1 number {n}.")) for n in range(3)]
+    simulator.advance(simulator.config.pending_seconds)
     first = api.get(PATH, params={"page": 1, "page_size": 2}).json()["data"]
     second = api.get(PATH, params={"page": 2, "page_size": 2}).json()["data"]
     assert [t["task_id"] for t in first + second] == ids[::-1]

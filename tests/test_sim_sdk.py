@@ -19,8 +19,13 @@ from dashscope import VideoSynthesis
 from r2v_pipeline.media import synth
 from r2v_pipeline.media.probe import probe_bytes
 from r2v_pipeline.sim import Simulator
+from r2v_pipeline.sim.command import read_media_facts
+
+from .conftest import REMOTE_MEDIA
 
 SEED_REQUESTS = Path(__file__).parent / "data" / "seed_requests"
+# What the seed examples' remote files hold, declared to the simulator (it has no network).
+SEED_MEDIA = Path(__file__).parent.parent / "manifests" / "seeds" / "simulator" / "media-facts.yaml"
 API_KEY = "sk-sdk-example"
 SDK_ADDED = ("extend_prompt", "function")  # input fields the SDK adds to every body [sdk]
 
@@ -28,7 +33,7 @@ SDK_ADDED = ("extend_prompt", "function")  # input fields the SDK adds to every 
 @pytest.fixture
 def sdk_sim(start_sim: Callable[..., Simulator], monkeypatch: pytest.MonkeyPatch) -> Iterator[Simulator]:
     """A simulator fast enough for the SDK's own polling (1 s, 1 s, 2 s, …): a generation takes 0.12 s."""
-    sim = start_sim(time_scale=0.002, generation_seconds=(60, 60))
+    sim = start_sim(time_scale=0.002, generation_seconds=(60, 60), remote_media={**REMOTE_MEDIA, **read_media_facts(SEED_MEDIA)})
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     previous = dashscope.base_http_api_url
     dashscope.base_http_api_url = sim.dashscope_url
@@ -80,7 +85,7 @@ def test_the_seed_examples_succeed_with_real_videos_and_exact_bodies(sdk_sim: Si
         info = probe_bytes(data)
         with av.open(io.BytesIO(data)) as container:
             codec = container.streams.video[0].codec_context.name
-        # no first-frame shape can be seen at a remote URL, so every one is 720P 16:9
+        # every one is 720P 16:9: the first frame is declared 1280x720
         assert (info.format, codec, info.width, info.height, round(info.seconds or 0)) == ("mp4", "h264", 1280, 720, 10), name
         assert rsp.usage.output_video_duration == 10 and rsp.usage.SR == 720
         expected = seed_request(name)
@@ -94,6 +99,7 @@ def test_async_call_fetch_cancel_list_and_wait(start_sim: Callable[..., Simulato
     media = [{"type": "reference_image", "url": "https://example.com/mia.png"}]
     first = VideoSynthesis.async_call(api_key=API_KEY, model="wan2.7-r2v", media=media, prompt="reference image waves", duration=2, resolution="720P")
     second = VideoSynthesis.async_call(api_key=API_KEY, model="wan2.7-r2v", media=media, prompt="reference image bows", duration=2, resolution="720P")
+    sim.advance(sim.config.pending_seconds)  # out of the provider's queue: the first takes the slot
     assert first.status_code == HTTPStatus.OK and first.output.task_status == "PENDING"
     assert VideoSynthesis.fetch(first, api_key=API_KEY).output.task_status == "RUNNING"
     assert VideoSynthesis.fetch(second, api_key=API_KEY).output.task_status == "PENDING"

@@ -23,6 +23,7 @@ from r2v_pipeline.media.probe import probe_file
 from r2v_pipeline.sim import Rate, SimConfig, Simulator, read_ledger, start_simulator
 from r2v_pipeline.sim.command import config_from_args
 from r2v_pipeline.sim.command import main as sim_main
+from tests.conftest import REMOTE_MEDIA
 from tests.test_sim_cli import LISTENING, parse
 from tests.test_sim_dashscope import DAY, LONGEST_GENERATION, dashscope_client, query, submit, upload, video, wan26, wan27
 
@@ -40,7 +41,7 @@ def folder(tmp_path: Path) -> Path:
 
 def config(folder: Path, videos: Path, **fields: Any) -> SimConfig:
     """The ``start_sim`` defaults, keeping state in ``folder``."""
-    chosen = {"seed": 1, "time_scale": 1000.0, "rate_clock": "provider", "cache_dir": videos, "state_dir": folder, **fields}
+    chosen = {"seed": 1, "time_scale": 1000.0, "rate_clock": "provider", "cache_dir": videos, "state_dir": folder, "remote_media": REMOTE_MEDIA, **fields}
     return SimConfig(**chosen)
 
 
@@ -54,7 +55,8 @@ def statuses(api: httpx.Client, ids: list[str]) -> list[str]:
 def test_a_restarted_simulator_answers_as_the_same_provider(
     folder: Path, sim_video_dir: Path, start_sim: StartSim, http_client: Client, media_bytes: dict[str, bytes]
 ) -> None:
-    fields = {"submit_rate": (Rate(100, 1.0),), "generation_seconds": (GENERATION, GENERATION)}
+    # No queue wait: the figures below count whole generations from each submit.
+    fields = {"submit_rate": (Rate(100, 1.0),), "generation_seconds": (GENERATION, GENERATION), "pending_seconds": 0.0}
     with start_simulator(config(folder, sim_video_dir, **fields)) as first:
         api = dashscope_client(first, http_client)
         key = upload(api, http_client, media_bytes["video_3s"], "kai.mp4")
@@ -119,13 +121,13 @@ def test_provider_time_across_a_stop(mode: str, folder: Path, sim_video_dir: Pat
 def test_expiry_still_applies_after_a_restart(
     folder: Path, sim_video_dir: Path, start_sim: StartSim, http_client: Client, media_bytes: dict[str, bytes]
 ) -> None:
-    with start_simulator(config(folder, sim_video_dir)) as first:
+    with start_simulator(config(folder, sim_video_dir, pending_seconds=0.0)) as first:
         api = dashscope_client(first, http_client)
         key = upload(api, http_client, media_bytes["video_3s"], "kai.mp4")
         task_id = submit(api, wan27())
         first.advance(LONGEST_GENERATION)
         url = query(api, task_id)["output"]["video_url"]
-    second = start_sim(state_dir=folder)
+    second = start_sim(state_dir=folder, pending_seconds=0.0)
     api = dashscope_client(second, http_client)
     assert http_client().get(url).status_code == 200
     second.advance(DAY + 1)
@@ -136,6 +138,18 @@ def test_expiry_still_applies_after_a_restart(
     second.advance(DAY)
     output = query(api, submit(api, wan27(video(key), prompt="Video 1 too late."), **RESOLVE))["output"]
     assert (output["task_status"], output["code"]) == ("FAILED", "InvalidParameter.DataInspection")
+
+
+def test_a_task_waiting_in_the_queue_across_a_restart_starts_once_its_wait_is_over(
+    folder: Path, sim_video_dir: Path, start_sim: StartSim, http_client: Client
+) -> None:
+    with start_simulator(config(folder, sim_video_dir, pending_seconds=10.0)) as first:
+        task_id = submit(dashscope_client(first, http_client), wan27())
+    second = start_sim(state_dir=folder, pending_seconds=10.0)
+    api = dashscope_client(second, http_client)
+    assert query(api, task_id)["output"]["task_status"] == "PENDING"
+    second.advance(10.0)
+    assert query(api, task_id)["output"]["task_status"] == "RUNNING"
 
 
 def test_a_state_folder_that_cannot_be_used_is_named(tmp_path: Path, sim_video_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,6 +102,7 @@ def test_each_status_change_is_signed_and_retried_until_delivered(
     api = http_client(sim.freepik_url, {"x-freepik-api-key": "fpk"})
     payload = {"prompt": "Image 1 waves.", "image_urls": [{"url": "https://example.com/a.png"}], "resolution": "720P", "duration": 2, "webhook_url": receiver.url}
     task_id = api.post(PATH, json=payload).json()["data"]["task_id"]
+    sim.advance(sim.config.pending_seconds)  # the task leaves the queue
 
     eventually(lambda: len(sim.ledger.webhooks(task_id)) == 1)  # IN_PROGRESS, refused once
     sim.advance(5)  # the first retry is due 5 s later
@@ -126,6 +127,7 @@ def test_a_non_loopback_webhook_is_recorded_not_sent(simulator: Simulator, http_
     api = http_client(simulator.freepik_url, {"x-freepik-api-key": "fpk"})
     payload = {"prompt": "Image 1.", "image_urls": [{"url": "https://example.com/a.png"}], "webhook_url": "https://hooks.example.com/r2v"}
     task_id = api.post(PATH, json=payload).json()["data"]["task_id"]
+    simulator.advance(simulator.config.pending_seconds)
     eventually(lambda: bool(simulator.ledger.webhooks(task_id)))
     (entry,) = simulator.ledger.webhooks(task_id)
     assert (entry.delivered, entry.attempt, entry.status) == (False, 0, None)
@@ -137,6 +139,7 @@ def test_a_fault_scoped_to_webhooks_loses_attempts(start_sim: Callable[..., Simu
     api = http_client(sim.freepik_url, {"x-freepik-api-key": "fpk"})
     payload = {"prompt": "Image 1.", "image_urls": [{"url": "https://example.com/a.png"}], "webhook_url": receiver.url}
     task_id = api.post(PATH, json=payload).json()["data"]["task_id"]
+    sim.advance(sim.config.pending_seconds)
     eventually(lambda: len(sim.ledger.webhooks(task_id)) == 1)
     sim.advance(1)
     eventually(lambda: len(sim.ledger.webhooks(task_id)) == 2)

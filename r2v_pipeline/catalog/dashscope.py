@@ -109,8 +109,8 @@ def _wan26(model: str, silent_video: bool) -> ModelSpec:
         shot_voice=False,
         storyboard=False,
         durations_with_video=Span(2, 10),
-        # [guess] watermark: seed 000 lists wan2.7's "defaults to false" as a difference from
-        # wan2.6, one third-party client says false: unsettled, so it is always sent.
+        # [guess] watermark on: seed 000 lists wan2.7's "off by default" as a difference from
+        # wan2.6 (one third-party client says false): unsettled, so it is always sent.
         defaults={"size": "1920*1080", "duration": 5, "audio": True, "shot_type": "single", "watermark": True},
         explicit={"watermark": False},
         images=MediaLimits(IMAGE_FORMATS, 10 * MB, side_px=Span(240, 5000)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +28,13 @@ from .base import (
 from .http import Client, json_or_none
 
 _STATES = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
+# The renamed host serves the same endpoints and takes the key in its own header [doc].
+RENAMED_HOST = "api.magnific.com"
+
+
+def key_header(base_url: str) -> str:
+    """The header that carries the key at ``base_url``."""
+    return "x-magnific-api-key" if urlsplit(base_url).hostname == RENAMED_HOST else "x-freepik-api-key"
 
 
 class Freepik(Client):
@@ -34,7 +42,7 @@ class Freepik(Client):
 
     def __init__(self, base_url: str, key: str, *, time: ProviderTime = ProviderTime(), client: httpx.AsyncClient | None = None):
         super().__init__(base_url, key, time, client)
-        self._auth = {"x-freepik-api-key": key}
+        self._auth = {key_header(base_url): key}
 
     async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
         # The planner only lets public URLs through to Freepik: nothing is uploaded.

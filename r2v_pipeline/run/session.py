@@ -26,7 +26,7 @@ from .progress import Log
 from .reach import Unreachable
 from .runner import Runner, RunOptions
 from .store import VideoStore, sweep, write_json, write_text
-from .targets import SimulateOptions, build_providers, simulation
+from .targets import SimulateOptions, build_providers, declare_public_media, simulation
 
 DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
 SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder
@@ -163,6 +163,11 @@ def _run(plan: Plan, request: RunRequest, ledger: Ledger, log: Log, folder: Path
         runner.providers = providers
         runner.log.secrets = keys
         if sim is not None:
+            try:
+                declare_public_media(sim, runner.shots_needing_providers())
+            except Unreachable as error:
+                log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
+                return exits.UNREACHABLE
             runner.log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
         try:
             interrupted = anyio.run(_run_until_signal, runner)

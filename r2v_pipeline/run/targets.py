@@ -101,6 +101,22 @@ def build_providers(
     return providers, keys
 
 
+def declare_public_media(simulation: Simulation, shots: list[PlannedShot]) -> None:
+    """A simulated provider has no network: tell it what the public URLs the shots name
+    hold (their local files, probed by the plan), as the real one finds on downloading
+    them. Raises Unreachable when the simulator cannot be told."""
+    from ..sim.facts import facts_json  # only a simulated run needs it
+
+    facts = {url: facts_json(shot.files[url].info) for shot in shots for url, how in shot.transports.items() if how == "public"}
+    if not facts:
+        return
+    base = simulation.freepik_url.rstrip("/")  # Freepik's base is the simulator's own
+    try:
+        httpx.post(base + "/_sim/facts", json=facts, timeout=30.0, trust_env=False).raise_for_status()
+    except httpx.HTTPError as error:
+        raise Unreachable(f"provider unreachable: the simulator at {base}: {type(error).__name__}: {error}") from None
+
+
 @contextmanager
 def simulation(simulate: SimulateOptions | None, attach: str | None) -> Iterator[Simulation | None]:
     """The simulation a run uses, if any, for as long as the run lasts."""

@@ -8,7 +8,8 @@ Where things are:
     uploads.py     the upload policy and the OSS form POST
     results.py     result videos: encoding cache, signed URLs, downloads
     intake.py      a submit body judged with the catalog: reactions, output, billing
-    media.py       what media URLs lead to (oss://, data:, the simulator's own URLs)
+    media.py       what media URLs lead to (oss://, data:, the simulator's own URLs, declared remote ones)
+    facts.py       what a remote URL holds, as declared to the simulator (it has no network)
     tasks.py       task life cycle and per-account slots
     clock.py       scaled, advanceable time and the providers' time formats
     quota.py       sliding-window rate limits

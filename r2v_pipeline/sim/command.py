@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import anyio
+import yaml
 
 from .config import Rate, SimConfig
 from .embedded import run_simulator
+from .facts import read_declarations
 from .faults import FaultSpec, FaultSpecError
 from .faults import __doc__ as FAULTS_DOC
 
 DEFAULT_PORT = 8765
 KEY_VARIABLES = {"dashscope_keys": "R2V_SIM_DASHSCOPE_KEYS", "freepik_keys": "R2V_SIM_FREEPIK_KEYS"}
+ACCOUNTS_VARIABLE = "R2V_SIM_DASHSCOPE_ACCOUNTS"
 SECRET_VARIABLE = "R2V_SIM_WEBHOOK_SECRET"
 
 EPILOG = f"""\
@@ -32,6 +35,9 @@ fault spec (--faults):
 environment:
     {KEY_VARIABLES['dashscope_keys']}, {KEY_VARIABLES['freepik_keys']}
         comma-separated keys to accept; unset: any non-empty key is accepted
+    {ACCOUNTS_VARIABLE}
+        DashScope keys that share one account's quotas, tasks and uploads:
+        ACCOUNT=KEY,KEY;ACCOUNT=KEY (default: each key is an account of its own)
     {SECRET_VARIABLE}
         the webhook signing secret (default: sim-webhook-secret)
 
@@ -48,7 +54,10 @@ state (--state DIR):
               meanwhile (r2v run --simulate keeps its simulator's state this way)
 
 introspection: GET /_sim/health, GET /_sim/ledger, POST /_sim/advance?seconds=N,
-POST /_sim/media (body: a file; answers the URL the simulator serves it at)
+POST /_sim/media (body: a file; answers the URL the simulator serves it at),
+POST /_sim/facts (body: {{URL: {{kind, format, bytes, width, height, seconds, audio}}}}:
+what a remote URL holds; the simulator has no network, and a remote URL it was
+told nothing of fails its task as undownloadable, as the provider's would)
 """
 
 
@@ -77,9 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--submit-rate", type=int, default=defaults.submit_rate[0].count, metavar="N", help="DashScope submissions per second per account (default: %(default)s)")
     parser.add_argument("--query-rate", type=int, default=defaults.query_rate[0].count, metavar="N", help="DashScope task queries per second per account (default: %(default)s)")
     parser.add_argument("--rate-clock", choices=("wall", "provider"), default=defaults.rate_clock, help="the clock rate windows run on (default: %(default)s)")
-    parser.add_argument("--remote-video-seconds", type=float, default=defaults.remote_video_seconds, metavar="S", help="length assumed, for billing, of a reference video at a URL the simulator cannot fetch (default: %(default)s)")
+    parser.add_argument("--pending-seconds", type=_not_negative, default=defaults.pending_seconds, metavar="S", help="provider seconds a new task waits as PENDING before it may start (default: %(default)s)")
+    parser.add_argument("--billing-offset", type=float, default=defaults.billing_offset_seconds, metavar="S", help="for tests only: report S more input seconds in each succeeded task's usage than the billing rules give (default: 0)")
     parser.add_argument("--moderation-reject-word", default=defaults.moderation_reject_word, metavar="WORD", help="a prompt with this word is refused at submit (default: %(default)s)")
     parser.add_argument("--moderation-fail-word", default=defaults.moderation_fail_word, metavar="WORD", help="a prompt with this word makes the task fail moderation (default: %(default)s)")
+    parser.add_argument("--media-facts", type=Path, metavar="FILE", help="YAML or JSON {URL: {kind, format, bytes, width, height, seconds, audio}}: what remote URLs hold (the simulator has no network; see POST /_sim/facts)")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="where generated videos are kept (default: STATE/videos with --state, else a temporary folder)")
     parser.add_argument("--state", type=Path, metavar="DIR", help="keep the simulator's state in DIR, so a restart on DIR is the same provider (default: memory only)")
     parser.add_argument("--clock-while-stopped", choices=("paused", "wall"), default="wall", help="with --state: how provider time passed while stopped (default: %(default)s)")
@@ -91,6 +102,8 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
     secrets: dict[str, Any] = {field: frozenset(k.strip() for k in environ[var].split(",") if k.strip()) for field, var in KEY_VARIABLES.items() if environ.get(var)}
     if environ.get(SECRET_VARIABLE):
         secrets["webhook_secret"] = environ[SECRET_VARIABLE]
+    if environ.get(ACCOUNTS_VARIABLE):
+        secrets["accounts"] = parse_accounts(environ[ACCOUNTS_VARIABLE])
     return SimConfig(
         host=args.host,
         port=args.port,
@@ -102,7 +115,9 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
         submit_rate=(Rate(args.submit_rate, 1.0),),
         query_rate=(Rate(args.query_rate, 1.0),),
         rate_clock=args.rate_clock,
-        remote_video_seconds=args.remote_video_seconds,
+        remote_media=read_media_facts(args.media_facts) if args.media_facts else {},
+        pending_seconds=args.pending_seconds,
+        billing_offset_seconds=args.billing_offset,
         moderation_reject_word=args.moderation_reject_word,
         moderation_fail_word=args.moderation_fail_word,
         cache_dir=args.cache_dir,
@@ -110,6 +125,33 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
         clock_while_stopped=args.clock_while_stopped,
         **secrets,
     )
+
+
+def read_media_facts(path: Path) -> dict[str, Any]:
+    """The URL -> facts mapping in a YAML (or JSON) file; ValueError names the file."""
+    try:
+        found = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"--media-facts {path}: {err}") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"--media-facts {path}: expected a mapping of URL -> facts")
+    try:
+        read_declarations(found)
+    except ValueError as err:
+        raise ValueError(f"--media-facts {path}: {err}") from None
+    return found
+
+
+def parse_accounts(text: str) -> dict[str, str]:
+    """``ACCOUNT=KEY,KEY;ACCOUNT=KEY`` as key -> account; ValueError never shows a key."""
+    accounts: dict[str, str] = {}
+    for group in filter(None, (g.strip() for g in text.split(";"))):
+        name, eq, keys = group.partition("=")
+        listed = [k.strip() for k in keys.split(",") if k.strip()]
+        if not eq or not name.strip() or not listed:
+            raise ValueError(f"{ACCOUNTS_VARIABLE}: each group is ACCOUNT=KEY[,KEY…]")
+        accounts.update((key, name.strip()) for key in listed)
+    return accounts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +214,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError("must be a number") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 

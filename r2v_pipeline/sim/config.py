@@ -8,13 +8,16 @@ time scale does not change.
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from .faults import FaultSpec
 
 DAY = 86_400.0
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,12 @@ class SimConfig:
 
     # Generation time, uniform between the two bounds [doc: "typically 1-5 minutes"].
     generation_seconds: tuple[float, float] = (60.0, 300.0)
+    # [guess] How long a new task waits in the provider's queue (PENDING) before it may
+    # start, slot permitting. Long enough that a task cancelled just after its submit
+    # is still PENDING, which is the only state a cancel works in [doc]; 0: at once.
+    pending_seconds: float = 3.0
 
-    # Quotas per account (= per API key) [doc].
+    # Quotas per account [doc]: every key of one account shares them (see accounts).
     submit_rate: tuple[Rate, ...] = (Rate(5, 1.0),)
     query_rate: tuple[Rate, ...] = (Rate(20, 1.0),)  # task get, list and cancel together
     policy_rate: tuple[Rate, ...] = (Rate(100, 1.0),)  # upload policies
@@ -53,16 +60,26 @@ class SimConfig:
     # logged config never shows a key.
     dashscope_keys: frozenset[str] | None = field(default=None, repr=False)
     freepik_keys: frozenset[str] | None = field(default=None, repr=False)
+    # DashScope key -> account name. The keys of one account share its quotas (tasks in
+    # progress, submits and queries per second) [doc] and see its tasks and uploads; a
+    # key not listed is an account of its own. Freepik limits each key by itself [doc].
+    accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     # Content moderation: a prompt holding the first word is refused at submit,
     # one holding the second fails the task (output moderation). Case-insensitive.
     moderation_reject_word: str = "SIM-BLOCK-INPUT"
     moderation_fail_word: str = "SIM-BLOCK-OUTPUT"
 
-    # [guess] The length assumed for a reference video the simulator cannot
-    # fetch (a remote URL; there is no network), for billing. None bills such a
-    # video at its full share of the input cap, as the planner's upper bound does.
-    remote_video_seconds: float | None = 5.0
+    # What remote URLs hold, declared from the start (POST /_sim/facts adds more later):
+    # URL -> {kind, format, bytes, width, height, seconds, audio}. The simulator has no
+    # network: a remote URL it was told nothing of is one the provider could not
+    # download, and the task fails with the documented download code.
+    remote_media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+
+    # For tests only: a succeeded task's usage reports this many more input seconds
+    # than the billing rules give, so a test can check that a run notices a provider
+    # billing other than planned. 0: bill by the rules, as the provider documents.
+    billing_offset_seconds: float = 0.0
 
     webhook_secret: str = field(default="sim-webhook-secret", repr=False)
     # [guess] Freepik documents no retry policy: delays before each retry.
@@ -77,6 +94,9 @@ class SimConfig:
     region: str = "cn-beijing"  # the task list's region field [capture]
 
     cache_dir: Path | None = None  # generated videos; None: <state_dir>/videos, else one temporary folder per process
+    # Encode each result video as its task starts, so a download need not wait; tests
+    # that never download a result may turn it off and spare the CPU.
+    prefetch_videos: bool = True
     # Where the simulator keeps its state (tasks, uploads, task-id counters, the clock), written
     # as it changes, so a simulator started again on the folder is the same provider; see
     # persist.py. None: in memory only, forgotten when it stops.
@@ -102,9 +122,20 @@ class SimConfig:
         for rates in (self.submit_rate, self.query_rate, self.policy_rate, self.freepik_rate):
             if any(r.count < 1 or r.seconds <= 0 for r in rates):
                 raise ValueError(f"rates need a count of 1 or more over a positive window: {rates}")
+        if not 0 <= self.pending_seconds < math.inf:
+            raise ValueError(f"pending_seconds must be 0 or more, not {self.pending_seconds}")
+        if not math.isfinite(self.billing_offset_seconds):
+            raise ValueError(f"billing_offset_seconds must be a finite number, not {self.billing_offset_seconds}")
+        for name in set(self.accounts.values()):
+            if not ACCOUNT_NAME.match(name):
+                raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
         if self.clock_while_stopped not in ("paused", "wall"):
             raise ValueError(f"clock_while_stopped must be 'paused' or 'wall', not {self.clock_while_stopped!r}")
         FaultSpec.parse(self.faults)  # raises with a message naming the bad item
+        if self.remote_media:
+            from .facts import read_declarations  # media probing (PyAV) loads only when needed
+
+            read_declarations(self.remote_media)  # raises naming the URL and the fact
 
     @property
     def fault_spec(self) -> FaultSpec:

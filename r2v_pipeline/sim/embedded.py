@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import anyio
 import anyio.abc
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ..media.probe import MediaInfo
 from .config import SimConfig
 from .introspect import advance_clock, stats
 from .ledger import Ledger
+from .facts import facts_json, read_declarations
 from .media import HOSTED_PATH
 from .persist import SimStore
 from .routes import dispatch
@@ -98,6 +100,13 @@ class Simulator:
         """Serve ``data`` at a URL of the simulator, which it can read when a request names it."""
         sha = self._portal.call(self._state.media.host, data, content_type)
         return f"{self.base_url}{HOSTED_PATH}{sha}"
+
+    def declare_media(self, url: str, facts: MediaInfo | Mapping[str, Any]) -> None:
+        """Say what the remote ``url`` holds (the simulator has no network; an undeclared
+        remote URL cannot be downloaded). ``facts``: probed ``MediaInfo``, or the JSON
+        form ``POST /_sim/facts`` takes. ValueError when they do not read."""
+        declared = read_declarations({url: facts_json(facts) if isinstance(facts, MediaInfo) else facts})
+        self._portal.call(self._state.media.declare, declared)
 
     def stats(self) -> dict[str, Any]:
         return self._portal.call(stats, self._state)

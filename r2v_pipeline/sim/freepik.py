@@ -64,4 +64,9 @@ def data_of(state: SimState, task: Task) -> dict[str, Any]:
 
 
 def invalid(problems: list[tuple[str, str]]) -> HttpResponse:
-    return json_reply(400, {"message": INVALID, "invalid_params": [{"name": name, "reason": reason} for name, reason in problems]})
+    """A 400 naming each invalid parameter once [doc], with its first reason: a duration
+    that breaks two rules is still one parameter."""
+    reasons: dict[str, str] = {}
+    for name, reason in problems:
+        reasons.setdefault(name, reason)
+    return json_reply(400, {"message": INVALID, "invalid_params": [{"name": name, "reason": reason} for name, reason in reasons.items()]})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ class Intake:
 async def take_in(state: SimState, spec: ModelSpec, body: Any, account: str, oss_enabled: bool) -> Intake:
     request = read_body(spec, body)
     media = await resolve(state, request, account, spec.model, oss_enabled)
+    if not spec.kinds_declared:
+        request.references = [replace(ref, kind=kind_of(media.facts.get(ref.url))) for ref in request.references]
     fingerprint = content_fingerprint(spec, request, media.content)
     violations = check_request(spec, request, media.facts)
     by_reaction = {r: [v for v in violations if v.reaction is r] for r in Reaction}
@@ -101,7 +103,7 @@ def output_of(spec: ModelSpec, request: Request, facts: dict[str, MediaInfo]) ->
         first = facts.get(request.first_frames[0]) if request.first_frames else None
         if first is not None and first.width and first.height:
             ratio = nearest_ratio(first.width, first.height)  # the first frame's shape wins [doc]
-        # [guess] a first frame the simulator cannot see (a remote URL) leaves the ratio as sent
+        # [guess] a first frame whose shape is not known (declared without it) leaves the ratio as sent
     width, height = frame_size(resolution, ratio)
     duration: Any = chosen["duration"] if chosen["duration"] is not None else spec.defaults.get("duration", 5)
     audio = chosen["audio"] if chosen["audio"] is not None else spec.defaults.get("audio", True)
@@ -146,20 +148,25 @@ def _first_failure(violations: list[Violation]) -> Failure | None:
     return Failure(violations[0].code, violations[0].message) if violations else None
 
 
+def kind_of(info: MediaInfo | None) -> Kind:
+    """A wan2.6 reference's kind: its body does not say, so the media's facts do, never
+    the URL's spelling. Media with no such facts (not downloaded, no picture) count as
+    images here; they fail or are refused on their own account."""
+    return "video" if info is not None and info.kind == "video" else "image"
+
+
 def _billed(state: SimState, spec: ModelSpec, request: Request, media: Resolved, output_seconds: int) -> Billed:
-    assumed = state.config.remote_video_seconds
     references: list[tuple[Kind, Decimal | None]] = []
     for ref in request.references:
         info = media.facts.get(ref.url)
-        kind: Kind = ref.kind
-        if not spec.kinds_declared and info is not None and info.kind in ("image", "video"):
-            kind = info.kind  # wan2.6 bodies do not say; the bytes do (as check_request judges)
-        if info is not None and info.seconds is not None:
-            length: Decimal | None = seconds(info.seconds)
-        else:
-            length = None if assumed is None else seconds(assumed)
-        references.append((kind, length))
-    return billed_seconds(spec.billing, output_seconds, references)
+        # A video of unknown length (declared without seconds) bills its full share of the cap.
+        length = seconds(info.seconds) if info is not None and info.seconds is not None else None
+        references.append((ref.kind, length))
+    billed = billed_seconds(spec.billing, output_seconds, references)
+    offset = state.config.billing_offset_seconds  # a test switch: a provider billing other than its rules
+    if offset:
+        billed = Billed(billed.output, max(Decimal(0), billed.input + seconds(offset)), billed.exact)
+    return billed
 
 
 def make_task(state: SimState, intake: Intake, provider: str, account: str, body: bytes, request_id: str, webhook_url: str | None = None) -> Task:

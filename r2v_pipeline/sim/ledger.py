@@ -1,8 +1,9 @@
 """What the simulator saw and did, for tests and benchmarks to read.
 
-Every request (never a key: accounts are short hashes of keys), every task
-with the content fingerprint of its submit and what it billed, every webhook
-delivery attempt. Written on the event loop thread, read from any thread.
+Every request (never a key: accounts are short hashes of keys, or the names
+SimConfig.accounts gives), every task with the content fingerprint of its
+submit, the video it makes and what it billed, every webhook delivery attempt.
+Written on the event loop thread, read from any thread.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 from ..catalog.spec import ModelSpec
 from ..catalog.wire import Request, build_body
 from ..plan.fingerprint import fingerprint
-from .tasks import SUCCEEDED, Task
+from .tasks import SUCCEEDED, Output, Task
 
 # Headers that carry credentials; the ledger never keeps them.
 SECRET_HEADERS = frozenset({"authorization", "x-freepik-api-key", "x-magnific-api-key", "cookie", "proxy-authorization"})
@@ -76,6 +77,9 @@ class TaskEntry:
     failure_code: str | None = None
     fault: str | None = None
     adjusted: tuple[str, ...] = ()  # values the provider silently cut or dropped
+    # The video the task makes: resolution, ratio, size, duration, audio (Freepik's
+    # answers do not say; its tests read them here).
+    output: Mapping[str, Any] | None = None
 
 
 def task_entry(task: Task) -> TaskEntry:
@@ -86,7 +90,12 @@ def task_entry(task: Task) -> TaskEntry:
         failure_code=task.failure.code if task.failure else None,
         fault=task.fault,
         adjusted=task.adjusted,
+        output=output_facts(task.output),
     )  # fmt: skip
+
+
+def output_facts(output: Output) -> dict[str, Any]:
+    return {"resolution": output.resolution, "ratio": output.ratio, "size": output.size, "duration": output.seconds, "audio": output.audio}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 ``oss://`` keys lead to uploaded files, ``data:`` URIs carry their bytes, and
 URLs of the simulator itself (hosted test media, result videos) are read
-directly. The simulator has no network: any other http(s) URL is taken as
-valid media whose facts are unknown.
+directly. The simulator has no network: any other http(s) URL is what it was
+told it holds (``POST /_sim/facts``, ``Simulator.declare_media``), and a URL it
+was told nothing of is one the provider could not download.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import anyio
 from ..catalog.wire import Request
 from ..media.probe import MediaInfo, probe_bytes
 from .config import is_loopback_host
-from .replies import Refusal, json_reply, stock
+from .facts import read_declarations
+from .replies import Refusal, dashscope_error, json_reply, stock
 from .results import result_bytes
 from .server import HttpRequest, HttpResponse
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .state import Call, SimState
 
 HOSTED_PATH = "/_sim/media/"
+UNDECLARED = "the simulator has no network and was told nothing of this URL (declare its facts: POST /_sim/facts)"
 
 
 @dataclass
@@ -38,10 +41,12 @@ class Resolved:
 
 
 class MediaBook:
-    """Test media the simulator serves itself, and the probe results of every file seen."""
+    """Test media the simulator serves itself, what it was told remote URLs hold,
+    and the probe results of every file seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Mapping[str, MediaInfo] | None = None) -> None:
         self.hosted: dict[str, tuple[bytes, str]] = {}  # sha256 -> (bytes, content type)
+        self.declared: dict[str, MediaInfo] = dict(declared or {})  # remote URL -> its facts, as if downloaded
         self._probes: dict[str, MediaInfo] = {}
         self._limiter = anyio.CapacityLimiter(2)
 
@@ -49,6 +54,9 @@ class MediaBook:
         sha = hashlib.sha256(data).hexdigest()
         self.hosted[sha] = (data, content_type)
         return sha
+
+    def declare(self, declared: Mapping[str, MediaInfo]) -> None:
+        self.declared.update(declared)
 
     async def probe(self, data: bytes) -> MediaInfo:
         return await anyio.to_thread.run_sync(self._probe, data, abandon_on_cancel=True, limiter=self._limiter)
@@ -77,14 +85,16 @@ async def resolve(state: SimState, request: Request, account: str, model: str, o
         if isinstance(fetched, str):
             found.problems.append((url, fetched))
         elif fetched is not None:
-            info = await state.media.probe(fetched)
+            info = fetched if isinstance(fetched, MediaInfo) else await state.media.probe(fetched)
             found.facts[url] = info
-            found.content[url] = info.sha256
+            if info.sha256:  # declared facts may not say: the URL then stands for its content
+                found.content[url] = info.sha256
     return found
 
 
-async def fetch(state: SimState, url: str, account: str, model: str, oss_enabled: bool) -> bytes | str | None:
-    """The bytes at ``url``; a message when they cannot be had; None when unknown (a remote URL)."""
+async def fetch(state: SimState, url: str, account: str, model: str, oss_enabled: bool) -> bytes | MediaInfo | str | None:
+    """The bytes at ``url`` (or the facts declared for it); a message when they cannot
+    be had; None for a scheme no model fetches (check_request refuses it)."""
     scheme = url.partition(":")[0].lower()
     if scheme == "oss":
         if not oss_enabled:
@@ -108,10 +118,11 @@ def _data_uri(url: str) -> bytes | str:
         return "the data URI is not valid base64"
 
 
-async def _own_url(state: SimState, url: str) -> bytes | str | None:
+async def _own_url(state: SimState, url: str) -> bytes | MediaInfo | str:
     parts = urlsplit(url)
     if not (parts.hostname and is_loopback_host(parts.hostname) and parts.port == state.port):
-        return None  # no network: a remote file is assumed to be fine
+        # No network: a remote file is what the simulator was told, or could not be downloaded.
+        return state.media.declared.get(url) or UNDECLARED
     if parts.path.startswith(HOSTED_PATH):
         hosted = state.media.hosted.get(parts.path[len(HOSTED_PATH) :])
         return hosted[0] if hosted else "no such file (404)"
@@ -135,3 +146,13 @@ async def hosted_media(state: SimState, req: HttpRequest, call: Call, params: Ma
     if hosted is None:
         return stock("sim", 404, call.request_id)
     return HttpResponse(200, hosted[0], hosted[1])
+
+
+async def declare_facts(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
+    """``POST /_sim/facts`` with ``{URL: facts, …}``: what each remote URL would turn out to hold."""
+    try:
+        declared = read_declarations(req.json())
+    except ValueError as err:
+        return dashscope_error(400, "InvalidParameter", str(err), call.request_id)
+    state.media.declare(declared)
+    return json_reply(200, {"declared": len(declared)})

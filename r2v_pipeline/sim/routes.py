@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/_sim/ledger", "sim", "sim", introspect.ledger),
     Route("POST", "/_sim/advance", "sim", "sim", introspect.advance),
     Route("POST", "/_sim/media", "sim", "media", media.host_media),
+    Route("POST", "/_sim/facts", "sim", "media", media.declare_facts),
     Route("GET", "/_sim/media/{sha}", "sim", "media", media.hosted_media),
 )
 _COMPILED = [(route, route.pattern) for route in ROUTES]
@@ -71,7 +72,8 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
 
 
 def account_of(route: Route, req: HttpRequest, state: SimState) -> str | None:
-    """The account of the request's key, or None when the key is missing or not accepted."""
+    """The account of the request's key (DashScope keys may share one: SimConfig.accounts),
+    or None when the key is missing or not accepted."""
     if route.auth == "bearer":
         scheme, _, key = req.header("authorization").partition(" ")
         key = key.strip() if scheme.lower() == "bearer" else ""
@@ -81,7 +83,8 @@ def account_of(route: Route, req: HttpRequest, state: SimState) -> str | None:
         allowed = state.config.freepik_keys
     if not key or (allowed is not None and key not in allowed):
         return None
-    return account_id(key)
+    shared = state.config.accounts.get(key) if route.auth == "bearer" else None
+    return account_id(key) if shared is None else f"acct-{shared}"
 
 
 async def dispatch(state: SimState, req: HttpRequest) -> HttpResponse | None:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Coroutine
 
 from .clock import SimClock
 from .config import SimConfig
+from .facts import read_declarations
 from .faults import FaultBook
 from .ledger import Ledger, task_entry
 from .media import MediaBook
@@ -67,7 +68,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
     secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
     cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
-    tasks = TaskBook(clock, {"dashscope": config.max_running, "freepik": config.freepik_max_running})
+    tasks = TaskBook(clock, {"dashscope": config.max_running, "freepik": config.freepik_max_running}, config.pending_seconds)
     state = SimState(
         config=config,
         base_url=f"http://{_url_host(config.host)}:{port}",
@@ -79,7 +80,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
         rates=RateBook(rate_now),
         tasks=tasks,
         uploads=UploadStore(secret),
-        media=MediaBook(),
+        media=MediaBook(read_declarations(config.remote_media)),
         videos=VideoCache(cache_dir, spawn),
         webhooks=WebhookSender(config, clock, ledger, faults, spawn),
         submit_counts=Counter(),
@@ -98,7 +99,7 @@ def _restore(state: SimState, store: SimStore, saved: Saved) -> None:
     state.tasks.restore(saved.tasks)
     for task in saved.tasks:
         state.ledger.record_task(task_entry(task))
-        if task.status == RUNNING and task.fail_at_start is None:
+        if task.status == RUNNING and task.fail_at_start is None and state.config.prefetch_videos:
             state.videos.prefetch(video_key(task.output))
     state.uploads.restore(saved.policies, saved.objects)
     state.uploads.on_policy = store.save_policy
@@ -114,7 +115,7 @@ def task_changed(state: SimState, task: Task) -> None:
     if state.store is not None:
         state.store.save_task(task)
     state.ledger.record_task(task_entry(task))
-    if task.status == RUNNING and task.fail_at_start is None:
+    if task.status == RUNNING and task.fail_at_start is None and state.config.prefetch_videos:
         state.videos.prefetch(video_key(task.output))  # encode while the task "generates"
     # [guess] creation itself is announced by the create answer, not by a webhook
     if task.provider == "freepik" and task.webhook_url and task.status != PENDING:

@@ -1,8 +1,9 @@
 """The task life cycle: PENDING → RUNNING → SUCCEEDED | FAILED, plus CANCELED.
 
-Each account has a number of slots per provider; tasks beyond them wait as
+A new task first waits a while in the provider's queue (``pending_seconds``),
+then takes one of its account's slots; tasks beyond the slots wait on as
 PENDING and start first in, first out the moment a slot frees. State changes
-are computed from the simulated clock (``settle``), in deadline order, so an
+are computed from the simulated clock (``settle``), in time order, so an
 ``advance`` of an hour runs every generation that fits in it, each at its
 exact simulated time, and any request sees the state its moment implies.
 """
@@ -22,6 +23,7 @@ from .clock import SimClock
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"
 ACTIVE = frozenset({PENDING, RUNNING})
+READY, END = 0, 1  # what falls due: a task leaves the queue's wait, a task ends
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,16 @@ class Task:
 
 
 class TaskBook:
-    def __init__(self, clock: SimClock, max_running: Mapping[str, int | None]):
+    def __init__(self, clock: SimClock, max_running: Mapping[str, int | None], pending_seconds: float = 0.0):
         self.clock = clock
         self._limits = max_running
+        self._pending = pending_seconds
         self.on_change: Callable[[Task], None] = lambda task: None  # told of every status change
         self._tasks: dict[str, Task] = {}
         self._queues: defaultdict[tuple[str, str], deque[Task]] = defaultdict(deque)
         self._running: Counter[tuple[str, str]] = Counter()
-        self._due: list[tuple[float, int, str]] = []  # (end time, order, task id)
+        self._not_before: dict[tuple[str, str], float] = {}  # after a restart: when each slot last freed
+        self._due: list[tuple[float, int, int, str]] = []  # (time, order, READY | END, task id)
         self._order = 0
         self._wake: anyio.Event | None = None
         self.in_flight = 0
@@ -110,8 +114,7 @@ class TaskBook:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self.on_change(task)
-        self._queues[task.slot].append(task)
-        self._pump(task.slot, task.submitted)
+        self._push(task.submitted + self._pending, READY, task)
         self.settle(self.clock.now())
         self.poke()
 
@@ -126,11 +129,12 @@ class TaskBook:
 
     def restore(self, tasks: Iterable[Task]) -> None:
         """Take back the tasks a stopped simulator left, in submit order, without telling
-        ``on_change``: waiting tasks queue again, running ones end when they were due to."""
+        ``on_change``: waiting tasks queue again (once their wait is over), running ones
+        end when they were due to."""
         for task in tasks:
             self._tasks[task.task_id] = task
             if task.status == PENDING:
-                self._queues[task.slot].append(task)
+                self._push(task.submitted + self._pending, READY, task)
             elif task.status == RUNNING:
                 self._running[task.slot] += 1
                 self._due_push(task)
@@ -143,21 +147,24 @@ class TaskBook:
 
         A slot is free here only when the simulator stopped between one task's end and
         the next one's start, or the limit was raised; the next task starts when the
-        slot's last task ended [guess], or when it was submitted if that is later.
+        slot's last task ended [guess], or when its wait was over if that is later.
         """
-        for slot, queue in list(self._queues.items()):
-            if queue:
-                ended = [t.ended for t in self._tasks.values() if t.slot == slot and t.started is not None and t.ended is not None]
-                self._pump(slot, max(ended, default=0.0))
+        for task in self._tasks.values():
+            if task.started is not None and task.ended is not None:
+                self._not_before[task.slot] = max(self._not_before.get(task.slot, 0.0), task.ended)
         self.settle(self.clock.now())
         self.poke()
 
     def settle(self, now: float) -> None:
         """Apply every state change due by ``now``, in time order."""
         while self._due and self._due[0][0] <= now:
-            at, _, task_id = heapq.heappop(self._due)
+            at, _, event, task_id = heapq.heappop(self._due)
             task = self._tasks[task_id]
-            self._finish(task, at, task.fail_at_start or task.fail_at_end)
+            if event == END:
+                self._finish(task, at, task.fail_at_start or task.fail_at_end)
+            elif task.status == PENDING:  # a task cancelled while it waited stays out
+                self._queues[task.slot].append(task)
+                self._pump(task.slot, at)
 
     def next_due(self) -> float | None:
         return self._due[0][0] if self._due else None
@@ -182,8 +189,8 @@ class TaskBook:
         queue = self._queues[slot]
         while queue and (limit is None or self._running[slot] < limit):
             task = queue.popleft()
-            if task.status == PENDING:
-                self._start(task, max(at, task.submitted))  # never before its submit
+            if task.status == PENDING:  # never before its wait is over
+                self._start(task, max(at, task.submitted + self._pending, self._not_before.get(slot, 0.0)))
 
     def _start(self, task: Task, at: float) -> None:
         task.status, task.started = RUNNING, at
@@ -194,9 +201,11 @@ class TaskBook:
     def _due_push(self, task: Task) -> None:
         assert task.started is not None
         # [guess] A request the model refuses ends as soon as it starts; the rest generate for their time.
-        end = task.started if task.fail_at_start else task.started + task.generation_seconds
+        self._push(task.started if task.fail_at_start else task.started + task.generation_seconds, END, task)
+
+    def _push(self, at: float, event: int, task: Task) -> None:
         self._order += 1
-        heapq.heappush(self._due, (end, self._order, task.task_id))
+        heapq.heappush(self._due, (at, self._order, event, task.task_id))
 
     def _finish(self, task: Task, at: float, failure: Failure | None) -> None:
         task.ended, task.failure = at, failure
