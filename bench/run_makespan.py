@@ -41,8 +41,8 @@ import httpx
 from r2v_pipeline.diagnostics import Diagnostics
 from r2v_pipeline.media import synth
 from r2v_pipeline.plan.planner import PlanOptions, make_plan
-from r2v_pipeline.run.runner import RunOptions
-from r2v_pipeline.run.session import RunRequest, execute
+from r2v_pipeline.run.work import RunOptions
+from r2v_pipeline.pipeline import RunRequest, execute
 
 
 def start_simulator(time_scale: float, generation: str) -> tuple[subprocess.Popen[str], str]:

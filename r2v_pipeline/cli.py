@@ -18,25 +18,27 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, exits
+from .exits import PLAN_SPENDS
 from .catalog import PROVIDERS
 from .catalog.dashscope import REGIONS
 from .diagnostics import Diagnostics
 from .manifest.dependents import dependents, manifests_near
 from .manifest.load import display_name
-from .plan.output import plan_json, plan_table
+from .plan.budget import over_budget
+from .plan.output import plan_json, plan_table, to_submit
 from .plan.planner import Plan, PlanOptions, make_plan
-from .run.actions import Selection, Stores, decide_all
+from .pipeline import RunRequest, execute
+from .run.actions import Decision, Selection, Stores, decide_all
 from .run.ledger import Ledger
 from .run.reach import ReachPolicy
-from .run.runner import RunOptions
-from .run.session import RunRequest, execute, state_dir_of
+from .run.session import state_dir_of
 from .run.status import status_json, status_table
 from .run.targets import SimulateOptions
+from .run.work import RunOptions
 from .sim.command import add_command as add_sim_command
 
 SIMULATED = "simulated"  # the namespace (subfolder) of simulated runs' ledger and videos
 SIMULATOR_VARIABLE = "R2V_SIMULATOR"  # a running `r2v sim` for every run (CI, rehearsals of a cron job)
-PLAN_SPENDS = 10  # plan --detailed-exitcode: running would submit (spend); 0: it would not
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,13 +332,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return exits.OK
 
 
-def _apply_ledger(plan: Plan, selection: Selection) -> None:
-    """Mark each shot with what a run would do, from what the ledger and the store remember."""
+def _decisions(plan: Plan, selection: Selection) -> dict[str, Decision]:
+    """What a run would do with each shot (by key), from what the ledger and the store remember."""
     folder = state_dir_of(plan)
     ledger = Ledger.peek(folder) if folder else None
     try:
-        for shot, decision in zip(plan.shots, decide_all(plan.shots, ledger, Stores(), selection, time.time())):
-            shot.action, shot.reason, shot.changes = decision.action, decision.reason, decision.changes
+        return decide_all(plan.shots, ledger, Stores(), selection, time.time())
     finally:
         if ledger:
             ledger.close()
@@ -345,20 +346,21 @@ def _apply_ledger(plan: Plan, selection: Selection) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     say = Say()
     plan, selection = _load(args, say)
-    _apply_ledger(plan, selection)
+    decisions = _decisions(plan, selection)
     if args.json:
-        print(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
+        print(json.dumps(plan_json(plan, decisions), indent=2, ensure_ascii=False))
     else:
-        print(plan_table(plan))
+        print(plan_table(plan, decisions))
     hint = _simulated_hint(plan, args)
     if hint:
         say(hint)
-    problems = plan.over_budget()
+    submit = to_submit(plan, decisions)
+    problems = over_budget(plan.budgets, submit, plan.currency)
     for problem in problems:
         say(f"r2v: over budget: {problem}", "over budget", "error")
     if problems:
         return exits.FAILED
-    return PLAN_SPENDS if args.detailed_exitcode and plan.to_submit else exits.OK
+    return PLAN_SPENDS if args.detailed_exitcode and submit else exits.OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ UNREACHABLE = 4  # the provider could not be reached (or stayed busy): shots not
 LOCKED = 5  # --exclusive, and another r2v run is working on the same ledger; nothing was done
 ENVIRONMENT = 6  # the machine failed r2v: disk full, permission denied, an unusable folder or ledger
 INTERRUPTED = 130  # SIGINT/SIGTERM; the next run resumes
+PLAN_SPENDS = 10  # ``plan --detailed-exitcode`` only: running would submit (spend); 0: it would not
 
 MEANINGS = {
     OK: "all done",

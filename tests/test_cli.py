@@ -127,3 +127,13 @@ def test_console_script_and_module_run(command: list[str]) -> None:
     done = subprocess.run([*command, "validate", *map(str, EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 2 episode(s)")
+
+
+def test_the_report_schema_knows_every_exit_code_a_run_reports() -> None:
+    """exits.py is where the codes are defined; the schema's list follows it."""
+    from r2v_pipeline import exits
+
+    schema = json.loads((Path(__file__).parent.parent / "r2v_pipeline" / "schemas" / "report.schema.json").read_text())
+    listed = set(schema["properties"]["run"]["properties"]["exit_code"]["enum"])
+    reported = set(exits.MEANINGS) - {exits.INTERNAL}  # an internal error writes no report
+    assert listed == reported

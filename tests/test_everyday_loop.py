@@ -15,7 +15,8 @@ from typing import Callable
 import pytest
 
 from r2v_pipeline import exits
-from r2v_pipeline.cli import PLAN_SPENDS, main
+from r2v_pipeline.cli import main
+from r2v_pipeline.exits import PLAN_SPENDS
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.store import VideoStore
 

@@ -15,7 +15,7 @@ from r2v_pipeline import exits
 from r2v_pipeline.media.probe import probe_file
 from r2v_pipeline.run.ledger import Ledger
 
-from r2v_pipeline.run.runner import RunOptions
+from r2v_pipeline.run.work import RunOptions
 
 from .test_run import FAST, StartSim, billed_tasks_per_content, fast_sim, plan_of, run
 

@@ -20,8 +20,8 @@ import pytest
 from r2v_pipeline import exits
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.reach import ReachPolicy
-from r2v_pipeline.run.runner import RunOptions
-from r2v_pipeline.run.session import RunRequest, execute
+from r2v_pipeline.run.work import RunOptions
+from r2v_pipeline.pipeline import RunRequest, execute
 from r2v_pipeline.sim import read_ledger
 
 from .test_run import FAST, StartSim, billed_tasks_per_content, fast_sim, plan_of, run

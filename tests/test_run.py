@@ -22,8 +22,8 @@ from r2v_pipeline.plan.planner import Plan, PlanOptions, make_plan
 from r2v_pipeline.run.actions import Selection
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.polling import PollPolicy
-from r2v_pipeline.run.runner import RunOptions
-from r2v_pipeline.run.session import RunRequest, execute
+from r2v_pipeline.run.work import RunOptions
+from r2v_pipeline.pipeline import RunRequest, execute
 from r2v_pipeline.sim import Simulator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from r2v_pipeline.providers.base import ProviderError, ProviderTime
 from r2v_pipeline.run import targets
 from r2v_pipeline.run.actions import Selection
 from r2v_pipeline.run.pacing import Backoff
-from r2v_pipeline.run.runner import RunOptions
+from r2v_pipeline.run.work import RunOptions
 from r2v_pipeline.sim import Simulator
 from tests.test_run import FAST, fast_sim, plan_of, run, submit_outside_a_run
 
@@ -216,7 +216,7 @@ def test_a_file_changed_after_planning_is_not_sent(
 ) -> None:
     from r2v_pipeline.diagnostics import Diagnostics
     from r2v_pipeline.plan.planner import PlanOptions, make_plan
-    from r2v_pipeline.run.session import RunRequest, execute
+    from r2v_pipeline.pipeline import RunRequest, execute
 
     media("m/a.png", "png")
     ep = write("ep.yaml", ONE_SHOT)

@@ -12,8 +12,8 @@ from typing import Callable
 import pytest
 
 from r2v_pipeline.cli import main
-from r2v_pipeline.media.probe import probe_file
-from r2v_pipeline.run.store import VideoStore, sha256_of
+from r2v_pipeline.media.probe import file_sha256, probe_file
+from r2v_pipeline.run.store import VideoStore
 
 from .test_run import StartSim, billed_tasks_per_content, fast_sim, plan_of, run
 
@@ -53,7 +53,7 @@ def test_undoing_an_edit_bills_once_and_the_cut_has_the_original_video(tmp_path:
     code, report, log = run([ep], tmp_path, sim)
     assert code == 0, log
     dawn = plan_of([ep], tmp_path).shots[0]
-    original = sha256_of(dawn.output)
+    original = file_sha256(dawn.output)
     assert billed(sim) == 3
 
     write("ep.yaml", EPISODE.replace("sun rise", "storm roll in"))
@@ -74,7 +74,7 @@ def test_undoing_an_edit_bills_once_and_the_cut_has_the_original_video(tmp_path:
     assert code == 0, log
     assert {s["shot"]: s["status"] for s in report["shots"]}["dawn"] == "reused"
     assert billed(sim) == 4  # the undo bills nothing
-    assert sha256_of(dawn.output) == original
+    assert file_sha256(dawn.output) == original
 
     code, out, err = cli("assemble", str(ep), *folders(tmp_path))
     assert code == 0, err
@@ -114,7 +114,7 @@ def test_renaming_moving_picking_and_reordering_takes_bill_nothing(tmp_path: Pat
     assert run([ep1], tmp_path, sim)[0] == 0
     assert billed(sim) == 3
     take7, take9 = (s for s in plan_of([ep1], tmp_path).shots if s.shot == "dusk")
-    seven, nine = sha256_of(take7.output), sha256_of(take9.output)
+    seven, nine = file_sha256(take7.output), file_sha256(take9.output)
 
     write("ep1.yaml", "extends: series.yaml\n" + body.replace("id: dawn", "id: sunrise"))  # rename
     code, report, log = run([ep1], tmp_path, sim)
@@ -129,7 +129,7 @@ def test_renaming_moving_picking_and_reordering_takes_bill_nothing(tmp_path: Pat
     assert code == 0, log
     assert sorted(s["status"] for s in report["shots"] if s["shot"] == "dusk") == ["reused", "reused"]
     first, second = (s for s in plan_of([ep1], tmp_path).shots if s.shot == "dusk")
-    assert (sha256_of(first.output), sha256_of(second.output)) == (nine, seven)
+    assert (file_sha256(first.output), file_sha256(second.output)) == (nine, seven)
 
     write("ep1.yaml", "extends: series.yaml\n" + body.replace("takes: [7, 9]", "takes: [9, 7]\n    pick: 2"))  # switch pick
     code, out, err = cli("assemble", str(ep1), *folders(tmp_path))

@@ -4,24 +4,55 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
 
 from ..catalog import SUBMIT_PATHS
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
+from .budget import over_budget
 from .planner import Plan, PlannedShot
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+class Decided(Protocol):
+    """What a run would do with a shot, and why (run/actions.Decision): read, never
+    written into the plan."""
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def changes(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class _NotMade:
+    action: str = "submit"
+    reason: str = "not made yet"
+    changes: tuple[str, ...] = ()
+
+
+Decisions = Mapping[str, Decided]  # by shot key
+NOT_MADE = _NotMade()  # a shot no decision names: nothing remembered of it
+
+
+def to_submit(plan: Plan, decisions: Decisions) -> list[PlannedShot]:
+    return [s for s in plan.shots if decisions.get(s.key, NOT_MADE).action == "submit"]
+
+
+def plan_json(plan: Plan, decisions: Decisions) -> dict[str, Any]:
     return {
         "version": 1,
-        "shots": [shot_json(s) for s in plan.shots],
-        "totals": _totals(plan),
-        "budget_problems": plan.over_budget(),
+        "shots": [shot_json(s, decisions.get(s.key, NOT_MADE)) for s in plan.shots],
+        "totals": _totals(plan, decisions),
+        "budget_problems": over_budget(plan.budgets, to_submit(plan, decisions), plan.currency),
     }
 
 
-def shot_json(s: PlannedShot) -> dict[str, Any]:
+def shot_json(s: PlannedShot, decided: Decided = NOT_MADE) -> dict[str, Any]:
     return {
         "key": s.key,
         "series": s.series,
@@ -33,9 +64,9 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
         "model": s.spec.model,
         "table": s.spec.table,  # a snapshot's model, whose limits and billing apply
         "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
-        "action": s.action,
-        "reason": s.reason,
-        "changes": list(s.changes),
+        "action": decided.action,
+        "reason": decided.reason,
+        "changes": list(decided.changes),
         "references": [
             {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url, "description": r.description}
             for r in s.references
@@ -67,12 +98,12 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
 
 
 
-def _totals(plan: Plan) -> dict[str, Any]:
-    submit = plan.to_submit
+def _totals(plan: Plan, decisions: Decisions) -> dict[str, Any]:
+    submit = to_submit(plan, decisions)
     costs = [s.cost for s in submit]
     return {
         "requests": len(plan.shots),
-        "actions": dict(Counter(s.action for s in plan.shots)),
+        "actions": dict(Counter(decisions.get(s.key, NOT_MADE).action for s in plan.shots)),
         "billed_seconds": as_number(sum((s.billed.total for s in submit), Decimal(0))),
         "billed_seconds_exact": all(s.billed.exact for s in submit),
         "cost": as_number(sum((c for c in costs if c is not None), Decimal(0))) if costs and None not in costs else None,
@@ -80,8 +111,9 @@ def _totals(plan: Plan) -> dict[str, Any]:
     }
 
 
-def plan_table(plan: Plan) -> str:
+def plan_table(plan: Plan, decisions: Decisions) -> str:
     lines: list[str] = []
+    submit = to_submit(plan, decisions)
     by_episode: dict[tuple[str, str], list[PlannedShot]] = {}
     for s in plan.shots:
         by_episode.setdefault((s.series, s.episode), []).append(s)
@@ -103,45 +135,46 @@ def plan_table(plan: Plan) -> str:
                     str(as_number(s.billed.output)),
                     billed,
                     f"{s.cost:.4f}" if s.cost is not None else "-",
-                    s.action,
+                    decisions.get(s.key, NOT_MADE).action,
                     s.fingerprint[:12],
                 ]
             )
         lines.extend("  " + line for line in _columns(rows))
         lines.append("")
-    lines += _explanations(plan)
-    totals = _totals(plan)
+    lines += _explanations(plan, decisions)
+    totals = _totals(plan, decisions)
     money = f", {totals['cost']} {plan.currency or ''}".rstrip() if totals["cost"] is not None else ""
-    bound = " at least" if any(s.unchecked for s in plan.to_submit) else "" if totals["billed_seconds_exact"] else " at most"
+    bound = " at least" if any(s.unchecked for s in submit) else "" if totals["billed_seconds_exact"] else " at most"
     actions = ", ".join(f"{n} {a}" for a, n in sorted(totals["actions"].items())) or "nothing"
     lines.append(
         f"{len(plan.episodes)} episode(s), {totals['requests']} request(s): {actions}; "
         f"to submit:{bound} {totals['billed_seconds']} billed s{money}"
     )
-    uploads = {f.shown for s in plan.to_submit for url, f in s.files.items() if s.transports.get(url) == "upload"}
-    inline = {f.shown for s in plan.to_submit for url, f in s.files.items() if s.transports.get(url) == "inline"}
+    uploads = {f.shown for s in submit for url, f in s.files.items() if s.transports.get(url) == "upload"}
+    inline = {f.shown for s in submit for url, f in s.files.items() if s.transports.get(url) == "inline"}
     if uploads:
         lines.append(f"{len(uploads)} local file(s) go through the provider's temporary upload: {', '.join(sorted(uploads))}")
     if inline:
         lines.append(f"{len(inline)} local image(s) go inline as data URIs")
-    if not all(s.billed.exact for s in plan.to_submit):
+    if not all(s.billed.exact for s in submit):
         lines.append("'max': a remote reference video's length is unknown; its full share of the 5 s input cap is counted")
-    unchecked = sorted({field for s in plan.to_submit for field in s.unchecked})
+    unchecked = sorted({field for s in submit for field in s.unchecked})
     if unchecked:
         lines.append(f"'min': sent unchecked, as the manifest gives them: {', '.join(unchecked)}; they may bill more than planned")
     return "\n".join(lines)
 
 
-def _explanations(plan: Plan) -> list[str]:
+def _explanations(plan: Plan, decisions: Decisions) -> list[str]:
     """Why shots made before are made again (what changed), and which paid videos are reused."""
     lines = []
     for s in plan.shots:
         name = s.key.split("/", 2)[-1]
-        if s.changes:
-            lines.append(f"{name}: {s.reason}")
-            lines.extend(f"    {change}" for change in s.changes)
-        elif s.action == "reuse":
-            lines.append(f"{name}: {s.reason}")
+        decided = decisions.get(s.key, NOT_MADE)
+        if decided.changes:
+            lines.append(f"{name}: {decided.reason}")
+            lines.extend(f"    {change}" for change in decided.changes)
+        elif decided.action == "reuse":
+            lines.append(f"{name}: {decided.reason}")
     return lines + [""] if lines else []
 
 

@@ -18,29 +18,17 @@ from .. import __version__
 from ..catalog.billing import as_number, bill_differs
 from ..catalog.wire import read_body
 from ..plan.pricing import cost, money
-from ..run.ledger import Ledger, ShotRecord
-from ..run.runner import Work
+from ..run.ledger_store import Records, ShotRecord
+from ..run.states import LedgerState, ShotStatus
+from ..run.work import Work
 
-STATUSES = {
-    "downloaded": "made and downloaded by this run",
-    "copied": "the same request as another shot: its video is shared",
-    "reused": "its video was in the store (an undone edit, a renamed shot): nothing billed",
-    "skipped": "already downloaded by an earlier run",
-    "failed": "failed; the reason says why",
-    "held": "held back: it would cross a budget",
-    "ambiguous": "a submit may have gone through but could not be matched to a task",
-    "expired": "the provider's copy expired before it was downloaded",
-    "unfinished": "in progress when the run ended; the next run resumes it",
-    "unsent": "not sent: the provider could not be reached or stayed busy; nothing billed, the next run sends it",
-    "elsewhere": "another r2v run holds it",
-    "unselected": "not selected by --only",
-}
-DONE = ("downloaded", "skipped", "copied", "reused")
+# Every status a report may show, with what it means (PENDING only on a stopped run's shots).
+STATUSES = {s.value: s.meaning for s in ShotStatus if s is not ShotStatus.PENDING}
 
 
 def build_report(
     work: Sequence[Work],
-    ledger: Ledger,
+    records: Records,
     report_dir: Path,
     *,
     started: float,
@@ -52,7 +40,6 @@ def build_report(
     recovered: Sequence[dict[str, Any]] = (),
     unreachable: Sequence[str] = (),
 ) -> dict[str, Any]:
-    records = ledger.records([w.shot.fingerprint for w in work])
     shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started) for w in work]
     by_status = Counter(s["status"] for s in shots)
     billed_now = [s for s in shots if s["billed_in_this_run"]]
@@ -73,7 +60,7 @@ def build_report(
         "totals": {
             "shots": len(shots),
             "by_status": dict(sorted(by_status.items())),
-            "done": sum(by_status[s] for s in DONE),
+            "done": sum(n for s, n in by_status.items() if ShotStatus(s).done),
             "billed_seconds_this_run": as_number(sum((Decimal(str(s["billed_seconds"])) for s in billed_now), Decimal(0))),
             "cost_this_run": as_number(sum(costs, Decimal(0))) if len(costs) == len(billed_now) else None,
             "currency": currency,
@@ -94,22 +81,22 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
     usage = record.usage_data if record else None
     actual = _provider_billed(record, usage)
     billed = _billed(w.status, actual, shot.billed.total)
-    differs = actual is not None and w.status in DONE and not w.adopted and bill_differs(shot.billed, bool(shot.unchecked), actual)
+    differs = actual is not None and w.status.done and not w.adopted and bill_differs(shot.billed, bool(shot.unchecked), actual)
     finished = record.finished_at if record else None
     # Billed when its task succeeded (the provider's usage, else the plan's figure: Freepik reports none).
     billed_now = (
-        record is not None and record.state in ("succeeded", "downloaded") and finished is not None and finished >= run_started
+        record is not None and record.state in (LedgerState.SUCCEEDED, LedgerState.DOWNLOADED) and finished is not None and finished >= run_started
         and not w.adopted  # an earlier run paid for an adopted task
     )  # fmt: skip
     status = w.status
     reason = w.reason
-    if record is not None and status in ("failed", "expired", "ambiguous") and record.message:
+    if record is not None and status in (ShotStatus.FAILED, ShotStatus.EXPIRED, ShotStatus.AMBIGUOUS) and record.message:
         reason = _scrub(f"{record.code}: {record.message}" if record.code else record.message, report_dir)
-    elif status == "downloaded":
+    elif status is ShotStatus.DOWNLOADED:
         reason = f"adopted task {w.adopted}, which an earlier run paid for" if w.adopted else "made and downloaded"
-    elif status == "unfinished" and record is not None:
+    elif status is ShotStatus.UNFINISHED and record is not None:
         reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
-    output = str(shot.output) if status in DONE and shot.output.is_file() else None
+    output = str(shot.output) if status.done and shot.output.is_file() else None
     return {
         "key": shot.key,
         "series": shot.series,
@@ -119,7 +106,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "manifest": _manifest(shot.manifest),
         "provider": shot.spec.provider,
         "model": shot.spec.model,
-        "status": status,
+        "status": status.value,
         "reason": reason,
         "code": record.code if record else None,
         "task_id": record.task_id if record else None,
@@ -135,7 +122,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
             "source": "provider" if actual is not None else "plan",
             "differs": differs,
         },
-        "attention": differs or status in ATTENTION,
+        "attention": differs or status.needs_attention,
         "cost": as_number(cost(billed, shot.rate)),
         "output": _relative(output, report_dir) if output else None,
         "prompt": read_body(shot.spec, shot.body).prompt,
@@ -154,13 +141,6 @@ def _scrub(text: str, report_dir: Path) -> str:
     return text
 
 
-# What a shot cost, by what became of it: a failed task bills nothing, a shot not
-# submitted neither; one whose task may exist (ambiguous, unfinished) or existed
-# (expired before its download) counts as planned until the provider says otherwise.
-NOT_BILLED = ("failed", "held", "elsewhere", "unselected", "unsent")
-ATTENTION = ("failed", "held", "ambiguous", "expired", "unfinished", "unsent", "elsewhere")  # a person should look
-
-
 def _provider_billed(record: ShotRecord | None, usage: dict[str, Any] | None) -> Decimal | None:
     """What the provider says it billed: input + output seconds from its usage (the ledger
     keeps the figure), else a usage that gives only its total; None where it says nothing."""
@@ -171,10 +151,11 @@ def _provider_billed(record: ShotRecord | None, usage: dict[str, Any] | None) ->
     return None
 
 
-def _billed(status: str, actual: Decimal | None, planned: Decimal) -> Decimal:
+def _billed(status: ShotStatus, actual: Decimal | None, planned: Decimal) -> Decimal:
+    """What a shot cost, by what became of it (ShotStatus.billed), where the provider does not say."""
     if actual is not None:
         return actual
-    return Decimal(0) if status in NOT_BILLED else planned
+    return planned if status.billed else Decimal(0)
 
 
 def _source(text: str) -> str:

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-FAILING = ("failed", "expired", "ambiguous", "unfinished", "unsent")
-SKIPPED = ("held", "elsewhere", "unselected")
+from ..run.states import ShotStatus
+
 
 
 def junit_xml(report: dict[str, Any]) -> ET.ElementTree:
@@ -28,7 +28,7 @@ def junit_xml(report: dict[str, Any]) -> ET.ElementTree:
             name=name,
             tests=str(len(shots)),
             failures=str(sum(_failing(s) for s in shots)),
-            skipped=str(sum(s["status"] in SKIPPED for s in shots)),
+            skipped=str(sum(ShotStatus(s["status"]).skipped for s in shots)),
             errors="0",
             timestamp=report["run"]["started"],
             time=f"{sum(_seconds(s) for s in shots):.3f}",
@@ -38,7 +38,7 @@ def junit_xml(report: dict[str, Any]) -> ET.ElementTree:
     total = report["shots"]
     suites.set("tests", str(len(total)))
     suites.set("failures", str(sum(_failing(s) for s in total)))
-    suites.set("skipped", str(sum(s["status"] in SKIPPED for s in total)))
+    suites.set("skipped", str(sum(ShotStatus(s["status"]).skipped for s in total)))
     suites.set("time", f"{report['run']['seconds']:.3f}")
     ET.indent(suites)
     return ET.ElementTree(suites)
@@ -51,7 +51,8 @@ def _case(suite: ET.Element, shot: dict[str, Any]) -> None:
     for key in ("status", "task_id", "model", "billed_seconds", "cost", "fingerprint", "manifest"):
         if shot.get(key) is not None:
             ET.SubElement(properties, "property", name=key, value=str(shot[key]))
-    if shot["status"] in FAILING:
+    status = ShotStatus(shot["status"])
+    if status.failing:
         code = shot["code"] or shot["status"]
         failure = ET.SubElement(case, "failure", type=code, message=f"{shot['status']}: {shot['reason']}")
         failure.text = f"{shot['key']} {shot['status']}\n{shot['reason']}\ntask: {shot['task_id'] or '-'}"
@@ -60,14 +61,14 @@ def _case(suite: ET.Element, shot: dict[str, Any]) -> None:
         message = f"billed {billing['billed']} s where the plan said {billing['planned']} s"
         failure = ET.SubElement(case, "failure", type="BilledDifferently", message=message)
         failure.text = f"{shot['key']}: {message} (task {shot['task_id'] or '-'}): a price table or a guess is wrong"
-    elif shot["status"] in SKIPPED:
+    elif status.skipped:
         ET.SubElement(case, "skipped", message=shot["reason"])
     if shot["output"]:
         ET.SubElement(case, "system-out").text = f"video: {shot['output']}"
 
 
 def _failing(shot: dict[str, Any]) -> bool:
-    return shot["status"] in FAILING or shot["billing"]["differs"]
+    return ShotStatus(shot["status"]).failing or shot["billing"]["differs"]
 
 
 def _seconds(shot: dict[str, Any]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..run.states import ShotStatus
 from .build import money_text
 
 _MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "reused": "♻", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "unsent": "⇢", "elsewhere": "↪", "unselected": "·"}
@@ -38,7 +39,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("recovered"):
         lines += ["", "## Recovered from earlier runs", ""]
         lines += [f"- {r['key']} (task {r['task_id']}): {r['state']}" + (f" → [{r['output']}]({r['output']})" if r["output"] else "") for r in report["recovered"]]
-    problems = [s for s in report["shots"] if s["status"] not in ("downloaded", "skipped", "copied", "reused", "unselected")]
+    problems = [s for s in report["shots"] if ShotStatus(s["status"]).needs_attention]
     if problems:
         lines += ["", "## Needs attention", ""]
         lines += [f"- **{s['key']}** ({s['status']}): {s['reason']}" for s in problems]

@@ -11,7 +11,8 @@ from typing import Sequence
 from ..diagnostics import did_you_mean
 from ..plan.changes import describe_changes
 from ..plan.planner import PlannedShot
-from .ledger import Ledger, ShotRecord
+from .ledger_store import LedgerView, ShotRecord
+from .states import LedgerState
 from .store import VideoStore
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
@@ -97,13 +98,14 @@ class Stores:
         return store
 
 
-def decide_all(shots: Sequence[PlannedShot], ledger: Ledger | None, stores: Stores, selection: Selection, now: float) -> list[Decision]:
-    """A decision per shot. Shots asking exactly the same request share one video:
+def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: Stores, selection: Selection, now: float) -> dict[str, Decision]:
+    """A decision per shot, by shot key: derived from the plan, the ledger and the store,
+    never written into the plan. Shots asking exactly the same request share one video:
     the first makes (or reuses) it, the others are placed from the store after it."""
     fingerprints = [s.fingerprint for s in shots] + [e.fingerprint for s in shots for e in s.earlier]
     records = ledger.records(fingerprints) if ledger else {}
     versions = ledger.versions([s.key for s in shots]) if ledger else {}
-    out: list[Decision] = []
+    out: dict[str, Decision] = {}
     first: dict[str, PlannedShot] = {}
     for shot in shots:
         decision = decide(shot, records.get(shot.fingerprint), ledger, stores.of(shot), selection, now)
@@ -116,46 +118,46 @@ def decide_all(shots: Sequence[PlannedShot], ledger: Ledger | None, stores: Stor
             first.setdefault(shot.fingerprint, shot)
         if decision.action == "submit" and decision.reason == ACTIONS["submit"]:
             decision = _explained(decision, shot, versions.get(shot.key, []))
-        out.append(decision)
+        out[shot.key] = decision
     return out
 
 
-def decide(shot: PlannedShot, record: ShotRecord | None, ledger: Ledger | None, store: VideoStore, selection: Selection, now: float) -> Decision:
+def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | None, store: VideoStore, selection: Selection, now: float) -> Decision:
     if not selection.selected(shot):
         return Decision("unselected", ACTIONS["unselected"])
     if record is not None and ledger is not None and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
         return Decision("elsewhere", ACTIONS["elsewhere"])
-    state = record.state if record is not None else "planned"
+    state = record.state if record is not None else LedgerState.PLANNED
     stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)
-    if selection.forced(shot) and (state in ("downloaded", "failed", "ambiguous", "expired") or stored or in_place):
+    if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or stored or in_place):
         return Decision("submit", f"forced (was {state})")
     if in_place:
         when = datetime.fromtimestamp(record.downloaded_at) if record and record.downloaded_at else None
         return Decision("skip", "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
     if stored is not None:
         return Decision("reuse", _paid_by(stored.meta))
-    if record is None or state == "planned":
+    if record is None or state == LedgerState.PLANNED:
         return Decision("submit", ACTIONS["submit"])
-    if state in ("submitting", "submitted", "succeeded") and record.endpoint and record.endpoint != shot.target.base_url:
+    if state in (LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.SUCCEEDED) and record.endpoint and record.endpoint != shot.target.base_url:
         return Decision("elsewhere", f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it")
-    if state == "downloaded":
+    if state == LedgerState.DOWNLOADED:
         if record.result_url and now - (record.finished_at or 0) < RESULT_LIFE:
             return Decision("download", "the video file is missing: fetch it again")
         return Decision("failed", "the video file is missing and the provider's copy has expired; --force makes it again")
-    if state == "submitting":
+    if state == LedgerState.SUBMITTING:
         return Decision("reconcile", ACTIONS["reconcile"])
-    if state == "submitted":
+    if state == LedgerState.SUBMITTED:
         return Decision("resume", f"poll task {record.task_id}")
-    if state == "succeeded":
+    if state == LedgerState.SUCCEEDED:
         return Decision("download", ACTIONS["download"])
-    if state == "failed":
+    if state == LedgerState.FAILED:
         if selection.retry_failed:
             return Decision("submit", f"retry after {record.code}")
         return Decision("failed", f"failed before: {record.code}: {record.message} (--retry-failed to try again)")
-    if state == "ambiguous":
+    if state == LedgerState.AMBIGUOUS:
         return Decision("ambiguous", f"{record.message} (--force to submit again)")
-    if state == "expired":
+    if state == LedgerState.EXPIRED:
         return Decision("expired", f"{record.message} (--force to make it again)")
     return Decision("submit", ACTIONS["submit"])
 
@@ -170,11 +172,11 @@ def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: Video
         record = records.get(earlier.fingerprint)
         if record is None:
             continue
-        if record.state == "submitted":
+        if record.state == LedgerState.SUBMITTED:
             return Decision("resume", why, earlier=earlier.fingerprint)
-        if record.state == "succeeded" or (record.state == "downloaded" and record.result_url and now - (record.finished_at or 0) < RESULT_LIFE):
+        if record.state == LedgerState.SUCCEEDED or (record.state == LedgerState.DOWNLOADED and record.result_url and now - (record.finished_at or 0) < RESULT_LIFE):
             return Decision("download", why, earlier=earlier.fingerprint)
-        if record.state == "submitting":
+        if record.state == LedgerState.SUBMITTING:
             return Decision("reconcile", why, earlier=earlier.fingerprint)
     return None
 

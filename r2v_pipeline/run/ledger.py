@@ -6,6 +6,8 @@ Each state change is one committed transaction, so a run killed at any moment
     planned → submitting → submitted (task id) → succeeded → downloaded
                     ↘ ambiguous          ↘ failed / expired
 
+(every allowed move is declared in states.TRANSITIONS, and checked where it is written)
+
 ``submitting`` is written *before* the request goes out: a run that finds it
 never learned whether a task was created, and reconciles instead of
 resubmitting. The task id is committed before the first poll.
@@ -25,16 +27,16 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator
+
+from .ledger_store import Lost, ShotRecord
+from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
 HEARTBEAT_STALE = 60.0  # seconds without a heartbeat before another host's run counts as gone
 
-IN_PROGRESS = ("submitting", "submitted")
-UNFINISHED = ("submitting", "submitted", "succeeded", "ambiguous")
-FINAL = ("downloaded", "failed", "expired")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shots (
@@ -112,58 +114,12 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-@dataclass(frozen=True)
-class ShotRecord:
-    fingerprint: str
-    key: str
-    provider: str
-    model: str
-    account: str
-    endpoint: str | None  # the planned API base a task went through
-    state: str
-    task_id: str | None = None
-    attempts: int = 0
-    owner: str | None = None
-    output: str | None = None
-    submit_started: float | None = None
-    submitted_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    downloaded_at: float | None = None
-    result_url: str | None = None
-    usage: str | None = None  # JSON text as the provider gave it
-    sha256: str | None = None
-    bytes: int | None = None
-    code: str | None = None
-    message: str | None = None
-    updated_at: float = 0.0
-    submitted_by: str | None = None  # the run that recorded the submit: the one that paid
-    request: str | None = None  # JSON: provider, model, body and local files' hashes, to say what an edit changed
-    planned_seconds: float | None = None  # what the plan said the request bills
-    billed_seconds: float | None = None  # what the provider said it billed (usage), where it says
-
-    @property
-    def request_data(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.request) if self.request else None
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    @property
-    def usage_data(self) -> dict[str, Any] | None:
-        return json.loads(self.usage) if self.usage else None
-
-
 _COLUMNS = [f.name for f in fields(ShotRecord)]
+_STATE = _COLUMNS.index("state")
 
 
 class Locked(Exception):
     """Another live run works on this ledger, and this one asked to run alone."""
-
-
-class Lost(Exception):
-    """Another run took over a shot this run held (it judged this run gone)."""
 
 
 class Unusable(Exception):
@@ -171,6 +127,8 @@ class Unusable(Exception):
 
 
 class Ledger:
+    """The SQLite ledger: one implementation of ledger_store.LedgerStore."""
+
     def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False, exclusive: bool = False):
         self.path = path
         self.db = connection
@@ -287,7 +245,7 @@ class Ledger:
 
     def get(self, fingerprint: str) -> ShotRecord | None:
         row = self.db.execute(f"SELECT {self._columns} FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return ShotRecord(*row) if row else None
+        return _record(row) if row else None
 
 
     def versions(self, keys: list[str]) -> dict[str, list[ShotRecord]]:
@@ -295,7 +253,7 @@ class Ledger:
         wanted = set(keys)
         found: dict[str, list[ShotRecord]] = {}
         for row in self.db.execute(f"SELECT {self._columns} FROM shots ORDER BY updated_at DESC"):
-            record = ShotRecord(*row)
+            record = _record(row)
             if record.key in wanted:
                 found.setdefault(record.key, []).append(record)
         return found
@@ -303,13 +261,13 @@ class Ledger:
     def records(self, fingerprints: list[str] | None = None) -> dict[str, ShotRecord]:
         rows = self.db.execute(f"SELECT {self._columns} FROM shots").fetchall()
         wanted = set(fingerprints) if fingerprints is not None else None
-        return {row[0]: ShotRecord(*row) for row in rows if wanted is None or row[0] in wanted}
+        return {row[0]: _record(row) for row in rows if wanted is None or row[0] in wanted}
 
     def in_progress(self, account: str) -> int:
         """Tasks in progress on the account held by live runs (this one included). A dead
         run's are counted once a run adopts them; one nobody can act on does not block."""
         owners = self.db.execute(
-            f"SELECT owner FROM shots WHERE account = ? AND state IN ({_marks(IN_PROGRESS)})", (account, *IN_PROGRESS)
+            f"SELECT owner FROM shots WHERE account = ? AND state IN ({_marks(IN_PROGRESS)})", (account, *_words(IN_PROGRESS))
         ).fetchall()
         return sum(1 for (owner,) in owners if self.owner_alive(owner))
 
@@ -363,7 +321,7 @@ class Ledger:
                 " planned_seconds = coalesce(?, planned_seconds) WHERE fingerprint = ?",
                 (self.run_id, key, output, request, planned_seconds, fingerprint),
             )
-            if record.state not in UNFINISHED:  # a task in the works stays with the account it was sent to
+            if not record.state.unfinished:  # a task in the works stays with the account it was sent to
                 self.db.execute("UPDATE shots SET account = ?, endpoint = ? WHERE fingerprint = ?", (account, endpoint, fingerprint))
         return self.get(fingerprint)
 
@@ -384,9 +342,9 @@ class Ledger:
     def unfinished_elsewhere(self) -> list[ShotRecord]:
         """Unfinished shots whose run is gone: paid or maybe paid work to resume."""
         rows = self.db.execute(
-            f"SELECT {self._columns} FROM shots WHERE state IN ({_marks(UNFINISHED)})", UNFINISHED
+            f"SELECT {self._columns} FROM shots WHERE state IN ({_marks(UNFINISHED)})", _words(UNFINISHED)
         ).fetchall()
-        return [r for r in map(lambda row: ShotRecord(*row), rows) if not self.owner_alive(r.owner)]
+        return [r for r in map(_record, rows) if not self.owner_alive(r.owner)]
 
     def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
         """planned → submitting, if the account has a free slot (counted across runs).
@@ -399,7 +357,7 @@ class Ledger:
                 raise Lost(f"another r2v run took over {fingerprint[:12]}")
             if self.in_progress(account) >= slots:
                 return False
-            self._set(fingerprint, "submitting", now, submit_started=now, code=None, message=None)
+            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None)
         return True
 
     # --- transitions --------------------------------------------------------
@@ -414,14 +372,14 @@ class Ledger:
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )
             self._set(
-                fingerprint, "submitted", now, task_id=task_id, submitted_at=now, result_url=None, usage=None,
+                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, submitted_at=now, result_url=None, usage=None,
                 submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
             )  # fmt: skip
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None:
         """submitting → planned: the request provably created no task."""
         with self._write():
-            self._set(fingerprint, "planned", time.time(), submit_started=None, code=code, message=message)
+            self._set(fingerprint, LedgerState.PLANNED, time.time(), submit_started=None, code=code, message=message)
 
     def succeeded(
         self,
@@ -437,7 +395,7 @@ class Ledger:
         now = time.time()
         with self._write():
             self._set(
-                fingerprint, "succeeded", now, result_url=result_url, usage=json.dumps(usage) if usage else None,
+                fingerprint, LedgerState.SUCCEEDED, now, result_url=result_url, usage=json.dumps(usage) if usage else None,
                 finished_at=now, started_at=started_at, billed_seconds=billed,
             )
             if timing is not None:
@@ -446,26 +404,26 @@ class Ledger:
     def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None:
         now = time.time()
         with self._write():
-            self._set(fingerprint, "downloaded", now, output=output, sha256=sha256, bytes=size, downloaded_at=now, code=None, message=None)
+            self._set(fingerprint, LedgerState.DOWNLOADED, now, output=output, sha256=sha256, bytes=size, downloaded_at=now, code=None, message=None)
 
     def failed(self, fingerprint: str, code: str, message: str, retry: bool = False) -> None:
         """A final failure, or (``retry``) back to planned for another submission."""
         now = time.time()
         with self._write():
-            self._set(fingerprint, "planned" if retry else "failed", now, code=code, message=message, finished_at=now, submit_started=None)
+            self._set(fingerprint, LedgerState.PLANNED if retry else LedgerState.FAILED, now, code=code, message=message, finished_at=now, submit_started=None)
 
     def ambiguous(self, fingerprint: str, message: str) -> None:
         with self._write():
-            self._set(fingerprint, "ambiguous", time.time(), code="Ambiguous", message=message)
+            self._set(fingerprint, LedgerState.AMBIGUOUS, time.time(), code="Ambiguous", message=message)
 
     def expired(self, fingerprint: str, message: str) -> None:
         with self._write():
-            self._set(fingerprint, "expired", time.time(), code="Expired", message=message)
+            self._set(fingerprint, LedgerState.EXPIRED, time.time(), code="Expired", message=message)
 
     def reset(self, fingerprint: str, message: str) -> None:
         """Back to planned on the user's word (--force, --retry-failed)."""
         with self._write():
-            self._set(fingerprint, "planned", time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
+            self._set(fingerprint, LedgerState.PLANNED, time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
 
     def rebuild(self, videos: list[tuple[str, dict[str, Any], str]]) -> int:
         """Rows for paid videos a new ledger does not know, from their provenance in the
@@ -478,7 +436,7 @@ class Ledger:
                 video = meta.get("video") or {}
                 values = (
                     fingerprint, str(meta.get("key") or "?"), str(meta.get("provider") or "?"), str(meta.get("model") or "?"),
-                    "?", None, "downloaded", meta.get("task_id"), path, json.dumps(meta.get("usage")) if meta.get("usage") else None,
+                    "?", None, LedgerState.DOWNLOADED.value, meta.get("task_id"), path, json.dumps(meta.get("usage")) if meta.get("usage") else None,
                     video.get("sha256"), video.get("bytes"), (meta.get("timestamps") or {}).get("downloaded"), meta.get("paid_by_run"), now,
                 )
                 inserted = self.db.execute(
@@ -506,10 +464,12 @@ class Ledger:
         with self._write():
             self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), fingerprint, event, detail))
 
-    def _set(self, fingerprint: str, state: str | None, now: float, **values: Any) -> None:
-        if state is not None:
-            values["state"] = state
-            self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, state, values.get("message")))
+    def _set(self, fingerprint: str, state: LedgerState, now: float, **values: Any) -> None:
+        """Write a state, inside the caller's transaction, only along states.TRANSITIONS."""
+        row = self.db.execute("SELECT state FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        check_transition(fingerprint, LedgerState(row[0]) if row else None, state)
+        values["state"] = state.value  # the stored word: ledgers read back the same across versions
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, state.value, values.get("message")))
         values["updated_at"] = now
         assignments = ", ".join(f"{name} = ?" for name in values)
         self.db.execute(f"UPDATE shots SET {assignments} WHERE fingerprint = ?", (*values.values(), fingerprint))
@@ -539,8 +499,18 @@ class Ledger:
             self.db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)", (sha256, account, model, url, expires_at))
 
 
-def _marks(values: tuple[str, ...]) -> str:
+def _marks(values: frozenset[LedgerState]) -> str:
     return ", ".join("?" for _ in values)
+
+
+def _words(states: frozenset[LedgerState]) -> tuple[str, ...]:
+    return tuple(sorted(s.value for s in states))
+
+
+def _record(row: tuple[Any, ...]) -> ShotRecord:
+    values = list(row)
+    values[_STATE] = LedgerState(values[_STATE])
+    return ShotRecord(*values)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -39,6 +39,16 @@ class Log:
         self.started = time.monotonic()
         self._board_shown = False
 
+    def redacting(self, secrets: Iterable[str]) -> Log:
+        """This log, keeping these secrets out too (the keys are known once the providers are)."""
+        log = Log(self.style, self.stream, [*self.secrets, *secrets])
+        log.started, log._board_shown = self.started, self._board_shown
+        return log
+
+    def expect(self, total: int) -> None:
+        """How many shots the run carries: those not yet in a column are queued."""
+        self.total = total
+
     @classmethod
     def choose(cls, log_format: str | None, stream: TextIO | None = None, secrets: Iterable[str] = ()) -> Log:
         stream = stream or sys.stderr

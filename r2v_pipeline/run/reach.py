@@ -11,13 +11,17 @@ ends with its own exit status.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable, TypeVar
 
 import anyio
 
-from .pacing import Backoff
+from ..providers.base import Provider, Transient
+from .pacing import Backoff, RateLimit
+
+T = TypeVar("T")
 
 
 PROBE_TIMEOUT = 180.0  # a probe not heard of this long (its caller went away): let another through
@@ -101,3 +105,64 @@ class Reach:
     def abandon(self) -> None:
         """The probe's caller went away before it learned anything."""
         self._probe_started = None
+
+
+class Reaches:
+    """The reach of each endpoint a run talks to, made on first use and shared by its shots."""
+
+    def __init__(self, note: Callable[[str, dict[str, object]], None], policy: ReachPolicy):
+        self._note = note
+        self._policy = policy
+        self._by_endpoint: dict[str, Reach] = {}
+
+    def of(self, provider: Provider) -> Reach:
+        where = f"{provider.name} {provider.base_url}"
+        if where not in self._by_endpoint:
+            self._by_endpoint[where] = Reach(where, self._note, self._policy)
+        return self._by_endpoint[where]
+
+    @property
+    def given_up(self) -> list[str]:
+        """Why each endpoint this run gave up on could not be reached."""
+        return [reach.reason for reach in self._by_endpoint.values() if reach.gave_up]
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]], backoff: Backoff, rng: random.Random, limit: RateLimit | None = None, reach: Reach | None = None
+) -> T:
+    """``call`` until it answers. Failures to connect at all are the endpoint's
+    reach's business (it paces them and gives up with Unreachable); other
+    transient trouble is retried on the backoff, a bounded number of times."""
+    last: Transient | None = None
+    attempt = 0
+    while attempt < backoff.attempts:
+        if reach is not None:
+            await reach.gate()
+        if limit is not None:
+            await limit.acquire()
+        try:
+            result = await call()
+        except Transient as error:
+            last = error
+            if error.unreachable and reach is not None:
+                reach.failed(str(error))
+                continue
+            if reach is not None:
+                reach.answered()
+            if error.throttled and limit is not None:
+                limit.pause(backoff.delay(0, error.retry_after, rng))
+            await anyio.sleep(backoff.delay(attempt, error.retry_after, rng))
+            attempt += 1
+            continue
+        except Exception:
+            if reach is not None:
+                reach.answered()  # a refusal is an answer: let the next caller through
+            raise
+        except BaseException:
+            if reach is not None:
+                reach.abandon()  # cancelled: another caller may probe
+            raise
+        if reach is not None:
+            reach.answered()
+        return result
+    raise last or Transient("queries kept failing")

@@ -1,15 +1,18 @@
-"""One ``r2v run`` from plan to report: providers, ledger, runner, signals, report files."""
+"""One ``r2v run`` of a plan: ledger, providers, runner and signals, to its outcome.
+
+What the run did goes back to its caller (pipeline.py), which writes the reports:
+this layer knows nothing of them.
+"""
 
 from __future__ import annotations
 
 import signal
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Sequence
 
 import anyio
 import httpx
@@ -17,30 +20,42 @@ import httpx
 from .. import exits
 from ..plan.planner import Plan
 from ..providers.http import MissingKey
-from ..report.build import build_report
-from ..report.html import render_html
-from ..report.junit import write_junit
-from ..report.markdown import render_markdown
+from .actions import Stores
 from .ledger import Ledger, Locked, Unusable
+from .ledger_store import LedgerStore, Records
 from .progress import Log
 from .reach import Unreachable
-from .runner import Runner, RunOptions
-from .store import VideoStore, sweep, write_json, write_text
+from .runner import Runner, RunResult
+from .states import ShotStatus
+from .store import VideoStore, sweep
 from .targets import SimulateOptions, build_providers, declare_public_media, simulation
+from .work import RunOptions, decide_work, orphan_rows, shots_needing_providers
 
-DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
 SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class Session:
+    """How to run: the run's options and which providers it talks to."""
+
     options: RunOptions = field(default_factory=RunOptions)
     simulate: SimulateOptions | None = None
     attach: str | None = None  # URL of a simulator started with ``r2v sim``
-    log_format: str | None = None  # tty | plain | json; None: tty on a terminal
-    report_dir: Path | None = None
-    junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run did, the ledger's rows of its shots as it ended, and the exit code its facts give."""
+
+    result: RunResult
+    records: Records
+    started: float
+    finished: float
+    interrupted: bool
+    simulated: bool
+    code: int
+    log: Log  # the run's log, which keeps the provider keys out
 
 
 def state_dir_of(plan: Plan) -> Path | None:
@@ -51,25 +66,19 @@ def state_dir_of(plan: Plan) -> Path | None:
     return next(iter(folders), None)
 
 
-def report_dir_of(plan: Plan) -> Path:
-    """Beside the videos: <output dir>/report.json links to <series>/<episode>/<shot>.mp4."""
-    return plan.shots[0].output.parent.parent.parent if plan.shots else Path.cwd()
-
-
-def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> int:
-    stream = stream or sys.stderr
-    log = Log.choose(request.log_format, stream)
+def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()) -> Outcome | int:
+    """Run the plan; an exit code when it could not start. ``writes``: the other folders
+    the caller will write, checked with the run's own before anything is sent."""
     folder = state_dir_of(plan)
     if folder is None:
         log.note("r2v: nothing to run: the manifests have no shots")
         return exits.OK
-    report_dir = request.report_dir or report_dir_of(plan)
-    problem = unusable_folder([*{s.store_dir for s in plan.shots}, *{s.output.parent for s in plan.shots}, report_dir])
+    problem = unusable_folder([*{s.store_dir for s in plan.shots}, *{s.output.parent for s in plan.shots}, *writes])
     if problem is not None:
         log.note(f"r2v: {problem}; nothing was sent", "environment", level="error")
         return exits.ENVIRONMENT
     try:
-        ledger = Ledger.open(folder, exclusive=request.exclusive)
+        ledger = Ledger.open(folder, exclusive=session.exclusive)
     except Locked as error:
         log.note(f"r2v: {error}; nothing was done (--exclusive)", "locked", level="error")
         return exits.LOCKED
@@ -78,30 +87,9 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
         return exits.ENVIRONMENT
     try:
         _begin(plan, ledger, log)
-        outcome = _run(plan, request, ledger, log, folder)
-        if isinstance(outcome, int):
-            return outcome
-        runner, interrupted, simulated = outcome
-        code = _exit_code(runner, interrupted)
-        report = build_report(
-            runner.work, ledger, report_dir, started=runner.started, finished=time.time(), exit_code=code,
-            interrupted=interrupted, simulated=simulated, currency=plan.currency, recovered=runner.recovered,
-            unreachable=runner.unreachable,
-        )
-        if code == exits.OK and report["totals"]["billing_differences"]:
-            code = report["run"]["exit_code"] = exits.FAILED  # billed other than planned: a person should look
+        return _run(plan, session, ledger, log, folder)
     finally:
         ledger.close()
-    try:
-        _write_reports(report, plan, report_dir, request.junit)
-    except OSError as error:
-        log.note(
-            f"r2v: could not write the report in {report_dir}: {error.strerror or error}; every video and the ledger are kept",
-            "environment", level="error",
-        )  # fmt: skip
-        return exits.ENVIRONMENT
-    log.note(_summary(report, report_dir))
-    return code
 
 
 def unusable_folder(folders: list[Path]) -> str | None:
@@ -117,7 +105,7 @@ def unusable_folder(folders: list[Path]) -> str | None:
     return None
 
 
-def _begin(plan: Plan, ledger: Ledger, log: Log) -> None:
+def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
     """Before deciding anything: say what became of a corrupt ledger, let a new ledger
     learn the paid videos from the store, and clear what killed runs left behind."""
     if ledger.moved_aside is not None:
@@ -138,50 +126,47 @@ def _begin(plan: Plan, ledger: Ledger, log: Log) -> None:
         sweep(folder, lambda _: False, now)
 
 
-def _run(plan: Plan, request: RunRequest, ledger: Ledger, log: Log, folder: Path) -> int | tuple[Runner, bool, bool]:
-    """The run itself: (runner, interrupted, simulated), or an exit code when it could not start."""
-    simulate = request.simulate
+def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Path) -> Outcome | int:
+    """The run itself, or an exit code when it could not start."""
+    simulate = session.simulate
     if simulate is not None and simulate.state_dir is None:
         # Beside the (simulated) ledger: the next run meets the simulator that knows its tasks.
         simulate = replace(simulate, state_dir=folder / SIMULATOR_STATE)
     with ExitStack() as stack:
         try:
-            sim = stack.enter_context(simulation(simulate, request.attach))
+            sim = stack.enter_context(simulation(simulate, session.attach))
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
             log.note(f"r2v: {error}", "invalid", level="error")
             return exits.INVALID
         except Unreachable as error:
             log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
             return exits.UNREACHABLE
-        downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
-        runner = Runner(plan, ledger, log, request.options, downloads=downloads)
+        started = time.time()
+        stores = Stores()
+        work = decide_work(plan, ledger, stores, session.options.selection, log, started)
+        needed = shots_needing_providers(work, orphan_rows(plan, ledger))
         try:
-            providers, keys = build_providers(runner.shots_needing_providers(), ledger, sim)
+            providers, keys = build_providers(needed, ledger, sim)
         except MissingKey as error:
             log.note(f"r2v: {error} (or try the simulator: r2v run --simulate)", "invalid", level="error")
             return exits.INVALID
-        runner.providers = providers
-        runner.log.secrets = keys
+        log = log.redacting(keys)
         if sim is not None:
             try:
-                declare_public_media(sim, runner.shots_needing_providers())
+                declare_public_media(sim, needed)
             except Unreachable as error:
                 log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
                 return exits.UNREACHABLE
-            runner.log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
+            log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
+        downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
+        runner = Runner(plan, ledger, log, work, providers, session.options, stores, downloads)
         try:
             interrupted = anyio.run(_run_until_signal, runner)
         finally:
-            runner.log.finish()
-    return runner, interrupted, sim is not None
-
-
-def _write_reports(report: dict, plan: Plan, report_dir: Path, junit: Path | None) -> None:
-    write_json(report_dir / "report.json", report)
-    write_text(report_dir / "report.md", render_markdown(report))
-    write_text(report_dir / "report.html", render_html(report, plan.shots, report_dir))
-    if junit is not None:
-        write_junit(report, junit)
+            log.finish()
+    result = runner.result()
+    records = ledger.records([w.shot.fingerprint for w in result.work])
+    return Outcome(result, records, started, time.time(), interrupted, sim is not None, exit_code(result, interrupted), log)
 
 
 async def _run_until_signal(runner: Runner) -> bool:
@@ -208,23 +193,17 @@ async def _run_until_signal(runner: Runner) -> bool:
     return stopped
 
 
-def _exit_code(runner: Runner, interrupted: bool) -> int:
+def exit_code(result: RunResult, interrupted: bool) -> int:
     """Interrupted beats everything; then a machine that could not keep a video; then a
     shot that needs a person (failed, held, ambiguous); an outage that left shots
     unsent or unfinished is its own code."""
     if interrupted:
         return exits.INTERRUPTED
-    if runner.environment:
+    if result.environment:
         return exits.ENVIRONMENT
-    waiting = [w for w in runner.work if w.status not in DONE]
+    waiting = [w for w in result.work if w.status.needs_attention]
     if not waiting:
         return exits.OK
-    if runner.unreachable and all(w.status in ("unsent", "unfinished") for w in waiting):
+    if result.unreachable and all(w.status in (ShotStatus.UNSENT, ShotStatus.UNFINISHED) for w in waiting):
         return exits.UNREACHABLE
     return exits.FAILED
-
-
-def _summary(report: dict, report_dir: Path) -> str:
-    totals = report["totals"]
-    states = ", ".join(f"{n} {s}" for s, n in totals["by_status"].items())
-    return f"{totals['done']}/{totals['shots']} done ({states}); report: {report_dir / 'report.md'}"

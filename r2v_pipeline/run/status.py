@@ -10,7 +10,8 @@ from typing import Any, Mapping
 from ..manifest.load import display_name
 from ..catalog.billing import bill_differs
 from ..plan.planner import Plan, PlannedShot
-from .ledger import ShotRecord
+from .ledger_store import ShotRecord
+from .states import LedgerState
 
 
 def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]:
@@ -21,12 +22,12 @@ def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]
             {
                 "key": shot.key,
                 "fingerprint": shot.fingerprint,
-                "state": record.state if record else "not run",
+                "state": record.state.value if record else "not run",
                 "task_id": record.task_id if record else None,
                 "attempts": record.attempts if record else 0,
                 "code": record.code if record else None,
                 "message": record.message if record else None,
-                "output": display_name(Path(record.output)) if record and record.output and record.state == "downloaded" else None,
+                "output": display_name(Path(record.output)) if record and record.output and record.state is LedgerState.DOWNLOADED else None,
                 "updated": _time(record.updated_at) if record else None,
                 "planned_seconds": record.planned_seconds if record else None,
                 "billed_seconds": record.billed_seconds if record else None,  # as the provider's usage says

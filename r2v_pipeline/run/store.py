@@ -15,7 +15,6 @@ stored video too. A video is never deleted here except by ``r2v gc --yes``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from ..media.probe import file_sha256
 
 SUPERSEDED = "superseded"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -96,7 +97,7 @@ class VideoStore:
         different one (a forced remake) is kept beside it as an earlier generation."""
         path = self.object_path(fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
-        sha = sha256_of(part)
+        sha = file_sha256(part)
         meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": sha}}
         current = self.get(fingerprint)
         if current is not None and current.sha256 == sha:
@@ -122,7 +123,7 @@ class VideoStore:
         path = self.object_path(fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
         link_or_copy(video, path)
-        meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": sha256_of(path)}}
+        meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": file_sha256(path)}}
         meta.pop("superseded", None)
         write_json(sidecar_path(path), meta)
         del self._legacy[fingerprint]
@@ -201,10 +202,10 @@ class VideoStore:
                 self.superseded_view(recorded, dest)
                 return
         stored = self.get(incoming)
-        if recorded == incoming and stored is not None and dest.is_file() and sha256_of(dest) == stored.sha256:
+        if recorded == incoming and stored is not None and dest.is_file() and file_sha256(dest) == stored.sha256:
             return  # the same video (a copy from before the store): the stored one replaces it
         if dest.is_file():  # not r2v's, or its provenance is lost: never delete it
-            aside = dest.parent / SUPERSEDED / f"{dest.stem}-{sha256_of(dest)[:12]}{dest.suffix}"
+            aside = dest.parent / SUPERSEDED / f"{dest.stem}-{file_sha256(dest)[:12]}{dest.suffix}"
             aside.parent.mkdir(parents=True, exist_ok=True)
             os.replace(dest, aside)
             if sidecar_path(dest).exists():
@@ -277,14 +278,6 @@ def _same_file(a: Path, b: Path) -> bool:
 def _views(dest: Path, fingerprint: str) -> list[Path]:
     folder = dest.parent / SUPERSEDED
     return sorted(folder.glob(f"{dest.stem}-{fingerprint[:12]}{dest.suffix}")) if folder.is_dir() else []
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,171 @@
+"""What the run, ``r2v status`` and the report ask of a ledger: operations, not storage.
+
+SQLite (ledger.py) is one ledger; another store (a database server shared by
+hosts) fits in by offering the same operations with the same promises: every
+state change is one committed transaction, a shot is claimed by one live run
+at a time, and a state is only written along ``states.TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+from .states import LedgerState
+
+
+@dataclass(frozen=True)
+class ShotRecord:
+    fingerprint: str
+    key: str
+    provider: str
+    model: str
+    account: str
+    endpoint: str | None  # the planned API base a task went through
+    state: LedgerState
+    task_id: str | None = None
+    attempts: int = 0
+    owner: str | None = None
+    output: str | None = None
+    submit_started: float | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    downloaded_at: float | None = None
+    result_url: str | None = None
+    usage: str | None = None  # JSON text as the provider gave it
+    sha256: str | None = None
+    bytes: int | None = None
+    code: str | None = None
+    message: str | None = None
+    updated_at: float = 0.0
+    submitted_by: str | None = None  # the run that recorded the submit: the one that paid
+    request: str | None = None  # JSON: provider, model, body and local files' hashes, to say what an edit changed
+    planned_seconds: float | None = None  # what the plan said the request bills
+    billed_seconds: float | None = None  # what the provider said it billed (usage), where it says
+
+    @property
+    def request_data(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.request) if self.request else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    @property
+    def usage_data(self) -> dict[str, Any] | None:
+        return json.loads(self.usage) if self.usage else None
+
+
+class Lost(Exception):
+    """Another run took over a shot this run held (it judged this run gone)."""
+
+
+class LedgerView(Protocol):
+    """Reading what a ledger remembers (``r2v plan`` and ``status`` read without claiming)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    def get(self, fingerprint: str) -> ShotRecord | None: ...
+
+    def records(self, fingerprints: list[str] | None = None) -> dict[str, ShotRecord]:
+        """The rows of these shots (all when None), by fingerprint."""
+        ...
+
+    def versions(self, keys: list[str]) -> dict[str, list[ShotRecord]]:
+        """Every request recorded for each shot key, newest first."""
+        ...
+
+    def owner_alive(self, owner: str | None) -> bool:
+        """Whether the run that holds a shot still lives."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LedgerStore(LedgerView, Protocol):
+    """The ledger a run writes: claims, the submit protocol, task outcomes, what it learns."""
+
+    @property
+    def fresh(self) -> bool:
+        """Begun without the history of the tasks already made: adopt before paying."""
+        ...
+
+    @property
+    def moved_aside(self) -> Path | None:
+        """Where an unreadable ledger was kept when this one was begun."""
+        ...
+
+    # --- the run and its claims
+    def heartbeat(self) -> None: ...
+
+    def enter(
+        self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str,
+        request: str | None = None, planned_seconds: float | None = None,
+    ) -> ShotRecord | None:
+        """Record a planned shot (if new) and claim it; None when another live run holds it."""
+        ...
+
+    def adopt(self, fingerprint: str) -> ShotRecord | None:
+        """Claim an unfinished shot whose run is gone; None if its owner lives."""
+        ...
+
+    def release(self, fingerprint: str) -> None: ...
+
+    def unfinished_elsewhere(self) -> list[ShotRecord]:
+        """Unfinished shots whose run is gone: paid or maybe paid work to resume."""
+        ...
+
+    def known_tasks(self, account: str) -> set[str]: ...
+
+    def looked_over(self) -> None:
+        """A run on a fresh ledger found what the provider had made: no longer fresh."""
+        ...
+
+    # --- the submit protocol and the task's outcome (each one transaction)
+    def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
+        """planned → submitting if the account has a free slot across runs; raises Lost if another run took the shot."""
+        ...
+
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None: ...
+
+    def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None: ...
+
+    def succeeded(
+        self, fingerprint: str, result_url: str, usage: dict[str, Any] | None, started_at: float | None = None,
+        timing: tuple[str, str, str, int, float] | None = None, billed: float | None = None,
+    ) -> None: ...
+
+    def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None: ...
+
+    def failed(self, fingerprint: str, code: str, message: str, retry: bool = False) -> None: ...
+
+    def ambiguous(self, fingerprint: str, message: str) -> None: ...
+
+    def expired(self, fingerprint: str, message: str) -> None: ...
+
+    def reset(self, fingerprint: str, message: str) -> None:
+        """Back to planned on the user's word (--force, --retry-failed)."""
+        ...
+
+    # --- history kept across versions and lost ledgers
+    def rebuild(self, videos: list[tuple[str, dict[str, Any], str]]) -> int:
+        """Rows for paid videos found in the video store: (fingerprint, provenance, path)."""
+        ...
+
+    def refingerprint(self, earlier: str, current: str, why: str) -> bool: ...
+
+    def note(self, fingerprint: str, event: str, detail: str | None = None) -> None: ...
+
+    # --- what the run learns and caches
+    def timings(self, provider: str, model: str, limit: int = 200) -> list[tuple[str, int, float]]: ...
+
+    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
+
+    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
+
+
+Records = Mapping[str, ShotRecord]  # a ledger's rows by fingerprint, read once: what a report is built from

@@ -1,0 +1,221 @@
+"""What happens next to one shot: read its ledger state, take the one step it calls for, repeat.
+
+* the task id is committed to the ledger before the first poll (submitter.py);
+* a row with a task (or a submit that may have made one) never turns into a
+  failure because of trouble asking about it: the run lets go of it, and a
+  later run resumes it;
+* shots asking the very same request share one video: the copy waits for the
+  shot that makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import InitVar, dataclass, field
+from typing import Awaitable, Callable, Mapping, Sequence
+
+import anyio
+
+from ..plan.changes import request_record
+from ..plan.planner import PlannedShot
+from ..providers.base import Provider, ProviderError, Transient
+from .actions import Stores
+from .downloader import Downloader
+from .ledger_store import Lost, ShotRecord
+from .pacing import SlotHold
+from .reach import Unreachable
+from .states import LedgerState, Reconciled, ShotStatus
+from .submitter import Submitter
+from .task_watch import Account, Accounts
+from .work import Job, NotSent, RunContext, Stalled, Work
+
+_REMADE = (LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED, LedgerState.DOWNLOADED)  # made again on the user's word
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a shot when its walk ended other than by its ledger state."""
+
+    status: ShotStatus
+    reason: str
+
+
+@dataclass
+class ShotMachine:
+    """Carries each shot of a run from its ledger state to its end (or lets go of it)."""
+
+    run: RunContext
+    work: InitVar[Sequence[Work]]
+    providers: Mapping[tuple[str, str], Provider]
+    accounts: Accounts
+    submitter: Submitter
+    downloader: Downloader
+    stores: Stores
+    recovered: list[dict[str, object]]  # orphans fetched (or tried) by this run
+    _settled: dict[str, anyio.Event] = field(init=False)  # fingerprint -> set when this run is done with it
+
+    def __post_init__(self, work: Sequence[Work]) -> None:
+        self._settled = {w.shot.fingerprint: anyio.Event() for w in work}
+
+    def _provider(self, shot: PlannedShot) -> Provider:
+        return self.providers[(shot.target.provider, shot.target.base_url)]
+
+    def _account(self, provider: Provider, shot: PlannedShot) -> Account:
+        return self.accounts.of(provider, shot.target.quota)
+
+    # --- a planned shot -------------------------------------------------------
+
+    async def carry(self, w: Work) -> None:
+        shot = w.shot
+        try:
+            provider = self._provider(shot)
+            account = self._account(provider, shot)
+            output = str(shot.output.resolve())  # the ledger outlives the working folder
+            files = {url: f.info.sha256 for url, f in shot.files.items()}
+            claimed = self.run.ledger.enter(
+                shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
+                request=request_record(shot.spec, shot.body, files), planned_seconds=float(shot.billed.total),
+            )
+            if claimed is None:
+                w.status, w.reason = ShotStatus.ELSEWHERE, "another r2v run took it"
+                return
+            ended: list[Outcome] = []
+            await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, provider, account, ended))
+            if ended:
+                w.status, w.reason = ended[0].status, ended[0].reason
+            else:
+                record = self.run.ledger.get(shot.fingerprint)
+                w.status = ShotStatus.of_record(record.state if record else None)
+        finally:
+            self.submitter.answered(shot)
+            self._settled[shot.fingerprint].set()
+
+    async def place(self, w: Work) -> None:
+        """A paid video from the store; a copy after the shot that makes it is done."""
+        try:
+            if w.source is not None:
+                await self._settled[w.source.fingerprint].wait()
+            w.status, w.reason = self.downloader.place(w)
+        finally:
+            self._settled[w.shot.fingerprint].set()
+
+    async def _guarded(self, fingerprint: str, key: str, walk: Callable[[], Awaitable[None]]) -> None:
+        """Run one shot's walk; whatever goes wrong stays with that shot. Its ledger row
+        keeps its state (a failure is recorded only where nothing was sent or billed)
+        and this run lets go of it, so a later run resumes where this one stopped."""
+        try:
+            await walk()
+        except (Stalled, Transient, ProviderError, Unreachable) as error:
+            self._let_go(fingerprint, key, str(error))
+        except Exception as error:  # a bug must not cancel the other shots' work
+            self._let_go(fingerprint, key, f"internal error: {type(error).__name__}: {error}")
+
+    def _let_go(self, fingerprint: str, key: str, why: str) -> None:
+        self.run.ledger.note(fingerprint, "stalled", why)
+        self.run.ledger.release(fingerprint)
+        self.run.log.event(key, "stalled", message=why)
+
+    def _not_sent(self, shot: PlannedShot, why: str) -> Outcome:
+        self.run.ledger.release(shot.fingerprint)
+        self.run.log.event(shot.key, "not sent", message=why)
+        return Outcome(ShotStatus.UNSENT, why)
+
+    async def _walk(self, w: Work, provider: Provider, account: Account, ended: list[Outcome]) -> None:
+        """Move one shot through its states until it is downloaded or settled; an end
+        its ledger state does not tell (unsent, taken over) goes into ``ended``."""
+        shot = w.shot
+        job = Job.of(shot, self.stores.of(shot))
+        slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
+        resubmits = 0
+        remake = w.action == "submit"  # a done or failed row is made again once, at the start
+        uploads_again = False  # once the provider could not read the shot's uploads
+        try:
+            while True:
+                record = self.run.ledger.get(shot.fingerprint)
+                assert record is not None
+                state = record.state
+                if state is LedgerState.PLANNED or (remake and state in _REMADE):
+                    if state is not LedgerState.PLANNED:
+                        self.run.ledger.reset(shot.fingerprint, w.reason)
+                    elif self.submitter.fresh and record.attempts == 0 and not self.run.options.selection.forced(shot):
+                        try:
+                            adopted = await self.submitter.adopt_existing(w, provider, account)
+                        except Unreachable as error:
+                            ended.append(self._not_sent(shot, str(error)))
+                            return
+                        if adopted is not None:
+                            w.adopted = adopted
+                            continue  # a task an earlier run paid for: follow it instead of paying again
+                    remake = False
+                    try:
+                        if not await self.submitter.submit(shot, provider, account, slot, fresh_uploads=uploads_again):
+                            return
+                    except NotSent as error:
+                        ended.append(self._not_sent(shot, str(error)))
+                        return
+                    except Lost as error:
+                        ended.append(Outcome(ShotStatus.ELSEWHERE, f"{error}: it judged this run gone"))
+                        self.run.log.event(shot.key, "taken over", message=str(error))
+                        return
+                elif state is LedgerState.SUBMITTING:
+                    slot.take()  # a task the submit may have made occupies a slot
+                    found = await self.submitter.reconcile(shot, provider, account)
+                    if found is Reconciled.AMBIGUOUS:
+                        return
+                    if found is Reconciled.NO_TASK:  # the shot is planned again
+                        slot.release()
+                elif state is LedgerState.SUBMITTED:
+                    slot.take()
+                    status = await account.watcher.follow(job, provider, record.task_id or "", record.submitted_at)
+                    slot.release()
+                    if not uploads_again and self.submitter.unreadable_uploads(shot, status, account):
+                        # Failed tasks bill nothing: upload afresh and send once more.
+                        uploads_again = True
+                        self.run.ledger.failed(shot.fingerprint, status.code or "Failed", status.message or "", retry=True)
+                        self.run.log.event(shot.key, "uploading again", code=status.code, message="the provider could not read the uploaded files")
+                        continue
+                    may_resubmit = resubmits < self.run.options.max_resubmits
+                    if self.submitter.settle(job, status, provider, resubmit=may_resubmit, codes=account.resubmit_codes):
+                        resubmits += 1
+                    elif status.state != "succeeded":
+                        return
+                elif state is LedgerState.SUCCEEDED or (state is LedgerState.DOWNLOADED and w.action == "download"):
+                    await self.downloader.download(job, provider)
+                    return
+                else:
+                    return
+        finally:
+            slot.release()
+
+    # --- an earlier version's paid task ---------------------------------------
+
+    async def recover(self, record: ShotRecord, shot: PlannedShot) -> None:
+        provider = self._provider(shot)
+        account = self._account(provider, shot)
+        if self.run.ledger.adopt(record.fingerprint) is None:
+            return
+        job = Job.orphan(record, shot, self.stores.of(shot))
+        self.run.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
+
+        async def walk() -> None:
+            if record.state is LedgerState.SUBMITTED:
+                slot = SlotHold(account.slots)
+                slot.take()
+                try:
+                    status = await account.watcher.follow(job, provider, record.task_id or "", record.submitted_at)
+                finally:
+                    slot.release()
+                self.submitter.settle(job, status, provider, resubmit=False)
+            if (self.run.ledger.get(job.fingerprint) or record).state is LedgerState.SUCCEEDED:
+                await self.downloader.download(job, provider)
+
+        await self._guarded(job.fingerprint, job.key, walk)
+        final = self.run.ledger.get(job.fingerprint)
+        self.recovered.append(
+            {
+                "key": job.key,
+                "fingerprint": job.fingerprint,
+                "task_id": record.task_id,
+                "state": (final.state if final else record.state).value,
+                "output": final.output if final and final.state is LedgerState.DOWNLOADED else None,
+            }
+        )
