@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..media.probe import MediaInfo
+from .media_info import MediaInfo
 from .spec import Boolean, Choice, Integer, Kind, MediaKind, ModelSpec, Reaction, Text, Url
 from .wire import Request
 

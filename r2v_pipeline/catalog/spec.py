@@ -12,8 +12,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Literal, Mapping, Union
 
+from .media_info import MediaKind
+
 Kind = Literal["image", "video"]
-MediaKind = Literal["image", "video", "audio"]
 Wire = Literal["dashscope-media", "dashscope-reference-urls", "freepik"]
 
 

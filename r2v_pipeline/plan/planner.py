@@ -22,11 +22,12 @@ from ..catalog.wire import Reference, Request, build_body, reference_items
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
-from ..media.probe import MediaInfo, MediaKind
+from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
 from .extras import RESERVED_HEADERS, header_problems, merge
-from .fingerprint import fingerprint
-from .media import LOCAL_SCHEME, LocalFile, MediaFiles
+from ..catalog.fingerprint import fingerprint
+from ..catalog.request import LOCAL_SCHEME, LocalFile
+from .media import MediaFiles
 from .budget import Budget, over_budget
 from .pricing import cost, rate_for
 from .prompt import PromptError, compile_prompt, render_labelled, render_tracking, undefined_names

@@ -13,7 +13,7 @@ import httpx
 from ..catalog.dashscope import SUBMIT_PATH
 from ..catalog.wire import map_strings
 from ..media.probe import NotAFile, TooLarge, file_sha256, read_regular
-from ..plan.media import LocalFile
+from ..catalog.request import LocalFile
 from ..plan.planner import PlannedShot
 from .base import (
     ListedTask,

@@ -11,7 +11,7 @@ import anyio
 import anyio.abc
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ..media.probe import MediaInfo
+from ..catalog.media_info import MediaInfo
 from .config import SimConfig
 from .introspect import advance_clock, stats
 from .ledger import Ledger
