@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Literal, Mapping, Union
+from typing import TYPE_CHECKING, Literal, Mapping, Union
 
 from .media_info import MediaKind
 
+if TYPE_CHECKING:  # wire.py reads ModelSpec; the format objects live with their provider tables
+    from .wire import WireFormat
+
 Kind = Literal["image", "video"]
-Wire = Literal["dashscope-media", "dashscope-reference-urls", "freepik"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class BillingRule:
 class ModelSpec:
     provider: str
     model: str
-    wire: Wire
+    wire: WireFormat  # where references, first frames and voices go in a body
     labels: LabelRule
     settings: Mapping[str, Setting]  # manifest setting name -> body placement and domain
     references: Span  # images + videos (first frame not counted)
@@ -159,7 +161,7 @@ class ModelSpec:
     @property
     def kinds_declared(self) -> bool:
         """Whether the body says which references are images and which videos."""
-        return self.wire != "dashscope-reference-urls"
+        return self.wire.kinds_declared
 
     def reaction(self, topic: str) -> Reaction:
         return self.reactions.get(topic, Reaction.REJECT)
