@@ -26,6 +26,7 @@ from .spec import (
     Setting,
     Span,
     Kind,
+    ProviderTable,
     Text,
 )
 from .wire import Reference, Request, as_list, get, put
@@ -268,3 +269,20 @@ def region_of(base_url: str) -> str | None:
     if workspace is None:
         return None
     return REGION_IDS.get(workspace["region"], workspace["region"])
+
+
+TABLE = ProviderTable(
+    name="dashscope",
+    models=MODELS,
+    default_model=DEFAULT_MODEL,
+    base_url=REGIONS[DEFAULT_REGION],
+    key_variable="DASHSCOPE_API_KEY",
+    quota=QUOTA,
+    resubmit_codes=RESUBMIT_CODES,
+    reupload_codes=REUPLOAD_CODES,
+    submit_path=SUBMIT_PATH,
+    regions=REGIONS,
+    default_region=DEFAULT_REGION,
+    region_of=region_of,
+    region_models=REGION_MODELS,
+)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .dashscope import IMAGE_FORMATS, MB, NEGATIVE_PROMPT, SEED, VIDEO_FORMATS, VOICE_FIELD, VOICES
 from .formats import RATIOS, RESOLUTIONS
-from .spec import Boolean, Choice, Integer, Kind, LabelRule, MediaLimits, ModelSpec, Setting, Span, Text, Url
+from .spec import Boolean, Choice, Integer, Kind, LabelRule, MediaLimits, ModelSpec, ProviderTable, Setting, Span, Text, Url
 from .wire import Reference, Request, as_list
 
 
@@ -110,3 +110,16 @@ REUPLOAD_CODES: tuple[str, ...] = ()  # Freepik fetches public URLs itself: noth
 DEFAULT_MODEL = "wan2.7-r2v"
 BASE_URL = "https://api.freepik.com"
 ENDPOINT = "/v1/ai/reference-to-video/wan-2-7"
+
+# One fixed base URL and no regions: a manifest's base_url still wins (a proxy, the renamed host).
+TABLE = ProviderTable(
+    name="freepik",
+    models=MODELS,
+    default_model=DEFAULT_MODEL,
+    base_url=BASE_URL,
+    key_variable="FREEPIK_API_KEY",
+    quota=QUOTA,
+    resubmit_codes=RESUBMIT_CODES,
+    reupload_codes=REUPLOAD_CODES,
+    submit_path=ENDPOINT,
+)

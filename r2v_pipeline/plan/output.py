@@ -6,7 +6,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from ..catalog import SUBMIT_PATHS
+from ..catalog import registry
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
 from .planner import Plan, PlannedShot
@@ -32,7 +32,7 @@ def shot_json(s: PlannedShot) -> dict[str, Any]:
         "provider": s.spec.provider,
         "model": s.spec.model,
         "table": s.spec.table,  # a snapshot's model, whose limits and billing apply
-        "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
+        "endpoint": s.target.base_url + registry.table(s.spec.provider).submit_path,
         "action": s.action,
         "reason": s.reason,
         "changes": list(s.changes),

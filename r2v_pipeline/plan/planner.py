@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import catalog
-from ..catalog import dashscope, freepik
+from ..catalog import registry
 from ..catalog.billing import Billed, billed_seconds, seconds
 from ..catalog.check import Violation, check_request
 from ..catalog.labels import assign_labels
@@ -194,24 +194,17 @@ def _decimal(value: float) -> Decimal:
 
 def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) -> Target | None:
     p = episode.provider
-    name = options.provider or (p.name.value if p.name else "dashscope")
+    name = options.provider or (p.name.value if p.name else registry.DEFAULT_PROVIDER)
     base_url = options.base_url or (p.base_url.value if p.base_url else None)
-    region = None
-    if name == "dashscope":
-        if base_url:  # the host says which region, and so which models, it serves
-            region = dashscope.region_of(base_url)
-            if region is None:
-                where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
-                diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
-        else:
-            region = options.region or (p.region.value if p.region else dashscope.DEFAULT_REGION)
-            base_url = dashscope.REGIONS[region]
-    else:
-        base_url = base_url or freepik.BASE_URL
+    # the provider's table says where a region's requests go, and which region a host serves
+    endpoint = registry.table(name).endpoint(base_url, options.region or (p.region.value if p.region else None))
+    if endpoint.unknown_host:
+        where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
+        diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
     return Target(
         provider=name,
-        base_url=base_url.rstrip("/"),
-        region=region,
+        base_url=endpoint.base_url.rstrip("/"),
+        region=endpoint.region,
         workspace=p.workspace.value if p.workspace else None,
         webhook_url=p.webhook_url.value if p.webhook_url else None,
         quota={k: v.value for k, v in p.quota.items()},
@@ -344,8 +337,8 @@ class _EpisodePlanner:
             offered = ", ".join(catalog.PROVIDERS[provider])
             found.error(where, f"{provider} does not offer {model} (it offers {offered})")
             return None
-        served = dashscope.REGION_MODELS.get(self.target.region or "")
-        if provider == "dashscope" and served is not None and spec.table not in served:
+        served = registry.table(provider).serves(self.target.region, spec.table)
+        if served is not None:
             found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
             return None
         return spec

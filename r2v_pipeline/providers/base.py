@@ -112,6 +112,26 @@ class ProviderTime:
     scale: float = 1.0
 
 
+class UploadCache(Protocol):
+    """Uploads an earlier request made, still alive at the provider (the run's ledger)."""
+
+    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
+
+    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a provider's client factory is given (the registry names the factory)."""
+
+    base_url: str
+    key: str
+    time: ProviderTime
+    client: httpx.AsyncClient
+    workspace: str | None = None  # a DashScope workspace id, where the target names one
+    uploads: UploadCache | None = None
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A request ready to send: its final body and headers beyond authentication."""

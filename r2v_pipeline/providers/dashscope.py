@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -16,6 +16,7 @@ from ..media.probe import NotAFile, TooLarge, file_sha256, read_regular
 from ..catalog.request import LocalFile
 from ..plan.planner import PlannedShot
 from .base import (
+    Connection,
     ListedTask,
     Prepared,
     ProviderError,
@@ -27,6 +28,7 @@ from .base import (
     Transient,
     Unknown,
     Unsendable,
+    UploadCache,
     busy_or_unknown,
     classify_transport_error,
     retry_after,
@@ -42,12 +44,6 @@ EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "webp": ".webp", "mp
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "bmp": "image/bmp", "webp": "image/webp", "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
 _STATES = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "UNKNOWN": "unknown"}
-
-
-class UploadCache(Protocol):
-    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
-
-    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
 
 
 class DashScope(Client):
@@ -215,6 +211,11 @@ class DashScope(Client):
         if isinstance(data, dict) and data.get("code"):
             return str(data["code"]), self._clean(str(data.get("message", "")))
         return f"HTTP{response.status_code}", self._clean(response.text[:200])
+
+
+def connect(c: Connection) -> DashScope:
+    """The registry's client factory."""
+    return DashScope(c.base_url, c.key, workspace=c.workspace, uploads=c.uploads, time=c.time, client=c.client)
 
 
 def _unchanged(file: LocalFile) -> None:

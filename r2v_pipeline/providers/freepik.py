@@ -10,6 +10,7 @@ import httpx
 from ..catalog.freepik import ENDPOINT
 from ..plan.planner import PlannedShot
 from .base import (
+    Connection,
     ListedTask,
     Prepared,
     ProviderError,
@@ -105,6 +106,11 @@ class Freepik(Client):
     def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
         code, message = _error(data, response)
         return code, self._clean(message)
+
+
+def connect(c: Connection) -> Freepik:
+    """The registry's client factory (Freepik has no workspaces, and nothing is uploaded)."""
+    return Freepik(c.base_url, c.key, time=c.time, client=c.client)
 
 
 def _error(data: Any, response: httpx.Response) -> tuple[str, str]:

@@ -26,7 +26,8 @@ from .progress import Log
 from .reach import Unreachable
 from .runner import Runner, RunOptions
 from .store import VideoStore, sweep, write_json, write_text
-from .targets import SimulateOptions, build_providers, declare_public_media, simulation
+from ..simulation import SimulateOptions, declare_public_media, simulation
+from .targets import build_providers
 
 DONE = ("downloaded", "skipped", "copied", "reused", "unselected")
 SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder

@@ -13,7 +13,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..catalog.media_info import MediaInfo
 from .config import SimConfig
-from .introspect import advance_clock, stats
+from .introspect import advance_clock, stats, urls
 from .ledger import Ledger
 from .facts import facts_json, read_declarations
 from .media import HOSTED_PATH
@@ -72,13 +72,18 @@ class Simulator:
         return self._state.base_url
 
     @property
+    def urls(self) -> dict[str, str]:
+        """Each provider's simulated API base URL, by provider name."""
+        return urls(self._state)
+
+    @property
     def dashscope_url(self) -> str:
         """The DashScope base, for ``dashscope.base_http_api_url``."""
-        return self._state.base_url + "/api/v1"
+        return self.urls["dashscope"]
 
     @property
     def freepik_url(self) -> str:
-        return self._state.base_url
+        return self.urls["freepik"]
 
     @property
     def port(self) -> int:

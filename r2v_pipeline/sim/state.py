@@ -8,8 +8,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
 
+from ..catalog import registry
 from .clock import SimClock
 from .config import SimConfig
+from .family import family, limits
 from .facts import read_declarations
 from .faults import FaultBook
 from .ledger import Ledger, task_entry
@@ -17,7 +19,7 @@ from .media import MediaBook
 from .persist import Saved, SimStore, resumed_now
 from .quota import RateBook
 from .results import VideoCache, default_cache_dir, video_key
-from .tasks import PENDING, RUNNING, Task, TaskBook
+from .tasks import RUNNING, Task, TaskBook
 from .uploads import UploadStore
 from .webhooks import WebhookSender
 
@@ -32,6 +34,7 @@ class Call:
     request_id: str
     family: str = "sim"
     kind: str = "sim"
+    provider: str | None = None  # whose API the route is; None: the simulator's own, OSS
     account: str | None = None
     task_id: str | None = None
     fault: str | None = None
@@ -68,7 +71,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
     secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
     cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
-    tasks = TaskBook(clock, {"dashscope": config.max_running, "freepik": config.freepik_max_running}, config.pending_seconds)
+    tasks = TaskBook(clock, {name: limits(config, name).max_running for name in registry.names()}, config.pending_seconds)
     state = SimState(
         config=config,
         base_url=f"http://{_url_host(config.host)}:{port}",
@@ -111,17 +114,16 @@ def _restore(state: SimState, store: SimStore, saved: Saved) -> None:
 
 
 def task_changed(state: SimState, task: Task) -> None:
-    """Every status change: the state on disk, the ledger, the video prefetch, Freepik's webhooks."""
+    """Every status change: the state on disk, the ledger, the video prefetch, and what the
+    provider's family sets off (Freepik's webhooks)."""
     if state.store is not None:
         state.store.save_task(task)
     state.ledger.record_task(task_entry(task))
     if task.status == RUNNING and task.fail_at_start is None and state.config.prefetch_videos:
         state.videos.prefetch(video_key(task.output))  # encode while the task "generates"
-    # [guess] creation itself is announced by the create answer, not by a webhook
-    if task.provider == "freepik" and task.webhook_url and task.status != PENDING:
-        from .freepik import STATUS, data_of  # the Freepik routes import this module
-
-        state.webhooks.announce(task.task_id, task.webhook_url, STATUS[task.status], data_of(state, task))
+    announce = family(task.provider).announce
+    if announce is not None:
+        announce(state, task)
 
 
 def _url_host(host: str) -> str:
