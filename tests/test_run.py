@@ -183,7 +183,7 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path], **plan_op
     provider = providers[(shot.target.provider, shot.target.base_url)]
 
     async def submit() -> str:
-        outcome = await provider.submit(await provider.prepare(shot))
+        outcome = await provider.submit(await provider.prepare(shot.request))
         await provider.aclose()
         return outcome.task_id  # type: ignore[union-attr]
 
@@ -222,7 +222,7 @@ def test_a_late_task_is_found_though_another_showed_up_first(
             from r2v_pipeline.providers.dashscope import DashScope
 
             client = DashScope(sim.dashscope_url, "sim-key", time=provider.time)
-            await client.submit(await client.prepare(shot))
+            await client.submit(await client.prepare(shot.request))
             await client.aclose()
 
         anyio.run(go)

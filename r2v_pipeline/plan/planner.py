@@ -26,7 +26,7 @@ from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
 from .extras import RESERVED_HEADERS, header_problems, merge
 from ..catalog.fingerprint import fingerprint
-from ..catalog.request import LOCAL_SCHEME, LocalFile
+from ..catalog.request import LOCAL_SCHEME, LocalFile, OutgoingRequest
 from .media import MediaFiles
 from .budget import Budget, over_budget
 from .pricing import cost, rate_for
@@ -78,9 +78,7 @@ class PlannedShot:
     manifest: str
     spec: ModelSpec
     target: Target
-    body: dict[str, Any]
-    files: dict[str, LocalFile]  # body URL -> local file behind it
-    transports: dict[str, str]  # body URL -> inline | upload | public
+    request: OutgoingRequest  # what the provider's client is handed
     references: tuple[PlannedReference, ...]
     billed: Billed
     rate: Decimal | None
@@ -91,7 +89,6 @@ class PlannedShot:
     store_dir: Path  # the video store of the output folder
     earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
     unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
-    headers: dict[str, str] = field(default_factory=dict)  # extra headers to send
     action: str = "submit"
     reason: str = "not made yet"
     changes: tuple[str, ...] = ()  # what changed since the shot's last version, for people
@@ -104,6 +101,24 @@ class PlannedShot:
     @property
     def seconds(self) -> Decimal:
         return self.billed.total
+
+    # The request's parts, as the stages after the plan read them.
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.request.body
+
+    @property
+    def files(self) -> dict[str, LocalFile]:
+        return self.request.files
+
+    @property
+    def transports(self) -> dict[str, str]:
+        return self.request.transports
+
+    @property
+    def prompt(self) -> str:
+        """The rendered prompt the body carries."""
+        return self.request.prompt
 
     @property
     def cost(self) -> Decimal | None:
@@ -482,9 +497,7 @@ class _EpisodePlanner:
             manifest=self.episode.name,
             spec=spec,
             target=self.target,
-            body=body,
-            files=dict(media.files),
-            transports=dict(media.transports),
+            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, request.prompt),
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),
@@ -492,7 +505,6 @@ class _EpisodePlanner:
             fingerprint=fingerprint(spec, body, content, headers),
             earlier=tuple(EarlierFormat(fingerprint(spec, e.body, content, headers), e.version, e.what) for e in earlier),
             unchecked=unchecked,
-            headers=headers,
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,
             store_dir=self.output_dir / STORE_FOLDER,

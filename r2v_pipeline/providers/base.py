@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Protocol, Union
 
 import httpx
 
-from ..plan.planner import PlannedShot
+from ..catalog.request import OutgoingRequest
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class Provider(Protocol):
     account: str  # who the quotas count against: a hash, never the key
     time: ProviderTime
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         """Turn the plan's body into the one to send (local files uploaded or inlined);
         ``fresh_uploads``: do not reuse earlier uploads (the provider forgot them)."""
 

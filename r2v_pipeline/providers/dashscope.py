@@ -13,8 +13,7 @@ import httpx
 from ..catalog.dashscope import SUBMIT_PATH
 from ..catalog.wire import map_strings
 from ..media.probe import NotAFile, TooLarge, file_sha256, read_regular
-from ..catalog.request import LocalFile
-from ..plan.planner import PlannedShot
+from ..catalog.request import LocalFile, OutgoingRequest
 from .base import (
     Connection,
     ListedTask,
@@ -68,23 +67,23 @@ class DashScope(Client):
 
     # --- requests -------------------------------------------------------------
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         """``fresh_uploads``: upload again even what the cache says is alive (the provider
         forgot it: a task failed because it could not read it)."""
         urls: dict[str, str] = {}
         reused: list[str] = []
-        for url, file in shot.files.items():
-            transport = shot.transports.get(url)
+        for url, file in request.files.items():
+            transport = request.transports.get(url)
             if transport == "inline":
                 urls[url] = _data_uri(file)
             elif transport == "upload":
                 _unchanged(file)
-                cached = None if fresh_uploads else self._cached(file, shot.spec.model)
-                urls[url] = cached or await self._upload(file, shot.spec.model)
+                cached = None if fresh_uploads else self._cached(file, request.model)
+                urls[url] = cached or await self._upload(file, request.model)
                 if cached:
                     reused.append(file.info.sha256)
-        body = map_strings(shot.body, lambda s: urls.get(s, s))
-        headers = {**shot.headers, **({"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {})}
+        body = map_strings(request.body, lambda s: urls.get(s, s))
+        headers = {**request.headers, **({"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {})}
         return Prepared(body, headers, tuple(reused))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:

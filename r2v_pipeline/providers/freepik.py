@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..catalog.freepik import ENDPOINT
-from ..plan.planner import PlannedShot
+from ..catalog.request import OutgoingRequest
 from .base import (
     Connection,
     ListedTask,
@@ -45,9 +45,9 @@ class Freepik(Client):
         super().__init__(base_url, key, time, client)
         self._auth = {key_header(base_url): key}
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         # The planner only lets public URLs through to Freepik: nothing is uploaded.
-        return Prepared(shot.body, dict(shot.headers))
+        return Prepared(request.body, dict(request.headers))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
         try:

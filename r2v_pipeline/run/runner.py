@@ -578,7 +578,7 @@ class Runner:
             # Prepared only now, with a slot: files are read (and checked against the
             # plan) just before they are sent, and few bodies wait in memory at once.
             # Uploads have their own, far looser limit (100/s): not the task-query budget.
-            prepared = await self._retrying(lambda: provider.prepare(shot, fresh_uploads), provider.time.scale, reach=reach)
+            prepared = await self._retrying(lambda: provider.prepare(shot.request, fresh_uploads), provider.time.scale, reach=reach)
         except (ProviderError, Unsendable, OSError) as error:
             slot.release()
             self.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
