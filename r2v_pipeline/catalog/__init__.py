@@ -38,6 +38,11 @@ RESUBMIT_CODES: Mapping[str, tuple[str, ...]] = _ByProvider(lambda t: t.resubmit
 REUPLOAD_CODES: Mapping[str, tuple[str, ...]] = _ByProvider(lambda t: t.reupload_codes)
 
 
+def setting_names() -> tuple[str, ...]:
+    """Every request setting a registered model takes, by manifest name, first seen first."""
+    return tuple(dict.fromkeys(name for models in PROVIDERS.values() for spec in models.values() for name in spec.settings))
+
+
 # A dated snapshot of a model (wan2.7-r2v-2026-06-12) [sdk]: sent as named, checked and
 # billed by its model's table. [guess] A snapshot keeps its model's limits and rules.
 SNAPSHOT = re.compile(r"^(?P<family>.+)-(?P<date>\d{4}-\d{2}-\d{2})$")
