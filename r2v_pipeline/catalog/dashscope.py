@@ -29,7 +29,8 @@ from .spec import (
     ProviderTable,
     Text,
 )
-from .wire import Reference, Request, as_list, get, put
+from .wire import as_list, get, put
+from .wire_format import Reference, Request
 
 MB = 1_000_000  # [guess] decimal megabytes: the stricter reading of "MB"
 

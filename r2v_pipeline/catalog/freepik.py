@@ -13,7 +13,8 @@ from typing import Any
 from .dashscope import IMAGE_FORMATS, MB, NEGATIVE_PROMPT, SEED, VIDEO_FORMATS, VOICE_FIELD, VOICES
 from .formats import RATIOS, RESOLUTIONS
 from .spec import Boolean, Choice, Integer, Kind, LabelRule, MediaLimits, ModelSpec, ProviderTable, Setting, Span, Text, Url
-from .wire import Reference, Request, as_list
+from .wire import as_list
+from .wire_format import Reference, Request
 
 
 @dataclass(frozen=True)

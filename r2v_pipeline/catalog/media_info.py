@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 MediaKind = Literal["image", "video", "audio"]
+Kind = Literal["image", "video"]  # a reference's kind
 
 FORMAT_NAMES = {
     "png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF",

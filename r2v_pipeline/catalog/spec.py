@@ -10,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Callable, Literal, Mapping, Union
+from typing import Callable, Literal, Mapping, Union
 
-from .media_info import MediaKind
-
-if TYPE_CHECKING:  # wire.py reads ModelSpec; the format objects live with their provider tables
-    from .wire import WireFormat
-
-Kind = Literal["image", "video"]
+from .media_info import Kind, MediaKind
+from .wire_format import WireFormat
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,10 @@ import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Mapping
 
-from ..catalog import registry
 from .clock import SimClock
 from .config import SimConfig
-from .family import family, limits
 from .facts import read_declarations
 from .faults import FaultBook
 from .ledger import Ledger, task_entry
@@ -25,6 +23,9 @@ from .webhooks import WebhookSender
 
 # Starts a background job in the run's task group.
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+# What a task's status change sets off at its provider (Freepik's webhooks); the
+# provider families are wired in by whoever builds the state (embedded.py).
+Announce = Callable[["SimState", Task], None]
 
 
 @dataclass
@@ -56,12 +57,21 @@ class SimState:
     videos: VideoCache
     webhooks: WebhookSender
     submit_counts: Counter[tuple[str, str]]
+    announce: Announce
     store: SimStore | None = None  # the state on disk, when config.state_dir is set
 
 
-def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | None = None) -> SimState:
+def build_state(
+    config: SimConfig,
+    port: int,
+    spawn: Spawn,
+    max_running: Mapping[str, int | None],
+    announce: Announce,
+    store: SimStore | None = None,
+) -> SimState:
     """Everything a run needs, taken back from ``store`` when it holds a stopped
-    simulator's state; call on the event loop thread."""
+    simulator's state; call on the event loop thread. ``max_running``: tasks in
+    progress per account, by provider."""
     saved = store.load() if store is not None else None
     origin = resumed_now(saved, config.clock_while_stopped, config.time_scale, time.time()) if saved else None
     clock = SimClock(config.time_scale, origin)
@@ -71,7 +81,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
     secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
     cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
-    tasks = TaskBook(clock, {name: limits(config, name).max_running for name in registry.names()}, config.pending_seconds)
+    tasks = TaskBook(clock, max_running, config.pending_seconds)
     state = SimState(
         config=config,
         base_url=f"http://{_url_host(config.host)}:{port}",
@@ -87,6 +97,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
         videos=VideoCache(cache_dir, spawn),
         webhooks=WebhookSender(config, clock, ledger, faults, spawn),
         submit_counts=Counter(),
+        announce=announce,
         store=store,
     )
     if store is not None and saved is not None:
@@ -121,9 +132,7 @@ def task_changed(state: SimState, task: Task) -> None:
     state.ledger.record_task(task_entry(task))
     if task.status == RUNNING and task.fail_at_start is None and state.config.prefetch_videos:
         state.videos.prefetch(video_key(task.output))  # encode while the task "generates"
-    announce = family(task.provider).announce
-    if announce is not None:
-        announce(state, task)
+    state.announce(state, task)
 
 
 def _url_host(host: str) -> str:
