@@ -19,8 +19,7 @@ from typing import Any, Sequence
 
 from . import __version__, exits
 from .exits import PLAN_SPENDS
-from .catalog import PROVIDERS
-from .catalog.dashscope import REGIONS
+from .catalog import registry
 from .diagnostics import Diagnostics
 from .manifest.dependents import dependents, manifests_near
 from .manifest.load import display_name
@@ -33,8 +32,8 @@ from .run.ledger import Ledger
 from .run.reach import ReachPolicy
 from .run.session import state_dir_of
 from .run.status import status_json, status_table
-from .run.targets import SimulateOptions
 from .run.work import RunOptions
+from .simulation import SimulateOptions
 from .sim.command import add_command as add_sim_command
 
 SIMULATED = "simulated"  # the namespace (subfolder) of simulated runs' ledger and videos
@@ -164,8 +163,8 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
     """The arguments of every command that plans; ``view`` adds --simulated (or
     --simulate), for commands that read what simulated runs left."""
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="episode (or standalone) manifest files")
-    parser.add_argument("--provider", choices=sorted(PROVIDERS), help="override the manifests' provider")
-    parser.add_argument("--region", choices=sorted(REGIONS), help="override the DashScope region")
+    parser.add_argument("--provider", choices=sorted(registry.names()), help="override the manifests' provider")
+    parser.add_argument("--region", choices=sorted({r for e in registry.entries() for r in e.table.regions}), help="override the DashScope region")
     parser.add_argument("--base-url", type=_url, help="override the provider's API base URL")
     parser.add_argument("--budget-seconds", type=_positive, metavar="S", help="refuse plans billing more seconds")
     parser.add_argument("--budget-money", type=_positive, metavar="X", help="refuse plans costing more (needs prices)")

@@ -21,7 +21,7 @@ from .report.markdown import render_markdown
 from .run.progress import Log
 from .run.session import Outcome, Session, run_plan
 from .run.store import write_json, write_text
-from .run.targets import SimulateOptions
+from .simulation import SimulateOptions, opener
 from .run.work import RunOptions
 
 
@@ -37,7 +37,7 @@ class RunRequest:
 
     @property
     def session(self) -> Session:
-        return Session(self.options, self.simulate, self.attach, self.exclusive)
+        return Session(self.options, opener(self.simulate, self.attach), self.exclusive)
 
 
 def report_dir_of(plan: Plan) -> Path:

@@ -173,7 +173,8 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path], **plan_op
     """What a run killed right after its submit leaves: a task id in the ledger, nothing fetched."""
     import anyio
 
-    from r2v_pipeline.run.targets import attached_simulation, build_providers
+    from r2v_pipeline.run.targets import build_providers
+    from r2v_pipeline.simulation import attached_simulation
 
     plan = plan_of(paths, tmp, **plan_options)
     ledger = Ledger.open(tmp / "state")
@@ -182,7 +183,7 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path], **plan_op
     provider = providers[(shot.target.provider, shot.target.base_url)]
 
     async def submit() -> str:
-        outcome = await provider.submit(await provider.prepare(shot))
+        outcome = await provider.submit(await provider.prepare(shot.request))
         await provider.aclose()
         return outcome.task_id  # type: ignore[union-attr]
 
@@ -204,7 +205,8 @@ def test_a_late_task_is_found_though_another_showed_up_first(
 
     import anyio
 
-    from r2v_pipeline.run.targets import attached_simulation, build_providers
+    from r2v_pipeline.run.targets import build_providers
+    from r2v_pipeline.simulation import attached_simulation
 
     media("m/a.png", "png")
     ep = write("ep.yaml", "cast: {a: {image: m/a.png}}\nshots:\n  - {id: mine, prompt: '{{ a }} mine'}\n  - {id: other, prompt: '{{ a }} other'}\n")
@@ -220,7 +222,7 @@ def test_a_late_task_is_found_though_another_showed_up_first(
             from r2v_pipeline.providers.dashscope import DashScope
 
             client = DashScope(sim.dashscope_url, "sim-key", time=provider.time)
-            await client.submit(await client.prepare(shot))
+            await client.submit(await client.prepare(shot.request))
             await client.aclose()
 
         anyio.run(go)

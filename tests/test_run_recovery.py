@@ -15,7 +15,7 @@ import pytest
 from r2v_pipeline.media.probe import probe_file
 from r2v_pipeline.providers import dashscope as ds
 from r2v_pipeline.providers.base import ProviderError, ProviderTime
-from r2v_pipeline.run import targets
+from r2v_pipeline import simulation as targets
 from r2v_pipeline.run.actions import Selection
 from r2v_pipeline.run.pacing import Backoff
 from r2v_pipeline.run.work import RunOptions

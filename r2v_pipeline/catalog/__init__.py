@@ -1,33 +1,42 @@
-"""What each provider's models accept and bill: one declarative table per provider."""
+"""What each provider's models accept and bill: one declarative table per provider,
+each registered once in ``registry``."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Callable, Generic, Iterator, Mapping, TypeVar
 
-from . import dashscope, freepik
-from .spec import ModelSpec
+from . import registry
+from .spec import ModelSpec, ProviderTable
 
-PROVIDERS: dict[str, dict[str, ModelSpec]] = {
-    "dashscope": dashscope.MODELS,
-    "freepik": freepik.MODELS,
-}
-DEFAULT_MODELS: dict[str, str] = {
-    "dashscope": dashscope.DEFAULT_MODEL,
-    "freepik": freepik.DEFAULT_MODEL,
-}
+T = TypeVar("T")
 
 
-# Each provider's account limits and the failure codes worth a new submission.
-QUOTAS: dict[str, dict[str, float]] = {"dashscope": dashscope.QUOTA, "freepik": freepik.QUOTA}
-RESUBMIT_CODES: dict[str, tuple[str, ...]] = {"dashscope": dashscope.RESUBMIT_CODES, "freepik": freepik.RESUBMIT_CODES}
-REUPLOAD_CODES: dict[str, tuple[str, ...]] = {"dashscope": dashscope.REUPLOAD_CODES, "freepik": freepik.REUPLOAD_CODES}
+class _ByProvider(Mapping[str, T], Generic[T]):
+    """One value of each registered provider's table, read when asked (a provider
+    registered later is in it too)."""
 
-# Where a provider takes new tasks, below its base URL.
-SUBMIT_PATHS: dict[str, str] = {
-    "dashscope": dashscope.SUBMIT_PATH,
-    "freepik": freepik.ENDPOINT,
-}
+    def __init__(self, pick: Callable[[ProviderTable], T]):
+        self._pick = pick
+
+    def __getitem__(self, name: str) -> T:
+        return self._pick(registry.table(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        return len(registry.names())
+
+
+PROVIDERS: Mapping[str, Mapping[str, ModelSpec]] = _ByProvider(lambda t: t.models)
+DEFAULT_MODELS: Mapping[str, str] = _ByProvider(lambda t: t.default_model)
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every request setting a registered model takes, by manifest name, first seen first."""
+    return tuple(dict.fromkeys(name for models in PROVIDERS.values() for spec in models.values() for name in spec.settings))
 
 
 # A dated snapshot of a model (wan2.7-r2v-2026-06-12) [sdk]: sent as named, checked and

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..media.probe import MediaInfo
+from .media_info import MediaInfo
 from .spec import Boolean, Choice, Integer, Kind, MediaKind, ModelSpec, Reaction, Text, Url
 from .wire import Request
 
@@ -53,7 +53,7 @@ def check_request(
     _check_counts(spec, request, kinds, found)
     _check_duration_with_video(spec, request, kinds, found)
     for i, (ref, kind) in enumerate(zip(request.references, kinds)):
-        field = _ref_field(spec, kind, request, i)
+        field = spec.wire.reference_field(kind, request, i)
         _check_media(spec, ref.url, kind, field, facts, local_scheme, found)
         if ref.voice is not None:
             if not spec.reference_voice:
@@ -61,12 +61,12 @@ def check_request(
             else:
                 _check_media(spec, ref.voice, "audio", field + ".reference_voice", facts, local_scheme, found)
     for url in request.first_frames:
-        _check_media(spec, url, "image", _first_frame_field(spec), facts, local_scheme, found)
+        _check_media(spec, url, "image", spec.wire.first_frame_field, facts, local_scheme, found)
     if request.voice is not None:
         if not spec.shot_voice:
-            found.add("voice", "input.reference_voice", f"{spec.model} takes no voice for the whole request")
+            found.add("voice", spec.wire.voice_field, f"{spec.model} takes no voice for the whole request")
         else:
-            _check_media(spec, request.voice, "audio", "input.reference_voice", facts, local_scheme, found)
+            _check_media(spec, request.voice, "audio", spec.wire.voice_field, facts, local_scheme, found)
     return found.items
 
 
@@ -122,7 +122,7 @@ def _check_setting(spec: ModelSpec, name: str, value: Any, found: _Found) -> Non
 
 
 def _check_counts(spec: ModelSpec, request: Request, kinds: list[Kind], found: _Found) -> None:
-    refs_field = _refs_field(spec)
+    refs_field = spec.wire.references_field
     images, videos = kinds.count("image"), kinds.count("video")
     if not kinds:
         besides = " besides the first frame" if request.first_frames else ""
@@ -220,25 +220,6 @@ def _kind(spec: ModelSpec, declared: Kind, info: MediaInfo | None) -> Kind:
     if not spec.kinds_declared and info is not None and info.kind in ("image", "video"):
         return info.kind  # type: ignore[return-value]
     return declared
-
-
-def _refs_field(spec: ModelSpec) -> str:
-    return {"dashscope-media": "input.media", "dashscope-reference-urls": "input.reference_urls"}.get(
-        spec.wire, "image_urls"
-    )
-
-
-def _ref_field(spec: ModelSpec, kind: Kind, request: Request, index: int) -> str:
-    if spec.wire == "freepik":
-        same_kind = sum(1 for ref in request.references[:index] if ref.kind == kind)
-        return f"{kind}_urls[{same_kind}].url"
-    if spec.wire == "dashscope-media":  # first frames come first in the media array
-        return f"input.media[{index + len(request.first_frames)}]"
-    return f"input.reference_urls[{index}]"
-
-
-def _first_frame_field(spec: ModelSpec) -> str:
-    return "start_image_url" if spec.wire == "freepik" else "input.media"
 
 
 def _scheme(url: str) -> str:

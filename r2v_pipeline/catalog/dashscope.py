@@ -8,8 +8,9 @@ behaviour the project assumes and the simulator imitates.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .formats import RATIOS, RESOLUTIONS, SIZES
@@ -24,8 +25,12 @@ from .spec import (
     Reaction,
     Setting,
     Span,
+    Kind,
+    ProviderTable,
     Text,
 )
+from .wire import as_list, get, put
+from .wire_format import Reference, Request
 
 MB = 1_000_000  # [guess] decimal megabytes: the stricter reading of "MB"
 
@@ -45,10 +50,99 @@ VOICES = MediaLimits(VOICE_FORMATS, 15 * MB, seconds=Span(1, 10))
 LOCAL_TRANSPORT: dict[str, Literal["inline", "upload"]] = {"image": "inline", "video": "upload", "audio": "upload"}
 URL_SCHEMES = frozenset({"http", "https", "oss", "data"})
 
+# --- wire formats -------------------------------------------------------------
+
+_MEDIA_TYPES: dict[str, Kind] = {"reference_image": "image", "reference_video": "video"}
+_FIRST_FRAME = "first_frame"
+# Where a model that takes no voice for the whole request is refused one, the field is
+# named as wan2.7 reads it.
+VOICE_FIELD = "input.reference_voice"
+
+
+@dataclass(frozen=True)
+class MediaArray:
+    """wan2.7: one ``input.media`` array of typed items, first frames first."""
+
+    names_model: bool = True
+    kinds_declared: bool = True
+    references_field: str = "input.media"
+    first_frame_field: str = "input.media"
+    voice_field: str = VOICE_FIELD
+
+    def put_media(self, body: dict[str, Any], request: Request) -> None:
+        media = [{"type": _FIRST_FRAME, "url": url} for url in request.first_frames]
+        for ref in request.references:
+            item = {"type": f"reference_{ref.kind}", "url": ref.url}
+            if ref.voice is not None:
+                item["reference_voice"] = ref.voice
+            media.append(item)
+        body.setdefault("input", {})["media"] = media
+        put(body, ("input", "reference_voice"), request.voice)
+
+    def read_media(self, body: dict[str, Any], request: Request) -> None:
+        for i, item in enumerate(as_list(get(body, ("input", "media")), "input.media", request)):
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                request.malformed.append((f"input.media[{i}]", "each media item needs a type and a url"))
+                continue
+            kind = item.get("type")
+            if kind == _FIRST_FRAME:
+                request.first_frames.append(item["url"])
+            elif kind in _MEDIA_TYPES:
+                request.references.append(Reference(_MEDIA_TYPES[kind], item["url"], item.get("reference_voice")))
+            else:
+                request.malformed.append((f"input.media[{i}].type", f"unknown media type {kind!r}"))
+        request.voice = get(body, ("input", "reference_voice"))
+
+    def reference_items(self, body: dict[str, Any], references: list[Reference]) -> list[dict[str, Any]] | None:
+        items = [m for m in get(body, ("input", "media")) or [] if isinstance(m, dict) and m.get("type") in _MEDIA_TYPES]
+        return items if len(items) == len(references) else None
+
+    def reference_field(self, kind: Kind, request: Request, index: int) -> str:
+        return f"input.media[{index + len(request.first_frames)}]"  # first frames come first
+
+
+@dataclass(frozen=True)
+class ReferenceUrls:
+    """wan2.6: ``input.reference_urls``, plain URLs that do not say their kind."""
+
+    names_model: bool = True
+    kinds_declared: bool = False
+    references_field: str = "input.reference_urls"
+    first_frame_field: str = "input.media"  # wan2.6 takes none; named as wan2.7 would
+    voice_field: str = VOICE_FIELD
+
+    def put_media(self, body: dict[str, Any], request: Request) -> None:
+        body.setdefault("input", {})["reference_urls"] = [ref.url for ref in request.references]
+
+    def read_media(self, body: dict[str, Any], request: Request) -> None:
+        urls = get(body, ("input", "reference_urls"))
+        for i, url in enumerate(as_list(urls, "input.reference_urls", request)):
+            if isinstance(url, str):
+                request.references.append(Reference(_kind_from_url(url), url))
+            else:
+                request.malformed.append((f"input.reference_urls[{i}]", "a reference URL must be a string"))
+
+    def reference_items(self, body: dict[str, Any], references: list[Reference]) -> list[dict[str, Any]] | None:
+        return None
+
+    def reference_field(self, kind: Kind, request: Request, index: int) -> str:
+        return f"input.reference_urls[{index}]"
+
+
+# A wan2.6 reference URL does not say its kind; its extension is the only hint a
+# server has before downloading it [guess].
+_VIDEO_SUFFIXES = (".mp4", ".mov")
+
+
+def _kind_from_url(url: str) -> Kind:
+    path = url.split("?", 1)[0].lower()
+    return "video" if path.endswith(_VIDEO_SUFFIXES) or url.startswith("data:video/") else "image"
+
+
 WAN27 = ModelSpec(
     provider="dashscope",
     model="wan2.7-r2v",
-    wire="dashscope-media",
+    wire=MediaArray(),
     labels=LabelRule(
         image="Image {n}",
         video="Video {n}",
@@ -89,7 +183,7 @@ def _wan26(model: str, silent_video: bool) -> ModelSpec:
     return ModelSpec(
         provider="dashscope",
         model=model,
-        wire="dashscope-reference-urls",
+        wire=ReferenceUrls(),
         labels=LabelRule(image="character{n}", video="character{n}", shared_count=True),
         settings={
             "prompt": Setting(("input", "prompt"), Text(1500)),
@@ -176,3 +270,20 @@ def region_of(base_url: str) -> str | None:
     if workspace is None:
         return None
     return REGION_IDS.get(workspace["region"], workspace["region"])
+
+
+TABLE = ProviderTable(
+    name="dashscope",
+    models=MODELS,
+    default_model=DEFAULT_MODEL,
+    base_url=REGIONS[DEFAULT_REGION],
+    key_variable="DASHSCOPE_API_KEY",
+    quota=QUOTA,
+    resubmit_codes=RESUBMIT_CODES,
+    reupload_codes=REUPLOAD_CODES,
+    submit_path=SUBMIT_PATH,
+    regions=REGIONS,
+    default_region=DEFAULT_REGION,
+    region_of=region_of,
+    region_models=REGION_MODELS,
+)

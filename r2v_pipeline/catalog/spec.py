@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Literal, Mapping, Union
+from typing import Callable, Literal, Mapping, Union
 
-Kind = Literal["image", "video"]
-MediaKind = Literal["image", "video", "audio"]
-Wire = Literal["dashscope-media", "dashscope-reference-urls", "freepik"]
+from .media_info import Kind, MediaKind  # noqa: F401  (Kind: the tables import it from here)
+from .wire_format import WireFormat
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class BillingRule:
 class ModelSpec:
     provider: str
     model: str
-    wire: Wire
+    wire: WireFormat  # where references, first frames and voices go in a body
     labels: LabelRule
     settings: Mapping[str, Setting]  # manifest setting name -> body placement and domain
     references: Span  # images + videos (first frame not counted)
@@ -158,10 +157,55 @@ class ModelSpec:
     @property
     def kinds_declared(self) -> bool:
         """Whether the body says which references are images and which videos."""
-        return self.wire != "dashscope-reference-urls"
+        return self.wire.kinds_declared
 
     def reaction(self, topic: str) -> Reaction:
         return self.reactions.get(topic, Reaction.REJECT)
 
     def limits_for(self, kind: MediaKind) -> MediaLimits:
         return {"image": self.images, "video": self.videos, "audio": self.voices}[kind]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a target's requests go, as its provider's table reads a manifest's choices."""
+
+    base_url: str
+    region: str | None  # None: the provider has no regions, or the host is not one r2v knows
+    unknown_host: bool = False  # a base URL whose region (and so models) cannot be told
+
+
+@dataclass(frozen=True)
+class ProviderTable:
+    """Everything the catalog knows of one provider: its models and its account."""
+
+    name: str
+    models: Mapping[str, ModelSpec]
+    default_model: str
+    base_url: str  # the API base URL when a manifest names neither one nor a region
+    key_variable: str  # the environment variable that holds the API key
+    quota: Mapping[str, float]  # in_progress, submits_per_second, queries_per_second
+    resubmit_codes: tuple[str, ...]  # a FAILED task with one of these may succeed if submitted again
+    reupload_codes: tuple[str, ...]  # a FAILED task with one of these could not read an upload
+    submit_path: str  # where the provider takes new tasks, below its base URL
+    regions: Mapping[str, str] = field(default_factory=dict)  # region -> API base URL; empty: one fixed base URL
+    default_region: str | None = None
+    # The region a base URL serves, None for a host r2v does not know; absent: no regions.
+    region_of: Callable[[str], str | None] | None = None
+    region_models: Mapping[str, frozenset[str]] = field(default_factory=dict)  # a region missing here serves every model
+
+    def endpoint(self, base_url: str | None, region: str | None) -> Endpoint:
+        """Where requests go: a given base URL wins (its host says its region), else the
+        region's (or the default region's) URL, else the provider's own."""
+        if base_url:
+            found = self.region_of(base_url) if self.region_of is not None else None
+            return Endpoint(base_url, found, unknown_host=self.region_of is not None and found is None)
+        if self.regions:
+            chosen = region or self.default_region or next(iter(self.regions))
+            return Endpoint(self.regions[chosen], chosen)
+        return Endpoint(self.base_url, None)
+
+    def serves(self, region: str | None, model: str) -> frozenset[str] | None:
+        """The models ``region`` serves when ``model`` is not one of them; None when it is."""
+        served = self.region_models.get(region or "")
+        return served if served is not None and model not in served else None

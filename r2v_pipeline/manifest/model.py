@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from ..catalog import setting_names
 from ..diagnostics import Position
 
 T = TypeVar("T")
@@ -13,21 +14,16 @@ T = TypeVar("T")
 CastKind = Literal["image", "video", "storyboard"]
 URL_SCHEMES = ("http://", "https://", "oss://")
 
+# Request settings a manifest gives elsewhere than among a shot's settings: the shot's
+# own prompt, the provider's webhook_url.
+SET_ELSEWHERE = ("prompt", "webhook_url")
+# Settings of a shot (or its defaults) that are not request settings of the catalog's.
+MANIFEST_ONLY = ("model", "extra_body", "extra_headers")
 # Settings a shot may set itself or take from defaults.
 SETTINGS = (
-    "model",
-    "duration",
-    "resolution",
-    "ratio",
-    "size",
-    "audio",
-    "shot_type",
-    "seed",
-    "prompt_extend",
-    "watermark",
-    "negative_prompt",
-    "extra_body",
-    "extra_headers",
+    MANIFEST_ONLY[0],
+    *(name for name in setting_names() if name not in SET_ELSEWHERE),
+    *MANIFEST_ONLY[1:],
 )
 
 

@@ -19,11 +19,11 @@ import io
 import os
 import stat
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Iterator, Literal
+from typing import BinaryIO, Callable, Iterator
 
 import av
 
-MediaKind = Literal["image", "video", "audio"]
+from ..catalog.media_info import FORMAT_NAMES, MediaInfo, MediaKind
 
 # PyAV's demuxer name -> (format, kind). The ISO media family is told apart below.
 _DEMUXERS: dict[str, tuple[str, MediaKind]] = {
@@ -43,11 +43,6 @@ _DEMUXERS: dict[str, tuple[str, MediaKind]] = {
 }
 _ISO_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
-FORMAT_NAMES = {
-    "png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF",
-    "mp4": "MP4", "mov": "MOV", "3gp": "3GP", "m4a": "M4A", "webm": "WebM", "avi": "AVI",
-    "wav": "WAV", "mp3": "MP3", "ogg": "Ogg", "flac": "FLAC",
-}  # fmt: skip
 
 # Leading bytes of the formats above, to say what an unreadable file resembles.
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -93,33 +88,6 @@ _FFMPEG_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 # A JPEG cut short decodes with grey fill unless told to fail on the first error.
 _STRICT_IMAGE_OPTIONS = {**_FFMPEG_OPTIONS, "err_detect": "explode"}
 _PROBE_ERRORS = (av.FFmpegError, ValueError, OSError, UnicodeDecodeError, OverflowError, IndexError, ZeroDivisionError)
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    kind: MediaKind | None  # None: not a media file this project knows
-    format: str  # "png", "mp4", … or "unknown"
-    bytes: int
-    sha256: str
-    width: int | None = None
-    height: int | None = None
-    seconds: float | None = None
-    has_video: bool = False
-    has_audio: bool = False
-    problem: str | None = None  # kind None: what was found instead ("a PNG signature followed by text")
-
-    @property
-    def format_name(self) -> str:
-        return FORMAT_NAMES.get(self.format, self.format)
-
-    def describe(self) -> str:
-        """A short phrase for messages: 'a 1280×720 PNG image', 'a 12.0 s MP4 video'."""
-        if self.kind is None:
-            return self.problem or "not a media file this tool can read"
-        if self.kind == "image":
-            return f"a {self.width}×{self.height} {self.format_name} image"
-        length = f"{self.seconds:.1f} s " if self.seconds is not None else ""
-        return f"a {length}{self.format_name} {self.kind}"
 
 
 class NotAFile(OSError):

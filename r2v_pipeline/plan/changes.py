@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from .. import catalog
 from ..catalog.spec import ModelSpec
 from ..catalog.wire import Request, read_body
-from .media import LOCAL_SCHEME
+from ..catalog.request import LOCAL_SCHEME
 
 MAX_DIFF_LINES = 12
 WRAP = 72  # a folded prompt is one long line: wrapped, a diff shows the part that changed

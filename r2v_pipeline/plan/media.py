@@ -10,22 +10,11 @@ from .. import catalog
 from ..diagnostics import Diagnostics
 from ..manifest.load import display_name
 from ..manifest.model import Provider, Source
-from ..media.probe import MediaInfo, MediaKind, NotAFile, TooLarge, probe_file
+from ..catalog.media_info import MediaKind
+from ..catalog.request import LocalFile
+from ..media.probe import NotAFile, TooLarge, probe_file
 
-LOCAL_SCHEME = "local"
 _A = {"image": "an image", "video": "a video", "audio": "a voice (WAV or MP3)"}
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    path: Path  # absolute
-    shown: str  # as messages and plans show it
-    info: MediaInfo
-
-    @property
-    def placeholder(self) -> str:
-        """How a plan's body names the file until the runner sends it."""
-        return f"{LOCAL_SCHEME}:{self.shown}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from ..catalog import SUBMIT_PATHS
+from ..catalog import registry
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
 from .budget import over_budget
@@ -63,7 +63,7 @@ def shot_json(s: PlannedShot, decided: Decided = NOT_MADE) -> dict[str, Any]:
         "provider": s.spec.provider,
         "model": s.spec.model,
         "table": s.spec.table,  # a snapshot's model, whose limits and billing apply
-        "endpoint": s.target.base_url + SUBMIT_PATHS[s.spec.provider],
+        "endpoint": s.target.base_url + registry.table(s.spec.provider).submit_path,
         "action": decided.action,
         "reason": decided.reason,
         "changes": list(decided.changes),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import catalog
-from ..catalog import dashscope, freepik
+from ..catalog import registry
 from ..catalog.billing import Billed, billed_seconds, seconds
 from ..catalog.check import Violation, check_request
 from ..catalog.labels import assign_labels
@@ -22,11 +22,12 @@ from ..catalog.wire import Reference, Request, build_body, reference_items
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
-from ..media.probe import MediaInfo, MediaKind
+from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
 from .extras import RESERVED_HEADERS, header_problems, merge
-from .fingerprint import fingerprint
-from .media import LOCAL_SCHEME, LocalFile, MediaFiles
+from ..catalog.fingerprint import fingerprint
+from ..catalog.request import LOCAL_SCHEME, LocalFile, OutgoingRequest
+from .media import MediaFiles
 from .budget import Budget, over_budget
 from .pricing import cost, rate_for
 from .prompt import PromptError, compile_prompt, render_labelled, render_tracking, undefined_names
@@ -77,9 +78,7 @@ class PlannedShot:
     manifest: str
     spec: ModelSpec
     target: Target
-    body: dict[str, Any]
-    files: dict[str, LocalFile]  # body URL -> local file behind it
-    transports: dict[str, str]  # body URL -> inline | upload | public
+    request: OutgoingRequest  # what the provider's client is handed
     references: tuple[PlannedReference, ...]
     billed: Billed
     rate: Decimal | None
@@ -90,7 +89,6 @@ class PlannedShot:
     store_dir: Path  # the video store of the output folder
     earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
     unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
-    headers: dict[str, str] = field(default_factory=dict)  # extra headers to send
     action: str = "submit"
     reason: str = "not made yet"
     changes: tuple[str, ...] = ()  # what changed since the shot's last version, for people
@@ -103,6 +101,24 @@ class PlannedShot:
     @property
     def seconds(self) -> Decimal:
         return self.billed.total
+
+    # The request's parts, as the stages after the plan read them.
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.request.body
+
+    @property
+    def files(self) -> dict[str, LocalFile]:
+        return self.request.files
+
+    @property
+    def transports(self) -> dict[str, str]:
+        return self.request.transports
+
+    @property
+    def prompt(self) -> str:
+        """The rendered prompt the body carries."""
+        return self.request.prompt
 
     @property
     def cost(self) -> Decimal | None:
@@ -193,24 +209,17 @@ def _decimal(value: float) -> Decimal:
 
 def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) -> Target | None:
     p = episode.provider
-    name = options.provider or (p.name.value if p.name else "dashscope")
+    name = options.provider or (p.name.value if p.name else registry.DEFAULT_PROVIDER)
     base_url = options.base_url or (p.base_url.value if p.base_url else None)
-    region = None
-    if name == "dashscope":
-        if base_url:  # the host says which region, and so which models, it serves
-            region = dashscope.region_of(base_url)
-            if region is None:
-                where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
-                diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
-        else:
-            region = options.region or (p.region.value if p.region else dashscope.DEFAULT_REGION)
-            base_url = dashscope.REGIONS[region]
-    else:
-        base_url = base_url or freepik.BASE_URL
+    # the provider's table says where a region's requests go, and which region a host serves
+    endpoint = registry.table(name).endpoint(base_url, options.region or (p.region.value if p.region else None))
+    if endpoint.unknown_host:
+        where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
+        diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
     return Target(
         provider=name,
-        base_url=base_url.rstrip("/"),
-        region=region,
+        base_url=endpoint.base_url.rstrip("/"),
+        region=endpoint.region,
         workspace=p.workspace.value if p.workspace else None,
         webhook_url=p.webhook_url.value if p.webhook_url else None,
         quota={k: v.value for k, v in p.quota.items()},
@@ -343,8 +352,8 @@ class _EpisodePlanner:
             offered = ", ".join(catalog.PROVIDERS[provider])
             found.error(where, f"{provider} does not offer {model} (it offers {offered})")
             return None
-        served = dashscope.REGION_MODELS.get(self.target.region or "")
-        if provider == "dashscope" and served is not None and spec.table not in served:
+        served = registry.table(provider).serves(self.target.region, spec.table)
+        if served is not None:
             found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
             return None
         return spec
@@ -488,9 +497,7 @@ class _EpisodePlanner:
             manifest=self.episode.name,
             spec=spec,
             target=self.target,
-            body=body,
-            files=dict(media.files),
-            transports=dict(media.transports),
+            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, request.prompt),
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),
@@ -498,7 +505,6 @@ class _EpisodePlanner:
             fingerprint=fingerprint(spec, body, content, headers),
             earlier=tuple(EarlierFormat(fingerprint(spec, e.body, content, headers), e.version, e.what) for e in earlier),
             unchecked=unchecked,
-            headers=headers,
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,
             store_dir=self.output_dir / STORE_FOLDER,

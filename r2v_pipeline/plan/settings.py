@@ -11,12 +11,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..catalog import setting_names
 from ..catalog.formats import size_of, tier_of
 from ..catalog.spec import ModelSpec
 from ..diagnostics import Diagnostics
-from ..manifest.model import Shot, Value
+from ..manifest.model import SET_ELSEWHERE, Shot, Value
 
-PLAIN_SETTINGS = ("duration", "audio", "shot_type", "prompt_extend", "watermark", "negative_prompt")
+# Chosen by their own rules: the frame (size, or resolution + ratio) and the seed (one per take).
+CHOSEN_APART = ("size", "resolution", "ratio", "seed")
+# Sent as the shot, else its defaults, say, where the model takes them.
+PLAIN_SETTINGS = tuple(name for name in setting_names() if name not in (*SET_ELSEWHERE, *CHOSEN_APART))
 SEED_MAX = 2_147_483_647
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Protocol, Union
 
 import httpx
 
-from ..plan.planner import PlannedShot
+from ..catalog.request import OutgoingRequest
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,26 @@ class ProviderTime:
     scale: float = 1.0
 
 
+class UploadCache(Protocol):
+    """Uploads an earlier request made, still alive at the provider (the run's ledger)."""
+
+    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
+
+    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a provider's client factory is given (the registry names the factory)."""
+
+    base_url: str
+    key: str
+    time: ProviderTime
+    client: httpx.AsyncClient
+    workspace: str | None = None  # a DashScope workspace id, where the target names one
+    uploads: UploadCache | None = None
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A request ready to send: its final body and headers beyond authentication."""
@@ -127,7 +147,7 @@ class Provider(Protocol):
     account: str  # who the quotas count against: a hash, never the key
     time: ProviderTime
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         """Turn the plan's body into the one to send (local files uploaded or inlined);
         ``fresh_uploads``: do not reuse earlier uploads (the provider forgot them)."""
 

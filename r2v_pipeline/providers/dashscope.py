@@ -6,16 +6,16 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from ..catalog.dashscope import SUBMIT_PATH
 from ..catalog.wire import map_strings
 from ..media.probe import NotAFile, TooLarge, file_sha256, read_regular
-from ..plan.media import LocalFile
-from ..plan.planner import PlannedShot
+from ..catalog.request import LocalFile, OutgoingRequest
 from .base import (
+    Connection,
     ListedTask,
     Prepared,
     ProviderError,
@@ -27,6 +27,7 @@ from .base import (
     Transient,
     Unknown,
     Unsendable,
+    UploadCache,
     busy_or_unknown,
     classify_transport_error,
     retry_after,
@@ -42,12 +43,6 @@ EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "webp": ".webp", "mp
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "bmp": "image/bmp", "webp": "image/webp", "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg"}
 
 _STATES = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "UNKNOWN": "unknown"}
-
-
-class UploadCache(Protocol):
-    def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None: ...
-
-    def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None: ...
 
 
 class DashScope(Client):
@@ -72,23 +67,23 @@ class DashScope(Client):
 
     # --- requests -------------------------------------------------------------
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         """``fresh_uploads``: upload again even what the cache says is alive (the provider
         forgot it: a task failed because it could not read it)."""
         urls: dict[str, str] = {}
         reused: list[str] = []
-        for url, file in shot.files.items():
-            transport = shot.transports.get(url)
+        for url, file in request.files.items():
+            transport = request.transports.get(url)
             if transport == "inline":
                 urls[url] = _data_uri(file)
             elif transport == "upload":
                 _unchanged(file)
-                cached = None if fresh_uploads else self._cached(file, shot.spec.model)
-                urls[url] = cached or await self._upload(file, shot.spec.model)
+                cached = None if fresh_uploads else self._cached(file, request.model)
+                urls[url] = cached or await self._upload(file, request.model)
                 if cached:
                     reused.append(file.info.sha256)
-        body = map_strings(shot.body, lambda s: urls.get(s, s))
-        headers = {**shot.headers, **({"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {})}
+        body = map_strings(request.body, lambda s: urls.get(s, s))
+        headers = {**request.headers, **({"X-DashScope-OssResourceResolve": "enable"} if "oss://" in json.dumps(body) else {})}
         return Prepared(body, headers, tuple(reused))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
@@ -215,6 +210,11 @@ class DashScope(Client):
         if isinstance(data, dict) and data.get("code"):
             return str(data["code"]), self._clean(str(data.get("message", "")))
         return f"HTTP{response.status_code}", self._clean(response.text[:200])
+
+
+def connect(c: Connection) -> DashScope:
+    """The registry's client factory."""
+    return DashScope(c.base_url, c.key, workspace=c.workspace, uploads=c.uploads, time=c.time, client=c.client)
 
 
 def _unchanged(file: LocalFile) -> None:

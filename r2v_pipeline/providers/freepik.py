@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..catalog.freepik import ENDPOINT
-from ..plan.planner import PlannedShot
+from ..catalog.request import OutgoingRequest
 from .base import (
+    Connection,
     ListedTask,
     Prepared,
     ProviderError,
@@ -44,9 +45,9 @@ class Freepik(Client):
         super().__init__(base_url, key, time, client)
         self._auth = {key_header(base_url): key}
 
-    async def prepare(self, shot: PlannedShot, fresh_uploads: bool = False) -> Prepared:
+    async def prepare(self, request: OutgoingRequest, fresh_uploads: bool = False) -> Prepared:
         # The planner only lets public URLs through to Freepik: nothing is uploaded.
-        return Prepared(shot.body, dict(shot.headers))
+        return Prepared(request.body, dict(request.headers))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
         try:
@@ -105,6 +106,11 @@ class Freepik(Client):
     def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
         code, message = _error(data, response)
         return code, self._clean(message)
+
+
+def connect(c: Connection) -> Freepik:
+    """The registry's client factory (Freepik has no workspaces, and nothing is uploaded)."""
+    return Freepik(c.base_url, c.key, time=c.time, client=c.client)
 
 
 def _error(data: Any, response: httpx.Response) -> tuple[str, str]:

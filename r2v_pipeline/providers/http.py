@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 
 from .. import __version__
+from ..catalog import registry
 from .base import ProviderTime, redact
 
 # Submits and queries are small; a slow answer is the provider's queue, not the network.
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
-KEY_VARIABLES = {"dashscope": "DASHSCOPE_API_KEY", "freepik": "FREEPIK_API_KEY"}
 
 
 class Client:
@@ -60,13 +60,13 @@ def account_id(provider: str, base_url: str, key: str) -> str:
 
 class MissingKey(Exception):
     def __init__(self, provider: str):
-        self.variable = KEY_VARIABLES[provider]
+        self.variable = registry.table(provider).key_variable
         super().__init__(f"{provider} needs an API key in the environment variable {self.variable}")
 
 
 def api_key(provider: str) -> str:
     """The provider's key, from the environment only."""
-    key = os.environ.get(KEY_VARIABLES[provider], "").strip()
+    key = os.environ.get(registry.table(provider).key_variable, "").strip()
     if not key:
         raise MissingKey(provider)
     return key

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..catalog.billing import as_number, bill_differs
-from ..catalog.wire import read_body
 from ..plan.pricing import cost, money
 from ..run.ledger_store import Records, ShotRecord
 from ..run.states import LedgerState, ShotStatus
@@ -125,7 +124,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "attention": differs or status.needs_attention,
         "cost": as_number(cost(billed, shot.rate)),
         "output": _relative(output, report_dir) if output else None,
-        "prompt": read_body(shot.spec, shot.body).prompt,
+        "prompt": shot.prompt,
         "references": [
             {"name": r.name, "role": r.role, "label": r.label, "source": _source(r.source), "description": r.description}
             for r in shot.references

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..catalog.wire import read_body
 from ..plan.planner import PlannedShot
 from ..providers.base import ListedTask, TaskStatus
 
@@ -59,14 +58,14 @@ class Strangers:
 
 def signature(shot: PlannedShot) -> tuple[str, Any, float, str]:
     """What the provider shows of a request: shots alike in this are told apart by nothing."""
-    return (shot.spec.model, read_body(shot.spec, shot.body).prompt, float(shot.billed.output), shot.resolution.upper())
+    return (shot.spec.model, shot.prompt, float(shot.billed.output), shot.resolution.upper())
 
 
 def describes(status: TaskStatus, shot: PlannedShot) -> bool:
     """Whether a succeeded task is ``shot``'s request, by what its detail shows."""
     if status.state != "succeeded" or status.prompt is None:
         return False
-    if status.prompt != read_body(shot.spec, shot.body).prompt:
+    if status.prompt != shot.prompt:
         return False
     usage: dict[str, Any] = status.usage or {}
     seconds = usage.get("output_video_duration")

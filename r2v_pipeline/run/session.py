@@ -10,7 +10,7 @@ import signal
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -28,19 +28,15 @@ from .reach import Unreachable
 from .runner import Runner, RunResult
 from .states import ShotStatus
 from .store import VideoStore, sweep
-from .targets import SimulateOptions, build_providers, declare_public_media, simulation
+from .targets import OpenRedirect, build_providers
 from .work import RunOptions, decide_work, orphan_rows, shots_needing_providers
-
-SIMULATOR_STATE = "simulator"  # the embedded simulator's state, under the ledger's folder
-
 
 @dataclass(frozen=True)
 class Session:
     """How to run: the run's options and which providers it talks to."""
 
     options: RunOptions = field(default_factory=RunOptions)
-    simulate: SimulateOptions | None = None
-    attach: str | None = None  # URL of a simulator started with ``r2v sim``
+    redirect: OpenRedirect | None = None  # providers answering elsewhere (a simulator), opened by the caller's wiring
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
 
 
@@ -128,13 +124,9 @@ def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
 
 def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Path) -> Outcome | int:
     """The run itself, or an exit code when it could not start."""
-    simulate = session.simulate
-    if simulate is not None and simulate.state_dir is None:
-        # Beside the (simulated) ledger: the next run meets the simulator that knows its tasks.
-        simulate = replace(simulate, state_dir=folder / SIMULATOR_STATE)
     with ExitStack() as stack:
         try:
-            sim = stack.enter_context(simulation(simulate, session.attach))
+            sim = stack.enter_context(session.redirect(folder)) if session.redirect else None
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
             log.note(f"r2v: {error}", "invalid", level="error")
             return exits.INVALID
@@ -153,11 +145,11 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
         log = log.redacting(keys)
         if sim is not None:
             try:
-                declare_public_media(sim, needed)
+                sim.declare(needed)
             except Unreachable as error:
                 log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
                 return exits.UNREACHABLE
-            log.note(f"simulated providers at {sim.dashscope_url.rsplit('/api', 1)[0]} (time scale {sim.time.scale})")
+            log.note(f"simulated providers at {sim.where} (time scale {sim.time.scale})")
         downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
         runner = Runner(plan, ledger, log, work, providers, session.options, stores, downloads)
         try:

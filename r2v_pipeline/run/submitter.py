@@ -17,7 +17,6 @@ from typing import Any, Sequence
 
 import anyio
 
-from ..catalog.wire import read_body
 from ..plan.planner import PlannedShot
 from ..providers.base import (
     Busy,
@@ -94,7 +93,7 @@ class Submitter:
             # plan) just before they are sent, and few bodies wait in memory at once.
             # Uploads have their own, far looser limit (100/s): not the task-query budget.
             backoff = self._run.options.query_backoff.scaled(provider.time.scale)
-            prepared = await retrying(lambda: provider.prepare(shot, fresh_uploads), backoff, self._run.rng, reach=reach)
+            prepared = await retrying(lambda: provider.prepare(shot.request, fresh_uploads), backoff, self._run.rng, reach=reach)
         except (ProviderError, Unsendable, OSError) as error:
             slot.release()
             self._run.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
@@ -215,7 +214,7 @@ class Submitter:
             known = self._run.ledger.known_tasks(provider.account) | self._claimed
             return [task_id for task_id in ids if task_id not in known]
 
-        prompt = read_body(shot.spec, shot.body).prompt
+        prompt = shot.prompt
         watched: set[str] = set()
         # The settle window on the monotonic clock, so a wall-clock jump cannot cut it
         # short. A submit of this run is timed from when it went out; one an earlier

@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Mapping, TypeVar
 
 import anyio
 
-from .. import catalog
+from ..catalog import registry
 from ..providers.base import ProviderError, Provider, TaskStatus, Transient
 from .adopt import Strangers
 from .pacing import RateLimit, Slots
@@ -107,8 +107,9 @@ class Account:
         self.slots = Slots(int(quota["in_progress"]))
         self.submits = RateLimit.per_second(quota["submits_per_second"])
         self.watcher = watcher(RateLimit.per_second(quota["queries_per_second"]))
-        self.resubmit_codes: tuple[str, ...] = catalog.RESUBMIT_CODES.get(provider, ())
-        self.reupload_codes: tuple[str, ...] = catalog.REUPLOAD_CODES.get(provider, ())
+        table = registry.table(provider)
+        self.resubmit_codes: tuple[str, ...] = table.resubmit_codes
+        self.reupload_codes: tuple[str, ...] = table.reupload_codes
         self.adoption = Adoption()
 
 
@@ -121,7 +122,7 @@ class Accounts:
 
     def of(self, provider: Provider, quota: Mapping[str, float]) -> Account:
         if provider.account not in self._by_name:
-            self._by_name[provider.account] = Account(provider.name, {**catalog.QUOTAS[provider.name], **quota}, self._watcher)
+            self._by_name[provider.account] = Account(provider.name, {**registry.table(provider.name).quota, **quota}, self._watcher)
         return self._by_name[provider.account]
 
     @property

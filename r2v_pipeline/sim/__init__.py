@@ -2,9 +2,11 @@
 
 Where things are:
     server.py      HTTP/1.1 core (h11 over anyio sockets)
-    routes.py      the route table; keys, faults, rate limits and the ledger around every handler
-    dashscope.py   DashScope routes: submit, task query, task list, cancel
-    freepik.py     Freepik routes: create, get, list
+    routes.py      the route table (the registered providers' families, plus OSS and /_sim);
+                   keys, faults, rate limits and the ledger around every handler
+    family.py      what a provider's simulator module declares: routes, key header, limits, hooks
+    dashscope.py   DashScope's family: submit, task query, task list, cancel, upload policy
+    freepik.py     Freepik's family: create, get, list, webhooks on each status change
     uploads.py     the upload policy and the OSS form POST
     results.py     result videos: encoding cache, signed URLs, downloads
     intake.py      a submit body judged with the catalog: reactions, output, billing

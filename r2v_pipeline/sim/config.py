@@ -29,6 +29,15 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """One simulated provider's account limits and the keys it accepts."""
+
+    rates: Mapping[str, tuple[Rate, ...]]  # rate group -> its rates; a family's routes name their group
+    max_running: int | None = None  # tasks in progress per account; None: no limit
+    keys: frozenset[str] | None = field(default=None, repr=False)  # None: any non-empty key
+
+
+@dataclass(frozen=True)
 class SimConfig:
     host: str = "127.0.0.1"  # loopback only
     port: int = 0  # 0: any free port
@@ -55,6 +64,10 @@ class SimConfig:
     # time is judged in real time whatever the time scale; "provider": windows
     # scale and move with advance(), which makes rate tests deterministic.
     rate_clock: Literal["wall", "provider"] = "wall"
+
+    # Any provider's limits by name (sim.family.Limits), over what the fields above and
+    # below set for DashScope and Freepik: a provider added later has no fields here.
+    providers: Mapping[str, Limits] = field(default_factory=dict, repr=False)
 
     # Accepted keys; None accepts any non-empty key. Kept out of repr so a
     # logged config never shows a key.
@@ -119,7 +132,8 @@ class SimConfig:
             raise ValueError(f"host {self.host!r} is not a loopback address; the simulator serves loopback only")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
-        for rates in (self.submit_rate, self.query_rate, self.policy_rate, self.freepik_rate):
+        given = [rates for limits in self.providers.values() for rates in limits.rates.values()]
+        for rates in (self.submit_rate, self.query_rate, self.policy_rate, self.freepik_rate, *given):
             if any(r.count < 1 or r.seconds <= 0 for r in rates):
                 raise ValueError(f"rates need a count of 1 or more over a positive window: {rates}")
         if not 0 <= self.pending_seconds < math.inf:

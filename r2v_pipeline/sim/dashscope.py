@@ -12,17 +12,20 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..catalog import lookup
+from ..catalog.dashscope import SUBMIT_PATH
+from . import uploads
 from .clock import beijing_time, epoch_ms, parse_list_time
 from .intake import INPUT_MODERATION, make_task, moderation, take_in
 from .replies import dashscope_error, json_reply
 from .results import result_url
 from .server import HttpRequest, HttpResponse
+from .config import Limits, SimConfig
+from .family import Family, FamilyRoute
 from .tasks import CANCELED, FAILED, SUCCEEDED, Task
 
 if TYPE_CHECKING:
     from .state import Call, SimState
 
-PROVIDER = "dashscope"
 LIST_PAGE_MAX = 100  # [guess] the largest page_size served
 CANCEL_REFUSED = "Failed to cancel the task, please confirm if the task is in PENDING status."  # [capture]
 
@@ -33,7 +36,7 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
         return dashscope_error(403, "AccessDenied", "current user api does not support synchronous calls", rid)
     body = req.json()
     model = body.get("model") if isinstance(body, dict) else None
-    spec = lookup(PROVIDER, model) if isinstance(model, str) else None  # snapshot ids too
+    spec = lookup(_provider(call), model) if isinstance(model, str) else None  # snapshot ids too
     if spec is None:
         if not isinstance(body, dict):
             return dashscope_error(400, "InvalidParameter", "The request body is not a JSON object.", rid)
@@ -46,7 +49,7 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
         return dashscope_error(400, first.code, first.message, rid)
     if moderation(state, intake.request) == "reject":
         return dashscope_error(400, INPUT_MODERATION.code, INPUT_MODERATION.message, rid)
-    task = make_task(state, intake, PROVIDER, call.account, req.body, rid)
+    task = make_task(state, intake, _provider(call), call.account, req.body, rid)
     call.task_id = task.task_id
     # The answer shows the task as it was created, whatever has happened since [doc].
     return json_reply(200, {"output": {"task_status": "PENDING", "task_id": task.task_id}, "request_id": rid})
@@ -54,7 +57,7 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
 
 async def get_task(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
     call.task_id = params["task_id"]
-    task = visible_task(state, params["task_id"], call.account)
+    task = visible_task(state, params["task_id"], call)
     if task is None:  # never existed or older than 24 h [doc]; another account's [guess]
         return json_reply(200, {"request_id": call.request_id, "output": {"task_id": params["task_id"], "task_status": "UNKNOWN"}})
     payload: dict[str, Any] = {"request_id": call.request_id, "output": task_output(state, task)}
@@ -79,7 +82,7 @@ async def list_tasks(state: SimState, req: HttpRequest, call: Call, params: Mapp
     found = [
         t
         for t in state.tasks.all()
-        if t.provider == PROVIDER
+        if t.provider == call.provider
         and t.account == call.account
         and now - t.submitted <= state.config.task_ttl
         and start <= t.submitted < end
@@ -103,15 +106,15 @@ async def list_tasks(state: SimState, req: HttpRequest, call: Call, params: Mapp
 
 async def cancel_task(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
     call.task_id = params["task_id"]
-    task = visible_task(state, params["task_id"], call.account)
+    task = visible_task(state, params["task_id"], call)
     if task is None or not state.tasks.cancel(task, state.clock.now()):  # [guess] an unknown task: the same refusal
         return dashscope_error(400, "UnsupportedOperation", CANCEL_REFUSED, call.request_id)
     return json_reply(200, {"request_id": call.request_id})
 
 
-def visible_task(state: SimState, task_id: str, account: str | None) -> Task | None:
+def visible_task(state: SimState, task_id: str, call: Call) -> Task | None:
     task = state.tasks.get(task_id)
-    if task is None or task.provider != PROVIDER or task.account != account:
+    if task is None or task.provider != call.provider or task.account != call.account:
         return None
     if state.clock.now() - task.submitted > state.config.task_ttl:
         return None
@@ -134,7 +137,7 @@ def task_output(state: SimState, task: Task) -> dict[str, Any]:
 
 def usage(task: Task) -> dict[str, Any]:
     """The usage object of a succeeded task; ``duration`` is the billed total."""
-    spec = lookup(PROVIDER, task.model)
+    spec = lookup(task.provider, task.model)
     frame = {"size": task.output.size} if spec is not None and "size" in spec.settings else {"ratio": task.output.ratio}
     return {
         "duration": float(task.billed.total),
@@ -165,3 +168,35 @@ def list_item(state: SimState, task: Task) -> dict[str, Any]:
 
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _provider(call: Call) -> str:
+    """Whose API answers: this family may serve more than one provider (each its own base path)."""
+    assert call.provider is not None  # the route requires a key
+    return call.provider
+
+
+def bearer_key(req: HttpRequest) -> str:
+    scheme, _, key = req.header("authorization").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def _limits(config: SimConfig) -> Limits:
+    return Limits({"submit": config.submit_rate, "query": config.query_rate, "policy": config.policy_rate}, config.max_running, config.dashscope_keys)
+
+
+# Task get, list and cancel share the query rate [doc].
+FAMILY = Family(
+    shape="dashscope",
+    base_path="/api/v1",
+    routes=(
+        FamilyRoute("POST", SUBMIT_PATH, "submit", submit, "submit"),
+        FamilyRoute("GET", "/tasks", "list", list_tasks, "query"),
+        FamilyRoute("GET", "/tasks/{task_id}", "query", get_task, "query"),
+        FamilyRoute("POST", "/tasks/{task_id}/cancel", "cancel", cancel_task, "query"),
+        FamilyRoute("GET", "/uploads", "policy", uploads.get_policy, "policy"),
+    ),
+    key_of=bearer_key,
+    limits=_limits,
+    shared_accounts=True,
+)

@@ -11,9 +11,11 @@ import anyio
 import anyio.abc
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ..media.probe import MediaInfo
+from ..catalog import registry
+from ..catalog.media_info import MediaInfo
 from .config import SimConfig
-from .introspect import advance_clock, stats
+from .family import family, limits
+from .introspect import advance_clock, stats, urls
 from .ledger import Ledger
 from .facts import facts_json, read_declarations
 from .media import HOSTED_PATH
@@ -21,6 +23,7 @@ from .persist import SimStore
 from .routes import dispatch
 from .server import listen, serve
 from .state import SimState, build_state
+from .tasks import Task
 
 
 async def run_simulator(config: SimConfig, *, task_status: anyio.abc.TaskStatus[SimState] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -31,7 +34,8 @@ async def run_simulator(config: SimConfig, *, task_status: anyio.abc.TaskStatus[
         state: SimState | None = None
         try:
             async with anyio.create_task_group() as group:
-                state = build_state(config, port, lambda job: group.start_soon(job), store)
+                max_running = {name: limits(config, name).max_running for name in registry.names()}
+                state = build_state(config, port, lambda job: group.start_soon(job), max_running, _announce, store)
                 group.start_soon(state.tasks.run)
                 handler = functools.partial(dispatch, state)
                 group.start_soon(functools.partial(serve, listener, handler, max_body=config.max_body_bytes, idle=config.idle_seconds))
@@ -41,6 +45,13 @@ async def run_simulator(config: SimConfig, *, task_status: anyio.abc.TaskStatus[
                 await listener.aclose()
                 if state is not None:
                     await state.webhooks.aclose()
+
+
+def _announce(state: SimState, task: Task) -> None:
+    """A task's status change, told to its provider's family."""
+    announce = family(task.provider).announce
+    if announce is not None:
+        announce(state, task)
 
 
 async def _listen(config: SimConfig, store: SimStore | None) -> tuple[anyio.abc.Listener[anyio.abc.SocketStream], int]:
@@ -72,13 +83,18 @@ class Simulator:
         return self._state.base_url
 
     @property
+    def urls(self) -> dict[str, str]:
+        """Each provider's simulated API base URL, by provider name."""
+        return urls(self._state)
+
+    @property
     def dashscope_url(self) -> str:
         """The DashScope base, for ``dashscope.base_http_api_url``."""
-        return self._state.base_url + "/api/v1"
+        return self.urls["dashscope"]
 
     @property
     def freepik_url(self) -> str:
-        return self._state.base_url
+        return self.urls["freepik"]
 
     @property
     def port(self) -> int:

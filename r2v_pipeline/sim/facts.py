@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from ..media.probe import MediaInfo
+from ..catalog.media_info import MediaInfo
 
 MEDIA_KINDS = ("image", "video", "audio")
 

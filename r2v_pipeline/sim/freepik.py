@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..catalog.freepik import WAN27
+from ..catalog.freepik import ENDPOINT, WAN27
+from .config import Limits, SimConfig
+from .family import Family, FamilyRoute
 from .intake import INPUT_MODERATION, make_task, moderation, take_in
 from .replies import json_reply, stock
 from .results import result_url
@@ -18,7 +20,6 @@ from .tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, Task
 if TYPE_CHECKING:
     from .state import Call, SimState
 
-PROVIDER = "freepik"
 STATUS = {PENDING: "CREATED", RUNNING: "IN_PROGRESS", SUCCEEDED: "COMPLETED", FAILED: "FAILED", CANCELED: "FAILED"}
 INVALID = "Your request parameters didn't validate."  # [doc]
 PAGE_MAX = 100  # [guess]
@@ -35,7 +36,7 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
     if moderation(state, intake.request) == "reject":
         return invalid([("prompt", INPUT_MODERATION.message)])  # [guess] Freepik documents no moderation answer
     webhook = body.get("webhook_url")
-    task = make_task(state, intake, PROVIDER, call.account, req.body, call.request_id, webhook if isinstance(webhook, str) else None)
+    task = make_task(state, intake, call.provider or "", call.account, req.body, call.request_id, webhook if isinstance(webhook, str) else None)
     call.task_id = task.task_id
     return json_reply(200, {"data": {"generated": [], "task_id": task.task_id, "status": "CREATED"}})
 
@@ -43,7 +44,7 @@ async def submit(state: SimState, req: HttpRequest, call: Call, params: Mapping[
 async def get_task(state: SimState, req: HttpRequest, call: Call, params: Mapping[str, str]) -> HttpResponse:
     call.task_id = params["task_id"]
     task = state.tasks.get(params["task_id"])
-    if task is None or task.provider != PROVIDER or task.account != call.account:
+    if task is None or task.provider != call.provider or task.account != call.account:
         return stock("freepik", 404, call.request_id)
     return json_reply(200, {"data": data_of(state, task)})
 
@@ -52,7 +53,7 @@ async def list_tasks(state: SimState, req: HttpRequest, call: Call, params: Mapp
     page, size = req.whole_number("page", 1), req.whole_number("page_size", 20)
     if page is None or size is None or size > PAGE_MAX:
         return invalid([("page" if page is None else "page_size", f"page must be 1 or more and page_size 1 to {PAGE_MAX}")])
-    mine = sorted((t for t in state.tasks.all() if t.provider == PROVIDER and t.account == call.account), key=lambda t: t.submitted, reverse=True)
+    mine = sorted((t for t in state.tasks.all() if t.provider == call.provider and t.account == call.account), key=lambda t: t.submitted, reverse=True)
     return json_reply(200, {"data": [{"task_id": t.task_id, "status": STATUS[t.status]} for t in mine[(page - 1) * size : page * size]]})
 
 
@@ -70,3 +71,33 @@ def invalid(problems: list[tuple[str, str]]) -> HttpResponse:
     for name, reason in problems:
         reasons.setdefault(name, reason)
     return json_reply(400, {"message": INVALID, "invalid_params": [{"name": name, "reason": reason} for name, reason in reasons.items()]})
+
+
+def announce(state: SimState, task: Task) -> None:
+    """Every status change after creation goes to the task's webhook_url [doc]."""
+    # [guess] creation itself is announced by the create answer, not by a webhook
+    if task.webhook_url and task.status != PENDING:
+        state.webhooks.announce(task.task_id, task.webhook_url, STATUS[task.status], data_of(state, task))
+
+
+def api_key(req: HttpRequest) -> str:
+    return (req.header("x-freepik-api-key") or req.header("x-magnific-api-key")).strip()
+
+
+def _limits(config: SimConfig) -> Limits:
+    return Limits({"api": config.freepik_rate}, config.freepik_max_running, config.freepik_keys)
+
+
+# Every route counts against one rate, per key [doc]; the base URL is the simulator's own.
+FAMILY = Family(
+    shape="freepik",
+    base_path="",
+    routes=(
+        FamilyRoute("POST", ENDPOINT, "submit", submit, "api"),
+        FamilyRoute("GET", ENDPOINT, "list", list_tasks, "api"),
+        FamilyRoute("GET", ENDPOINT + "/{task_id}", "query", get_task, "api"),
+    ),
+    key_of=api_key,
+    limits=_limits,
+    announce=announce,
+)

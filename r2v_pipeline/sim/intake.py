@@ -20,7 +20,7 @@ from ..catalog.check import Violation, check_request
 from ..catalog.formats import frame_size, nearest_ratio, tier_of
 from ..catalog.spec import Choice, Kind, ModelSpec, Reaction, Text
 from ..catalog.wire import Request, read_body
-from ..media.probe import MediaInfo
+from ..catalog.media_info import MediaInfo
 from .faults import unit
 from .ledger import content_fingerprint
 from .media import Resolved, resolve

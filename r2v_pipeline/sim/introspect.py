@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..catalog import registry
+from .family import family
 from .replies import json_reply
 from .server import HttpRequest, HttpResponse
 
@@ -12,7 +14,13 @@ if TYPE_CHECKING:
     from .state import Call, SimState
 
 
+def urls(state: SimState) -> dict[str, str]:
+    """Each registered provider's simulated API base URL."""
+    return {name: state.base_url + family(name).base_path for name in registry.names()}
+
+
 def stats(state: SimState) -> dict[str, Any]:
+    found = urls(state)
     return {
         "status": "ok",
         "now": state.clock.now(),
@@ -20,8 +28,9 @@ def stats(state: SimState) -> dict[str, Any]:
         "seed": state.config.seed,
         "faults": str(state.faults.spec),
         "base_url": state.base_url,
-        "dashscope_url": state.base_url + "/api/v1",
-        "freepik_url": state.base_url,
+        "urls": found,
+        "dashscope_url": found["dashscope"],  # older clients read these two
+        "freepik_url": found["freepik"],
         "tasks": state.tasks.counts(),
         "in_flight": state.tasks.in_flight,
         "peak_in_flight": state.tasks.peak_in_flight,

@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from ..catalog.spec import ModelSpec
-from ..catalog.wire import Request, build_body
-from ..plan.fingerprint import fingerprint
+from ..catalog.fingerprint import fingerprint
+from ..catalog.wire import Request, build_body, map_strings
 from .tasks import SUCCEEDED, Output, Task
 
 # Headers that carry credentials; the ledger never keeps them.
@@ -33,18 +33,8 @@ def content_fingerprint(spec: ModelSpec, request: Request, content: Mapping[str,
     """The hash of the canonical submit body, each media URL whose bytes are known
     standing in by their sha256: the same shot resubmitted under a new oss:// key
     has the same fingerprint."""
-    body = _substitute(build_body(spec, request), content)
+    body = map_strings(build_body(spec, request), lambda s: f"sha256:{content[s]}" if s in content else s)
     return fingerprint(spec, body, {})
-
-
-def _substitute(node: Any, content: Mapping[str, str]) -> Any:
-    if isinstance(node, str):
-        return f"sha256:{content[node]}" if node in content else node
-    if isinstance(node, list):
-        return [_substitute(item, content) for item in node]
-    if isinstance(node, dict):
-        return {key: _substitute(value, content) for key, value in node.items()}
-    return node
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal, Mapping
+from functools import lru_cache
 
 import anyio
 
-from . import dashscope, freepik, introspect, media, results, uploads
+from ..catalog import registry
+from . import introspect, media, results, uploads
+from .family import Family, RouteHandler, family, limits
 from .faults import NO_FAULT, request_key
 from .ledger import account_id
 from .replies import quota_refusal, stock
@@ -19,9 +21,6 @@ from .server import HttpRequest, HttpResponse
 from .state import Call, SimState
 
 log = logging.getLogger("r2v_pipeline.sim")
-
-RouteHandler = Callable[[SimState, HttpRequest, Call, Mapping[str, str]], Awaitable[HttpResponse]]
-FREEPIK = "/v1/ai/reference-to-video/wan-2-7"
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,8 @@ class Route:
     family: str  # who answers: dashscope, oss, freepik, sim
     kind: str  # what it is, for fault scopes and the ledger
     handler: RouteHandler
-    auth: Literal["bearer", "freepik"] | None = None
-    rates: str | None = None  # the SimConfig field holding this route's rates; routes naming the same field share them
+    provider: str | None = None  # whose API it is (a key is needed); None: the simulator's own or OSS
+    rates: str | None = None  # the provider's rate group; routes naming the same group share it
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -41,17 +40,10 @@ class Route:
         return re.compile(regex + "$")
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "/api/v1/services/aigc/video-generation/video-synthesis", "dashscope", "submit", dashscope.submit, "bearer", "submit_rate"),
-    Route("GET", "/api/v1/tasks", "dashscope", "list", dashscope.list_tasks, "bearer", "query_rate"),
-    Route("GET", "/api/v1/tasks/{task_id}", "dashscope", "query", dashscope.get_task, "bearer", "query_rate"),
-    Route("POST", "/api/v1/tasks/{task_id}/cancel", "dashscope", "cancel", dashscope.cancel_task, "bearer", "query_rate"),
-    Route("GET", "/api/v1/uploads", "dashscope", "policy", uploads.get_policy, "bearer", "policy_rate"),
+# Routes every simulated provider shares: OSS (uploads, result downloads) and /_sim.
+COMMON: tuple[Route, ...] = (
     Route("POST", "/oss", "oss", "upload", uploads.post_object),
     Route("GET", "/results/{task_id}.mp4", "oss", "download", results.download),
-    Route("POST", FREEPIK, "freepik", "submit", freepik.submit, "freepik", "freepik_rate"),
-    Route("GET", FREEPIK, "freepik", "list", freepik.list_tasks, "freepik", "freepik_rate"),
-    Route("GET", FREEPIK + "/{task_id}", "freepik", "query", freepik.get_task, "freepik", "freepik_rate"),
     Route("GET", "/_sim/health", "sim", "sim", introspect.health),
     Route("GET", "/_sim/ledger", "sim", "sim", introspect.ledger),
     Route("POST", "/_sim/advance", "sim", "sim", introspect.advance),
@@ -59,31 +51,38 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/_sim/facts", "sim", "media", media.declare_facts),
     Route("GET", "/_sim/media/{sha}", "sim", "media", media.hosted_media),
 )
-_COMPILED = [(route, route.pattern) for route in ROUTES]
-# Who answers an unknown path, by its start.
-_FAMILIES = (("/api/", "dashscope"), ("/v1/", "freepik"), ("/results/", "oss"), ("/oss", "oss"))
+
+
+def provider_routes(provider: str, of: Family) -> tuple[Route, ...]:
+    """A provider's routes: its family's, below the family's base path."""
+    return tuple(Route(r.method, of.base_path + r.template, of.shape, r.kind, r.handler, provider, r.rates) for r in of.routes)
+
+
+@lru_cache(maxsize=8)
+def _table(providers: tuple[str, ...]) -> tuple[list[tuple[Route, re.Pattern[str]]], tuple[tuple[str, str], ...]]:
+    """The compiled routes of the registered providers, and who answers an unknown path by its start."""
+    routes = [route for name in providers for route in provider_routes(name, family(name))] + list(COMMON)
+    starts = {"/" + route.template.lstrip("/").split("/", 1)[0] + "/": route.family for route in routes if route.provider}
+    return [(route, route.pattern) for route in routes], (*starts.items(), ("/results/", "oss"), ("/oss", "oss"))
 
 
 def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for route, pattern in _COMPILED:
+    for route, pattern in _table(registry.names())[0]:
         if route.method == method and (found := pattern.match(path)):
             return route, found.groupdict()
     return None
 
 
 def account_of(route: Route, req: HttpRequest, state: SimState) -> str | None:
-    """The account of the request's key (DashScope keys may share one: SimConfig.accounts),
-    or None when the key is missing or not accepted."""
-    if route.auth == "bearer":
-        scheme, _, key = req.header("authorization").partition(" ")
-        key = key.strip() if scheme.lower() == "bearer" else ""
-        allowed = state.config.dashscope_keys
-    else:
-        key = (req.header("x-freepik-api-key") or req.header("x-magnific-api-key")).strip()
-        allowed = state.config.freepik_keys
+    """The account of the request's key (keys may share one: SimConfig.accounts), or
+    None when the key is missing or not accepted."""
+    assert route.provider is not None
+    of = family(route.provider)
+    key = of.key_of(req)
+    allowed = limits(state.config, route.provider).keys
     if not key or (allowed is not None and key not in allowed):
         return None
-    shared = state.config.accounts.get(key) if route.auth == "bearer" else None
+    shared = state.config.accounts.get(key) if of.shared_accounts else None
     return account_id(key) if shared is None else f"acct-{shared}"
 
 
@@ -119,11 +118,11 @@ async def dispatch(state: SimState, req: HttpRequest) -> HttpResponse | None:
 async def _serve(state: SimState, req: HttpRequest, call: Call) -> HttpResponse | None:
     found = match(req.method, req.path)
     if found is None:
-        call.family = next((family for start, family in _FAMILIES if req.path.startswith(start)), "sim")
+        call.family = next((family for start, family in _table(registry.names())[1] if req.path.startswith(start)), "sim")
         return stock(call.family, 404, call.request_id)
     route, params = found
-    call.family, call.kind = route.family, route.kind
-    if route.auth:
+    call.family, call.kind, call.provider = route.family, route.kind, route.provider
+    if route.provider:
         call.account = account_of(route, req, state)
     decision = NO_FAULT if route.family == "sim" else state.faults.decide(route.family, route.kind, request_key(req.method, req.target, call.account, req.body))
     call.fault = decision.fault
@@ -133,9 +132,9 @@ async def _serve(state: SimState, req: HttpRequest, call: Call) -> HttpResponse 
         return None
     if decision.effect == "reply" and decision.status is not None:
         return stock(route.family, decision.status, call.request_id)
-    if route.auth and call.account is None:
+    if route.provider and call.account is None:
         return stock(route.family, 401, call.request_id)
-    if route.rates and not state.rates.admit((route.rates, call.account), getattr(state.config, route.rates)):
+    if route.provider and route.rates and not state.rates.admit(((route.provider, route.rates), call.account), limits(state.config, route.provider).rates[route.rates]):
         return quota_refusal(route.family, call.request_id)
     response = await route.handler(state, req, call, params)
     if decision.effect == "drop_after":

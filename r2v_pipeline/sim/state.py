@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Mapping
 
 from .clock import SimClock
 from .config import SimConfig
@@ -17,12 +17,15 @@ from .media import MediaBook
 from .persist import Saved, SimStore, resumed_now
 from .quota import RateBook
 from .results import VideoCache, default_cache_dir, video_key
-from .tasks import PENDING, RUNNING, Task, TaskBook
+from .tasks import RUNNING, Task, TaskBook
 from .uploads import UploadStore
 from .webhooks import WebhookSender
 
 # Starts a background job in the run's task group.
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+# What a task's status change sets off at its provider (Freepik's webhooks); the
+# provider families are wired in by whoever builds the state (embedded.py).
+Announce = Callable[["SimState", Task], None]
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Call:
     request_id: str
     family: str = "sim"
     kind: str = "sim"
+    provider: str | None = None  # whose API the route is; None: the simulator's own, OSS
     account: str | None = None
     task_id: str | None = None
     fault: str | None = None
@@ -53,12 +57,21 @@ class SimState:
     videos: VideoCache
     webhooks: WebhookSender
     submit_counts: Counter[tuple[str, str]]
+    announce: Announce
     store: SimStore | None = None  # the state on disk, when config.state_dir is set
 
 
-def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | None = None) -> SimState:
+def build_state(
+    config: SimConfig,
+    port: int,
+    spawn: Spawn,
+    max_running: Mapping[str, int | None],
+    announce: Announce,
+    store: SimStore | None = None,
+) -> SimState:
     """Everything a run needs, taken back from ``store`` when it holds a stopped
-    simulator's state; call on the event loop thread."""
+    simulator's state; call on the event loop thread. ``max_running``: tasks in
+    progress per account, by provider."""
     saved = store.load() if store is not None else None
     origin = resumed_now(saved, config.clock_while_stopped, config.time_scale, time.time()) if saved else None
     clock = SimClock(config.time_scale, origin)
@@ -68,7 +81,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
     secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
     cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
-    tasks = TaskBook(clock, {"dashscope": config.max_running, "freepik": config.freepik_max_running}, config.pending_seconds)
+    tasks = TaskBook(clock, max_running, config.pending_seconds)
     state = SimState(
         config=config,
         base_url=f"http://{_url_host(config.host)}:{port}",
@@ -84,6 +97,7 @@ def build_state(config: SimConfig, port: int, spawn: Spawn, store: SimStore | No
         videos=VideoCache(cache_dir, spawn),
         webhooks=WebhookSender(config, clock, ledger, faults, spawn),
         submit_counts=Counter(),
+        announce=announce,
         store=store,
     )
     if store is not None and saved is not None:
@@ -111,17 +125,14 @@ def _restore(state: SimState, store: SimStore, saved: Saved) -> None:
 
 
 def task_changed(state: SimState, task: Task) -> None:
-    """Every status change: the state on disk, the ledger, the video prefetch, Freepik's webhooks."""
+    """Every status change: the state on disk, the ledger, the video prefetch, and what the
+    provider's family sets off (Freepik's webhooks)."""
     if state.store is not None:
         state.store.save_task(task)
     state.ledger.record_task(task_entry(task))
     if task.status == RUNNING and task.fail_at_start is None and state.config.prefetch_videos:
         state.videos.prefetch(video_key(task.output))  # encode while the task "generates"
-    # [guess] creation itself is announced by the create answer, not by a webhook
-    if task.provider == "freepik" and task.webhook_url and task.status != PENDING:
-        from .freepik import STATUS, data_of  # the Freepik routes import this module
-
-        state.webhooks.announce(task.task_id, task.webhook_url, STATUS[task.status], data_of(state, task))
+    state.announce(state, task)
 
 
 def _url_host(host: str) -> str:

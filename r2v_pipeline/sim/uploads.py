@@ -132,7 +132,7 @@ async def get_policy(state: SimState, req: HttpRequest, call: Call, params: Mapp
     if req.query.get("action") != "getPolicy":
         return dashscope_error(400, "InvalidParameter", "The action parameter must be getPolicy.", call.request_id)
     model = req.query.get("model", "")
-    if lookup("dashscope", model) is None:  # [guess] the submit's answer for an unknown model
+    if lookup(call.provider or "", model) is None:  # [guess] the submit's answer for an unknown model
         return dashscope_error(400, "InvalidParameter", "Model not exist.", call.request_id)
     assert call.account is not None  # the route requires a key
     config = state.config

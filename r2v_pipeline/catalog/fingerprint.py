@@ -12,9 +12,9 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-from ..catalog.spec import ModelSpec
-from ..catalog.wire import map_strings
-from .media import LOCAL_SCHEME
+from .request import LOCAL_SCHEME
+from .spec import ModelSpec
+from .wire import map_strings
 
 LOCAL = LOCAL_SCHEME + ":"
 

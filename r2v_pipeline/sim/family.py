@@ -1,0 +1,54 @@
+"""How the simulator imitates one provider's API: its routes below a base path, how a
+request names its key, its account limits, what a task's status change sets off.
+
+Each provider's simulator module defines one ``Family``; the catalog's registry
+names it, and the route table, the keys, the limits and the task slots are read
+from it by provider name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
+
+from ..catalog import registry
+from .config import Limits, SimConfig
+from .server import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from .state import Call, SimState
+    from .tasks import Task
+
+RouteHandler = Callable[["SimState", HttpRequest, "Call", Mapping[str, str]], Awaitable[HttpResponse]]
+
+
+@dataclass(frozen=True)
+class FamilyRoute:
+    method: str
+    template: str  # below the family's base path, with {name} for a segment the handler receives
+    kind: str  # what it is, for fault scopes and the ledger
+    handler: RouteHandler
+    rates: str | None = None  # the rate group; routes naming the same group share its rates
+
+
+@dataclass(frozen=True)
+class Family:
+    shape: str  # whose answers, error shapes and fault scope these are: dashscope | freepik
+    base_path: str  # below the simulator's base URL: the provider's API base
+    routes: tuple[FamilyRoute, ...]
+    key_of: Callable[[HttpRequest], str]  # the key a request carries ("" when none)
+    limits: Callable[[SimConfig], Limits]  # as the config sets them
+    shared_accounts: bool = False  # keys may share an account (SimConfig.accounts)
+    announce: Callable[["SimState", "Task"], None] | None = None  # after each status change of a task
+
+
+def family(provider: str) -> Family:
+    family: Family = registry.entry(provider).simulator_family()
+    return family
+
+
+def limits(config: SimConfig, provider: str) -> Limits:
+    """A provider's limits: ``SimConfig.providers`` where it names the provider, else as
+    its family reads the config."""
+    given = config.providers.get(provider)
+    return given if given is not None else family(provider).limits(config)
