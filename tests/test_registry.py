@@ -17,8 +17,8 @@ from r2v_pipeline.manifest.model import MANIFEST_ONLY, SET_ELSEWHERE, SETTINGS
 from r2v_pipeline.manifest.schema import manifest_schema
 from r2v_pipeline.plan.planner import PlanOptions, make_plan
 from r2v_pipeline.run.polling import PollPolicy
-from r2v_pipeline.run.runner import RunOptions
-from r2v_pipeline.run.session import RunRequest, execute
+from r2v_pipeline.run.work import RunOptions
+from r2v_pipeline.pipeline import RunRequest, execute
 from r2v_pipeline.sim import Simulator
 from tests import acme_provider
 

@@ -69,7 +69,7 @@ class PlannedReference:
     description: str = ""  # the cast entry's, for people reading plans and reports
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlannedShot:
     series: str
     episode: str
@@ -89,9 +89,6 @@ class PlannedShot:
     store_dir: Path  # the video store of the output folder
     earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
     unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
-    action: str = "submit"
-    reason: str = "not made yet"
-    changes: tuple[str, ...] = ()  # what changed since the shot's last version, for people
 
     @property
     def key(self) -> str:
@@ -145,13 +142,10 @@ class Plan:
     currency: str | None = None
     budgets: list[Budget] = field(default_factory=list)
 
-    @property
-    def to_submit(self) -> list[PlannedShot]:
-        return [s for s in self.shots if s.action == "submit"]
-
     def over_budget(self) -> list[str]:
-        """A message for each budget the shots to submit would cross."""
-        return over_budget(self.budgets, self.to_submit, self.currency)
+        """A message for each budget the shots would cross if every one were submitted
+        (what a run submits depends on the ledger: run/actions.py decides)."""
+        return over_budget(self.budgets, self.shots, self.currency)
 
 
 def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:

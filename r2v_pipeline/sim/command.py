@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import anyio
 import yaml
 
+from .. import exits
 from .config import Rate, SimConfig
 from .embedded import run_simulator
 from .facts import read_declarations
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as err:
         print(f"r2v sim: {err}", file=sys.stderr)
-        return 2
+        return exits.INVALID
     if args.log_requests:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
@@ -170,12 +171,12 @@ def run(args: argparse.Namespace) -> int:
         cause = _sole_cause(err)
         if isinstance(cause, ValueError):  # a state folder that cannot be used
             print(f"r2v sim: {cause}", file=sys.stderr)
-            return 2
+            return exits.INVALID
         if isinstance(cause, OSError):
             print(f"r2v sim: cannot listen on {config.host}:{config.port}: {cause}", file=sys.stderr)
-            return 1
+            return exits.ENVIRONMENT
         raise
-    return 0
+    return exits.OK
 
 
 def _sole_cause(err: BaseException) -> BaseException:

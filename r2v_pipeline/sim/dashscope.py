@@ -16,7 +16,7 @@ from ..catalog.dashscope import SUBMIT_PATH
 from . import uploads
 from .clock import beijing_time, epoch_ms, parse_list_time
 from .intake import INPUT_MODERATION, make_task, moderation, take_in
-from .replies import dashscope_error, json_reply
+from .replies import ErrorShape, dashscope_error, json_reply
 from .results import result_url
 from .server import HttpRequest, HttpResponse
 from .config import Limits, SimConfig
@@ -185,9 +185,23 @@ def _limits(config: SimConfig) -> Limits:
     return Limits({"submit": config.submit_rate, "query": config.query_rate, "policy": config.policy_rate}, config.max_running, config.dashscope_keys)
 
 
+ERRORS = ErrorShape(
+    dashscope_error,
+    {
+        401: ("InvalidApiKey", "Invalid API-key provided."),
+        404: ("NotFound", "No such API path."),  # [guess]
+        429: ("Throttling", "Requests throttling triggered; please retry later."),
+        500: ("InternalError", "An internal error occurred; please retry."),
+        503: ("ModelUnavailable", "The model is temporarily unavailable; please retry later."),
+    },
+    quota=("Throttling.RateQuota", "Requests rate limit exceeded; please try again later."),  # apart from an injected throttle [doc]
+)
+
+
 # Task get, list and cancel share the query rate [doc].
 FAMILY = Family(
     shape="dashscope",
+    errors=ERRORS,
     base_path="/api/v1",
     routes=(
         FamilyRoute("POST", SUBMIT_PATH, "submit", submit, "submit"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from ..catalog import registry
 from .config import Limits, SimConfig
+from .replies import ErrorShape
 from .server import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ class FamilyRoute:
 
 @dataclass(frozen=True)
 class Family:
-    shape: str  # whose answers, error shapes and fault scope these are: dashscope | freepik
+    shape: str  # the family's name in fault scopes and the ledger: a provider's own, or the one it imitates
+    errors: ErrorShape  # how it words answers that are not about one request
     base_path: str  # below the simulator's base URL: the provider's API base
     routes: tuple[FamilyRoute, ...]
     key_of: Callable[[HttpRequest], str]  # the key a request carries ("" when none)
@@ -52,3 +54,8 @@ def limits(config: SimConfig, provider: str) -> Limits:
     its family reads the config."""
     given = config.providers.get(provider)
     return given if given is not None else family(provider).limits(config)
+
+
+def families() -> tuple[str, ...]:
+    """The names of the registered providers' families, as fault scopes name them."""
+    return tuple(dict.fromkeys(family(name).shape for name in registry.names()))

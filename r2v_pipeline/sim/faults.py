@@ -43,7 +43,6 @@ from typing import Literal
 
 Effect = Literal["reply", "drop_before", "drop_after", "delay", "cut", "task"]
 
-FAMILIES = ("dashscope", "oss", "freepik")
 KINDS = ("submit", "query", "list", "cancel", "policy", "upload", "download", "webhook", "task")
 HTTP_KINDS = frozenset({"submit", "query", "list", "cancel", "policy", "upload", "download"})
 
@@ -179,10 +178,11 @@ def _parse_item(text: str) -> FaultItem:
     if not eq:
         raise FaultSpecError(f"{text!r}: expected {name}=ARGS")
     scope = frozenset(s.strip() for s in scope_text.split("+") if s.strip()) if scope_text else frozenset()
+    known = _families()
     for token in scope:
         family, dot, kind = token.partition(".")
-        if not (token in KINDS or token in FAMILIES or (dot and family in FAMILIES and kind in KINDS)):
-            raise FaultSpecError(f"{text!r}: unknown scope {token!r}; use a kind ({', '.join(KINDS)}), a family ({', '.join(FAMILIES)}) or family.kind")
+        if not (token in KINDS or token in known or (dot and family in known and kind in KINDS)):
+            raise FaultSpecError(f"{text!r}: unknown scope {token!r}; use a kind ({', '.join(KINDS)}), a family ({', '.join(known)}) or family.kind")
     if "@" in text and not scope:
         raise FaultSpecError(f"{text!r}: empty scope after '@'")
     form = FAULTS[name].args
@@ -218,3 +218,8 @@ def _probability(text: str, item: str) -> float:
         raise FaultSpecError(f"{item!r}: P must be between 0 and 1")
     return value
 
+
+def _families() -> tuple[str, ...]:
+    from .family import families  # the providers' families, as registered (the config imports this module)
+
+    return ("oss", *families())

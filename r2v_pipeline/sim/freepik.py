@@ -12,7 +12,7 @@ from ..catalog.freepik import ENDPOINT, WAN27
 from .config import Limits, SimConfig
 from .family import Family, FamilyRoute
 from .intake import INPUT_MODERATION, make_task, moderation, take_in
-from .replies import json_reply, stock
+from .replies import ErrorShape, json_reply, stock
 from .results import result_url
 from .server import HttpRequest, HttpResponse
 from .tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, Task
@@ -88,9 +88,26 @@ def _limits(config: SimConfig) -> Limits:
     return Limits({"api": config.freepik_rate}, config.freepik_max_running, config.freepik_keys)
 
 
+def freepik_error(status: int, code: str, message: str, request_id: str) -> HttpResponse:
+    return json_reply(status, {"message": message})  # Freepik's errors carry no code [doc]
+
+
+ERRORS = ErrorShape(
+    freepik_error,
+    {
+        401: ("", "Invalid API key"),  # [doc]
+        404: ("", "Not found"),  # [guess]
+        429: ("", "Too many requests. Please slow down and try again later."),  # [guess] undocumented body
+        500: ("", "Internal Server Error"),  # [guess]
+        503: ("", "Service Unavailable. Please try again later."),  # [doc]
+    },
+)
+
+
 # Every route counts against one rate, per key [doc]; the base URL is the simulator's own.
 FAMILY = Family(
     shape="freepik",
+    errors=ERRORS,
     base_path="",
     routes=(
         FamilyRoute("POST", ENDPOINT, "submit", submit, "api"),

@@ -1,14 +1,14 @@
-"""Answers in each provider's own error shape: DashScope's flat JSON, OSS's XML, Freepik's message.
+"""Answers in each family's own error shape: flat JSON (DashScope, the simulator), OSS's XML.
 
-A family is who answers: "dashscope" (the API), "oss" (uploads and result
-downloads), "freepik", "sim" (introspection).
+A family is who answers: a provider's API (its module defines its shape), "oss"
+(uploads and result downloads), "sim" (introspection).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from xml.sax.saxutils import escape
 
 from .server import HttpResponse
@@ -43,48 +43,46 @@ def oss_error(status: int, code: str, message: str, request_id: str) -> HttpResp
     return HttpResponse(status, body.encode("utf-8"), "application/xml")
 
 
-def freepik_error(status: int, code: str, message: str, request_id: str) -> HttpResponse:
-    return json_reply(status, {"message": message})  # Freepik's errors carry no code [doc]
+@dataclass(frozen=True)
+class ErrorShape:
+    """How a family words the answers that are not about one request: injected faults,
+    rate limits, missing keys, unknown paths, handler bugs."""
+
+    render: Callable[[int, str, str, str], HttpResponse]  # (status, code, message, request id)
+    stock: Mapping[int, tuple[str, str]]  # status -> (code, message)
+    quota: tuple[str, str] | None = None  # a quota refusal, where worded apart from a throttle
 
 
-ERRORS: dict[str, Callable[[int, str, str, str], HttpResponse]] = {
-    "dashscope": dashscope_error,
-    "oss": oss_error,
-    "freepik": freepik_error,
-    "sim": dashscope_error,
-}
+OSS = ErrorShape(
+    oss_error,
+    {
+        404: ("NoSuchKey", "The specified key does not exist."),
+        429: ("Throttling", "Too many requests."),  # [guess] OSS documents no 429 body
+        500: ("InternalError", "Internal error; please retry."),
+        503: ("ServiceUnavailable", "Service unavailable; please retry."),
+    },
+)
+SIM = ErrorShape(dashscope_error, {404: ("NotFound", "No such simulator path."), 500: ("InternalError", "simulator error")})
+_OWN = {"oss": OSS, "sim": SIM}  # the simulator's own families; each provider's lives in its module
 
-# (family, status) -> (code, message) of the answers that are not about one request:
-# injected faults, rate limits, missing keys, unknown paths, handler bugs.
-STOCK: dict[tuple[str, int], tuple[str, str]] = {
-    ("dashscope", 401): ("InvalidApiKey", "Invalid API-key provided."),
-    ("dashscope", 404): ("NotFound", "No such API path."),  # [guess]
-    ("dashscope", 429): ("Throttling", "Requests throttling triggered; please retry later."),
-    ("dashscope", 500): ("InternalError", "An internal error occurred; please retry."),
-    ("dashscope", 503): ("ModelUnavailable", "The model is temporarily unavailable; please retry later."),
-    ("oss", 404): ("NoSuchKey", "The specified key does not exist."),
-    ("oss", 429): ("Throttling", "Too many requests."),  # [guess] OSS documents no 429 body
-    ("oss", 500): ("InternalError", "Internal error; please retry."),
-    ("oss", 503): ("ServiceUnavailable", "Service unavailable; please retry."),
-    ("freepik", 401): ("", "Invalid API key"),  # [doc]
-    ("freepik", 404): ("", "Not found"),  # [guess]
-    ("freepik", 429): ("", "Too many requests. Please slow down and try again later."),  # [guess] undocumented body
-    ("freepik", 500): ("", "Internal Server Error"),  # [guess]
-    ("freepik", 503): ("", "Service Unavailable. Please try again later."),  # [doc]
-    ("sim", 404): ("NotFound", "No such simulator path."),
-    ("sim", 500): ("InternalError", "simulator error"),
-}
 
-# The code a DashScope quota refusal carries, as opposed to an injected throttle [doc].
-RATE_QUOTA = ("Throttling.RateQuota", "Requests rate limit exceeded; please try again later.")
+def shape_of(family: str) -> ErrorShape:
+    own = _OWN.get(family)
+    if own is not None:
+        return own
+    from .family import family as provider_family  # a provider's: its registered family says
+
+    return provider_family(family).errors
 
 
 def stock(family: str, status: int, request_id: str) -> HttpResponse:
-    code, message = STOCK.get((family, status), STOCK.get(("dashscope", status), ("InternalError", "error")))
-    return ERRORS[family](status, code, message, request_id)
+    shape = shape_of(family)
+    code, message = shape.stock.get(status, ("InternalError", "error"))
+    return shape.render(status, code, message, request_id)
 
 
 def quota_refusal(family: str, request_id: str) -> HttpResponse:
-    if family == "dashscope":
-        return dashscope_error(429, *RATE_QUOTA, request_id)
-    return stock(family, 429, request_id)
+    shape = shape_of(family)
+    if shape.quota is None:
+        return stock(family, 429, request_id)
+    return shape.render(429, *shape.quota, request_id)
