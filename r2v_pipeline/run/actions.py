@@ -12,28 +12,11 @@ from ..diagnostics import did_you_mean
 from ..plan.changes import describe_changes
 from ..plan.planner import PlannedShot
 from .ledger_store import LedgerView, ShotRecord
-from .states import LedgerState
+from .states import Action, LedgerState
 from .store import VideoStore
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
-# action -> what it means; "submit", "resume" and "download" spend or save money,
-# "reuse" and "copy" place a paid video without a request, the others leave the shot as it is.
-ACTIONS = {
-    "submit": "a new request",
-    "reconcile": "an earlier submit may have gone through: find its task first",
-    "resume": "poll the task an earlier run submitted",
-    "download": "fetch the finished video",
-    "skip": "already downloaded",
-    "reuse": "its video is in the store: put in place, nothing billed",
-    "copy": "the same request as another shot: its video is shared, not made again",
-    "failed": "failed before",
-    "ambiguous": "an earlier submit could not be matched to a task",
-    "expired": "the provider's copy expired before it was downloaded",
-    "elsewhere": "another r2v run holds it",
-    "unselected": "not selected",
-}
-SPENDING = ("submit",)  # actions that may create a billed task
 
 
 @dataclass(frozen=True)
@@ -72,7 +55,7 @@ def _matches(shot: PlannedShot, patterns: Sequence[str]) -> bool:
 class Decision:
     """What to do with one planned shot, and why."""
 
-    action: str
+    action: Action
     reason: str
     source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
     changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
@@ -80,7 +63,7 @@ class Decision:
 
     @property
     def spends(self) -> bool:
-        return self.action in SPENDING
+        return self.action.spends
 
 
 class Stores:
@@ -109,14 +92,14 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
     first: dict[str, PlannedShot] = {}
     for shot in shots:
         decision = decide(shot, records.get(shot.fingerprint), ledger, stores.of(shot), selection, now)
-        if decision.action == "submit" and decision.reason == ACTIONS["submit"] and not selection.remake_reformatted:
+        if decision.action is Action.SUBMIT and decision.reason == Action.SUBMIT.meaning and not selection.remake_reformatted:
             decision = _made_before(shot, records, stores.of(shot), now) or decision
         source = first.get(shot.fingerprint)
-        if source is not None and decision.action in ("submit", "reconcile", "resume", "download", "reuse", "copy"):
-            decision = Decision("copy", f"the same request as {source.key}: its video is shared, not made again", source)
-        elif decision.action in ("submit", "reconcile", "resume", "download", "skip", "reuse"):
+        if source is not None and decision.action.carried:
+            decision = Decision(Action.COPY, f"the same request as {source.key}: its video is shared, not made again", source)
+        elif decision.action in (Action.SUBMIT, Action.RECONCILE, Action.RESUME, Action.DOWNLOAD, Action.SKIP, Action.REUSE):
             first.setdefault(shot.fingerprint, shot)
-        if decision.action == "submit" and decision.reason == ACTIONS["submit"]:
+        if decision.action is Action.SUBMIT and decision.reason == Action.SUBMIT.meaning:
             decision = _explained(decision, shot, versions.get(shot.key, []))
         out[shot.key] = decision
     return out
@@ -124,42 +107,42 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
 
 def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | None, store: VideoStore, selection: Selection, now: float) -> Decision:
     if not selection.selected(shot):
-        return Decision("unselected", ACTIONS["unselected"])
+        return Decision(Action.UNSELECTED, Action.UNSELECTED.meaning)
     if record is not None and ledger is not None and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
-        return Decision("elsewhere", ACTIONS["elsewhere"])
+        return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)
     state = record.state if record is not None else LedgerState.PLANNED
     stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)
     if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or stored or in_place):
-        return Decision("submit", f"forced (was {state})")
+        return Decision(Action.SUBMIT, f"forced (was {state})")
     if in_place:
         when = datetime.fromtimestamp(record.downloaded_at) if record and record.downloaded_at else None
-        return Decision("skip", "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
+        return Decision(Action.SKIP, "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
     if stored is not None:
-        return Decision("reuse", _paid_by(stored.meta))
+        return Decision(Action.REUSE, _paid_by(stored.meta))
     if record is None or state == LedgerState.PLANNED:
-        return Decision("submit", ACTIONS["submit"])
+        return Decision(Action.SUBMIT, Action.SUBMIT.meaning)
     if state in (LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.SUCCEEDED) and record.endpoint and record.endpoint != shot.target.base_url:
-        return Decision("elsewhere", f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it")
+        return Decision(Action.ELSEWHERE, f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it")
     if state == LedgerState.DOWNLOADED:
         if record.result_url and now - (record.finished_at or 0) < RESULT_LIFE:
-            return Decision("download", "the video file is missing: fetch it again")
-        return Decision("failed", "the video file is missing and the provider's copy has expired; --force makes it again")
+            return Decision(Action.DOWNLOAD, "the video file is missing: fetch it again")
+        return Decision(Action.FAILED, "the video file is missing and the provider's copy has expired; --force makes it again")
     if state == LedgerState.SUBMITTING:
-        return Decision("reconcile", ACTIONS["reconcile"])
+        return Decision(Action.RECONCILE, Action.RECONCILE.meaning)
     if state == LedgerState.SUBMITTED:
-        return Decision("resume", f"poll task {record.task_id}")
+        return Decision(Action.RESUME, f"poll task {record.task_id}")
     if state == LedgerState.SUCCEEDED:
-        return Decision("download", ACTIONS["download"])
+        return Decision(Action.DOWNLOAD, Action.DOWNLOAD.meaning)
     if state == LedgerState.FAILED:
         if selection.retry_failed:
-            return Decision("submit", f"retry after {record.code}")
-        return Decision("failed", f"failed before: {record.code}: {record.message} (--retry-failed to try again)")
+            return Decision(Action.SUBMIT, f"retry after {record.code}")
+        return Decision(Action.FAILED, f"failed before: {record.code}: {record.message} (--retry-failed to try again)")
     if state == LedgerState.AMBIGUOUS:
-        return Decision("ambiguous", f"{record.message} (--force to submit again)")
+        return Decision(Action.AMBIGUOUS, f"{record.message} (--force to submit again)")
     if state == LedgerState.EXPIRED:
-        return Decision("expired", f"{record.message} (--force to make it again)")
-    return Decision("submit", ACTIONS["submit"])
+        return Decision(Action.EXPIRED, f"{record.message} (--force to make it again)")
+    return Decision(Action.SUBMIT, Action.SUBMIT.meaning)
 
 
 def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: VideoStore, now: float) -> Decision | None:
@@ -168,16 +151,16 @@ def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: Video
     for earlier in shot.earlier:
         why = f"request format changed by r2v {earlier.version}: {earlier.what}; what was made before is kept (--remake-reformatted makes it again)"
         if store.find(earlier.fingerprint) is not None:
-            return Decision("reuse", why, earlier=earlier.fingerprint)
+            return Decision(Action.REUSE, why, earlier=earlier.fingerprint)
         record = records.get(earlier.fingerprint)
         if record is None:
             continue
         if record.state == LedgerState.SUBMITTED:
-            return Decision("resume", why, earlier=earlier.fingerprint)
+            return Decision(Action.RESUME, why, earlier=earlier.fingerprint)
         if record.state == LedgerState.SUCCEEDED or (record.state == LedgerState.DOWNLOADED and record.result_url and now - (record.finished_at or 0) < RESULT_LIFE):
-            return Decision("download", why, earlier=earlier.fingerprint)
+            return Decision(Action.DOWNLOAD, why, earlier=earlier.fingerprint)
         if record.state == LedgerState.SUBMITTING:
-            return Decision("reconcile", why, earlier=earlier.fingerprint)
+            return Decision(Action.RECONCILE, why, earlier=earlier.fingerprint)
     return None
 
 
@@ -206,4 +189,4 @@ def _explained(decision: Decision, shot: PlannedShot, versions: list[ShotRecord]
     files = {url: f.info.sha256 for url, f in shot.files.items()}
     changes = tuple(describe_changes(previous.request_data, shot.spec, shot.body, files))
     when = datetime.fromtimestamp(previous.updated_at)
-    return Decision("submit", f"edited since its version of {when:%Y-%m-%d %H:%M}", changes=changes)
+    return Decision(Action.SUBMIT, f"edited since its version of {when:%Y-%m-%d %H:%M}", changes=changes)

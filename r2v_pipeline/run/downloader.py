@@ -22,7 +22,7 @@ from ..providers.base import Provider
 from .actions import Stores
 from .download import BadVideo, DiskTrouble, DownloadFailed, Expired, fetch_video
 from .ledger_store import ShotRecord
-from .states import ShotStatus
+from .states import Action, ShotStatus
 from .work import Job, RunContext, Stalled, Work
 
 
@@ -86,7 +86,7 @@ class Downloader:
             store.materialise(shot.fingerprint, shot.output, {"key": shot.key})
         except OSError as error:
             return ShotStatus.FAILED, f"placing the stored video failed: {error.strerror or error}"
-        status = ShotStatus.COPIED if w.action == "copy" else ShotStatus.REUSED
+        status = ShotStatus.COPIED if w.action is Action.COPY else ShotStatus.REUSED
         self._run.log.event(shot.key, status.value, path=display_name(shot.output))
         return status, w.reason
 

@@ -81,7 +81,7 @@ class Runner:
                 for shot, record in self.orphans:
                     shots.start_soon(machine.recover, record, shot)
                 # Tasks already in progress first: they hold provider slots now.
-                for w in sorted(self.work, key=lambda w: w.action not in ("resume", "reconcile")):
+                for w in sorted(self.work, key=lambda w: not w.action.in_flight):
                     if w.carried:
                         shots.start_soon(machine.place if w.offline else machine.carry, w)
                     else:

@@ -23,7 +23,7 @@ from .downloader import Downloader
 from .ledger_store import Lost, ShotRecord
 from .pacing import SlotHold
 from .reach import Unreachable
-from .states import LedgerState, Reconciled, ShotStatus
+from .states import Action, LedgerState, Reconciled, ShotStatus
 from .submitter import Submitter
 from .task_watch import Account, Accounts
 from .work import Job, NotSent, RunContext, Stalled, Work
@@ -126,7 +126,7 @@ class ShotMachine:
         job = Job.of(shot, self.stores.of(shot))
         slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
         resubmits = 0
-        remake = w.action == "submit"  # a done or failed row is made again once, at the start
+        remake = w.action is Action.SUBMIT  # a done or failed row is made again once, at the start
         uploads_again = False  # once the provider could not read the shot's uploads
         try:
             while True:
@@ -178,7 +178,7 @@ class ShotMachine:
                         resubmits += 1
                     elif status.state != "succeeded":
                         return
-                elif state is LedgerState.SUCCEEDED or (state is LedgerState.DOWNLOADED and w.action == "download"):
+                elif state is LedgerState.SUCCEEDED or (state is LedgerState.DOWNLOADED and w.action is Action.DOWNLOAD):
                     await self.downloader.download(job, provider)
                     return
                 else:

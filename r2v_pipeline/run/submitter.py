@@ -36,7 +36,7 @@ from .actions import Stores
 from .adopt import DAY, Strangers, signature
 from .pacing import SlotHold
 from .reach import Reaches, Unreachable, retrying
-from .states import Reconciled
+from .states import Action, Reconciled
 from .task_watch import Account
 from .work import Job, NotSent, RunContext, Stalled, Work
 
@@ -62,7 +62,7 @@ class Submitter:
         self._answered: dict[str, anyio.Event] = {}
         for w in work:
             answered = self._answered.setdefault(w.shot.fingerprint, anyio.Event())
-            if w.action not in ("submit", "reconcile"):
+            if w.action not in (Action.SUBMIT, Action.RECONCILE):
                 answered.set()
 
     def answered(self, shot: PlannedShot) -> None:

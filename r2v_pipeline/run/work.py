@@ -14,11 +14,9 @@ from .pacing import Backoff
 from .polling import PollPolicy
 from .progress import Log
 from .reach import ReachPolicy
-from .states import LedgerState, ShotStatus
+from .states import Action, LedgerState, ShotStatus
 from .store import VideoStore
 
-CARRIED = ("submit", "reconcile", "resume", "download", "reuse", "copy")  # actions this run carries out
-OFFLINE = ("reuse", "copy")  # carried out from the video store, without the provider
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Work:
     """One planned shot, what this run was decided to do with it, and what became of it."""
 
     shot: PlannedShot
-    action: str
+    action: Action
     reason: str
     source: PlannedShot | None = None  # for "copy": the shot whose video this one shares
     changes: tuple[str, ...] = ()  # for a shot made again: what changed since its last version
@@ -64,11 +62,11 @@ class Work:
 
     @property
     def carried(self) -> bool:
-        return self.action in CARRIED
+        return self.action.carried
 
     @property
     def offline(self) -> bool:
-        return self.action in OFFLINE
+        return self.action.offline
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,8 @@ def decide_work(plan: Plan, ledger: LedgerStore, stores: Stores, selection: Sele
 
 
 def _work(shot: PlannedShot, d: Decision, over_budget: bool) -> Work:
-    if over_budget and d.action in ("submit", "copy"):
-        return Work(shot, "held", "held back: it would cross the budget", d.source, d.changes, held=True)
+    if over_budget and d.action in (Action.SUBMIT, Action.COPY):
+        return Work(shot, Action.HELD, Action.HELD.meaning, d.source, d.changes, held=True)
     return Work(shot, d.action, d.reason, d.source, d.changes)
 
 
