@@ -20,20 +20,15 @@ from .base import (
     Prepared,
     ProviderError,
     ProviderTime,
-    Refused,
-    Submitted,
     SubmitOutcome,
     TaskStatus,
     Transient,
-    Unknown,
     Unsendable,
     UploadCache,
-    busy_or_unknown,
-    classify_transport_error,
     retry_after,
     transport_trouble,
 )
-from .http import Client, json_or_none
+from .http import Client, SubmitReading, json_or_none
 
 BEIJING = timezone(timedelta(hours=8))  # DashScope writes its times in Beijing time
 LIST_PAGE = 100
@@ -88,23 +83,7 @@ class DashScope(Client):
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
         headers = {**request.headers, **self._auth, "X-DashScope-Async": "enable"}  # a manifest's headers never replace these
-        try:
-            response = await self._http.post(self.base_url + SUBMIT_PATH, json=request.body, headers=headers)
-        except httpx.HTTPError as error:
-            return classify_transport_error(error)
-        data = json_or_none(response)
-        if response.status_code == 200:
-            task_id = (data.get("output") or {}).get("task_id") if isinstance(data, dict) else None
-            if isinstance(task_id, str) and task_id:
-                return Submitted(task_id)
-            return Unknown(self._clean(f"HTTP 200 without a task id: {response.text[:200]}"))
-        code, message = self._error(data, response)
-        if response.status_code == 429 or response.status_code >= 500:
-            if code == "Throttling.AllocationQuota":  # the quota is spent: no retry helps within a run
-                return Refused(code, message, response.status_code)
-            said = code if isinstance(data, dict) and data.get("code") else None
-            return busy_or_unknown(response.status_code, said, message, retry_after(response))
-        return Refused(code, message, response.status_code)
+        return await self._post_submit(self.base_url + SUBMIT_PATH, request.body, headers, SUBMIT_READING)
 
     async def status(self, task_id: str) -> TaskStatus:
         data = await self._get(f"/tasks/{task_id}")
@@ -210,6 +189,13 @@ class DashScope(Client):
         if isinstance(data, dict) and data.get("code"):
             return str(data["code"]), self._clean(str(data.get("message", "")))
         return f"HTTP{response.status_code}", self._clean(response.text[:200])
+
+
+SUBMIT_READING = SubmitReading(
+    task_id=lambda data: (data.get("output") or {}).get("task_id"),
+    own_error="code",
+    final_codes=("Throttling.AllocationQuota",),  # the quota is spent: no retry helps within a run
+)
 
 
 def connect(c: Connection) -> DashScope:

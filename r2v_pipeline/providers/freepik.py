@@ -15,18 +15,13 @@ from .base import (
     Prepared,
     ProviderError,
     ProviderTime,
-    Refused,
-    Submitted,
     SubmitOutcome,
     TaskStatus,
     Transient,
-    Unknown,
-    busy_or_unknown,
-    classify_transport_error,
     retry_after,
     transport_trouble,
 )
-from .http import Client, json_or_none
+from .http import Client, SubmitReading, json_or_none
 
 _STATES = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
 # The renamed host serves the same endpoints and takes the key in its own header [doc].
@@ -50,22 +45,8 @@ class Freepik(Client):
         return Prepared(request.body, dict(request.headers))
 
     async def submit(self, request: Prepared) -> SubmitOutcome:
-        try:
-            response = await self._http.post(self.base_url + ENDPOINT, json=request.body, headers={**request.headers, **self._auth})
-        except httpx.HTTPError as error:
-            return classify_transport_error(error)
-        data = json_or_none(response)
-        if response.status_code == 200:
-            task_id = (data.get("data") or {}).get("task_id") if isinstance(data, dict) else None
-            if isinstance(task_id, str) and task_id:
-                return Submitted(task_id)
-            return Unknown(self._clean(f"HTTP 200 without a task id: {response.text[:200]}"))
-        code, message = self._error(data, response)
-        if response.status_code == 429 or response.status_code >= 500:
-            # Freepik's own errors carry a JSON message; a bare gateway error does not.
-            said = code if isinstance(data, dict) and data.get("message") else None
-            return busy_or_unknown(response.status_code, said, message, retry_after(response))
-        return Refused(code, message, response.status_code)
+        headers = {**request.headers, **self._auth}
+        return await self._post_submit(self.base_url + ENDPOINT, request.body, headers, SUBMIT_READING)
 
     async def status(self, task_id: str) -> TaskStatus:
         try:
@@ -106,6 +87,9 @@ class Freepik(Client):
     def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
         code, message = _error(data, response)
         return code, self._clean(message)
+
+
+SUBMIT_READING = SubmitReading(task_id=lambda data: (data.get("data") or {}).get("task_id"), own_error="message")
 
 
 def connect(c: Connection) -> Freepik:

@@ -5,13 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import httpx
 
 from .. import __version__
 from ..catalog import registry
-from .base import ProviderTime, redact
+from .base import (
+    ProviderTime,
+    Refused,
+    Submitted,
+    SubmitOutcome,
+    Unknown,
+    busy_or_unknown,
+    classify_transport_error,
+    redact,
+    retry_after,
+)
 
 # Submits and queries are small; a slow answer is the provider's queue, not the network.
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
@@ -39,6 +50,40 @@ class Client:
     def _clean(self, text: str) -> str:
         """Provider and proxy messages are stored and shown: never with the key in them."""
         return redact(text, self._key)
+
+    def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
+        """The code and message of an answer that is not a success (each provider words them)."""
+        raise NotImplementedError
+
+    async def _post_submit(self, url: str, body: dict[str, Any], headers: dict[str, str], reading: SubmitReading) -> SubmitOutcome:
+        """Send a new task's request and say what is known about money (see base.py)."""
+        try:
+            response = await self._http.post(url, json=body, headers=headers)
+        except httpx.HTTPError as error:
+            return classify_transport_error(error)
+        data = json_or_none(response)
+        if response.status_code == 200:
+            task_id = reading.task_id(data) if isinstance(data, dict) else None
+            if isinstance(task_id, str) and task_id:
+                return Submitted(task_id)
+            return Unknown(self._clean(f"HTTP 200 without a task id: {response.text[:200]}"))
+        code, message = self._error(data, response)
+        if response.status_code == 429 or response.status_code >= 500:
+            if code in reading.final_codes:
+                return Refused(code, message, response.status_code)
+            # The provider's own error body says no task was made; a bare gateway error does not.
+            said = code if isinstance(data, dict) and data.get(reading.own_error) else None
+            return busy_or_unknown(response.status_code, said, message, retry_after(response))
+        return Refused(code, message, response.status_code)
+
+
+@dataclass(frozen=True)
+class SubmitReading:
+    """How one provider's answer to a submit is read."""
+
+    task_id: Callable[[dict[str, Any]], Any]  # where a 200 answer carries the task id
+    own_error: str  # the field that marks an error body as the provider's own, not a gateway's
+    final_codes: tuple[str, ...] = ()  # 429/5xx codes no retry within the run helps: refused
 
 
 def new_client(headers: dict[str, str] | None = None, *, local: bool = False) -> httpx.AsyncClient:
