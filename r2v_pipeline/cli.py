@@ -13,11 +13,11 @@ import shlex
 import sys
 import time
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__, exits
+from . import __version__, argtypes, exits
 from .exits import PLAN_SPENDS
 from .catalog import registry
 from .diagnostics import Diagnostics
@@ -97,16 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     _remake_argument(run)
     simulated = run.add_argument_group("simulation (no API key, no cost)")
     simulated.add_argument("--simulate", "--simulated", dest="simulate", action="store_true", help="run against the embedded provider simulator")
-    simulated.add_argument("--time-scale", type=_fraction, default=0.02, metavar="F", help="simulated wall seconds per provider second (default: %(default)s)")
+    simulated.add_argument("--time-scale", type=argtypes.within(0.0, 10.0, says="above 0 and at most 10"), default=0.02, metavar="F", help="simulated wall seconds per provider second (default: %(default)s)")
     simulated.add_argument("--sim-faults", default="", metavar="SPEC", help="faults the simulator injects (see r2v sim --help)")
     simulated.add_argument("--sim-seed", type=int, default=0, metavar="S", help="the simulator's seed")
     simulated.add_argument(
-        "--simulator", type=_url, metavar="URL", default=os.environ.get(SIMULATOR_VARIABLE) or None,
+        "--simulator", type=argtypes.url, metavar="URL", default=os.environ.get(SIMULATOR_VARIABLE) or None,
         help=f"run against a simulator started with `r2v sim` at URL (default: ${SIMULATOR_VARIABLE})",
     )  # fmt: skip
     run.add_argument("--max-resubmits", type=int, default=2, metavar="N", help="new submissions after a transient task failure (default: %(default)s)")
     run.add_argument("--settle", type=float, default=120.0, metavar="S", help="seconds after an unanswered submit before an empty task list is believed (default: %(default)s)")
-    run.add_argument("--give-up-after", type=_above_zero, default=300.0, metavar="S", help=f"seconds a provider may stay unreachable before the run ends with exit {exits.UNREACHABLE}, shots not sent left planned (default: %(default)s)")
+    run.add_argument("--give-up-after", type=argtypes.above_zero, default=300.0, metavar="S", help=f"seconds a provider may stay unreachable before the run ends with exit {exits.UNREACHABLE}, shots not sent left planned (default: %(default)s)")
     run.add_argument("--exclusive", action="store_true", help=f"end at once with exit {exits.LOCKED} when another r2v run works on the same ledger (for cron)")
     run.add_argument("--assemble", action="store_true", help="afterwards, cut every episode whose shots are all done (as r2v assemble)")
     run.add_argument("--log-format", choices=("tty", "plain", "json"), help="progress display (default: tty on a terminal, plain otherwise); json: every line a JSON object")
@@ -165,9 +165,9 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="episode (or standalone) manifest files")
     parser.add_argument("--provider", choices=sorted(registry.names()), help="override the manifests' provider")
     parser.add_argument("--region", choices=sorted({r for e in registry.entries() for r in e.table.regions}), help="override the DashScope region")
-    parser.add_argument("--base-url", type=_url, help="override the provider's API base URL")
-    parser.add_argument("--budget-seconds", type=_positive, metavar="S", help="refuse plans billing more seconds")
-    parser.add_argument("--budget-money", type=_positive, metavar="X", help="refuse plans costing more (needs prices)")
+    parser.add_argument("--base-url", type=argtypes.url, help="override the provider's API base URL")
+    parser.add_argument("--budget-seconds", type=argtypes.amount, metavar="S", help="refuse plans billing more seconds")
+    parser.add_argument("--budget-money", type=argtypes.amount, metavar="X", help="refuse plans costing more (needs prices)")
     parser.add_argument("--out", type=Path, help="output folder (default: the manifests' output.dir)")
     parser.add_argument("--state", type=Path, help="state folder of the ledger (default: the manifests' output.state)")
     if view:
@@ -175,43 +175,6 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
             "--simulated", "--simulate", dest="simulated", action="store_true", default=bool(os.environ.get(SIMULATOR_VARIABLE)),
             help=f"look at the ledger and videos of simulated runs (the default when ${SIMULATOR_VARIABLE} is set)",
         )  # fmt: skip
-
-
-def _url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError("must be an http:// or https:// URL")
-    return text
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a number") from None
-
-
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0 < value <= 10:
-        raise argparse.ArgumentTypeError("must be above 0 and at most 10")
-    return value
-
-
-def _above_zero(text: str) -> float:
-    value = _number(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
-
-
-def _positive(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError("must be a number") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
 
 
 # --- talking to people and to log collectors --------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import anyio
 import yaml
 
-from .. import exits
+from .. import argtypes, exits
 from .config import Rate, SimConfig
 from .embedded import run_simulator
 from .facts import read_declarations
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SimConfig()
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--time-scale", type=_positive, default=1.0, metavar="F", help="wall seconds per provider second: 0.01 makes a 2-minute generation take 1.2 s (default: 1)")
+    parser.add_argument("--time-scale", type=argtypes.above_zero, default=1.0, metavar="F", help="wall seconds per provider second: 0.01 makes a 2-minute generation take 1.2 s (default: 1)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every random choice: task ids, generation times, faults (default: 0)")
     parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC", help="faults to inject; grammar below")
     parser.add_argument("--generation-seconds", type=_span, default=defaults.generation_seconds, metavar="LO:HI", help="generation time, uniform, provider seconds (default: 60:300)")
@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--submit-rate", type=int, default=defaults.submit_rate[0].count, metavar="N", help="DashScope submissions per second per account (default: %(default)s)")
     parser.add_argument("--query-rate", type=int, default=defaults.query_rate[0].count, metavar="N", help="DashScope task queries per second per account (default: %(default)s)")
     parser.add_argument("--rate-clock", choices=("wall", "provider"), default=defaults.rate_clock, help="the clock rate windows run on (default: %(default)s)")
-    parser.add_argument("--pending-seconds", type=_not_negative, default=defaults.pending_seconds, metavar="S", help="provider seconds a new task waits as PENDING before it may start (default: %(default)s)")
+    parser.add_argument("--pending-seconds", type=argtypes.not_negative, default=defaults.pending_seconds, metavar="S", help="provider seconds a new task waits as PENDING before it may start (default: %(default)s)")
     parser.add_argument("--billing-offset", type=float, default=defaults.billing_offset_seconds, metavar="S", help="for tests only: report S more input seconds in each succeeded task's usage than the billing rules give (default: 0)")
     parser.add_argument("--moderation-reject-word", default=defaults.moderation_reject_word, metavar="WORD", help="a prompt with this word is refused at submit (default: %(default)s)")
     parser.add_argument("--moderation-fail-word", default=defaults.moderation_fail_word, metavar="WORD", help="a prompt with this word makes the task fail moderation (default: %(default)s)")
@@ -206,26 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m r2v_pipeline.sim", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
-
-
-def _not_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def _fault_spec(text: str) -> str:
