@@ -272,6 +272,8 @@ def test_an_interrupted_simulated_run_resumes_without_expiring_or_paying_twice(t
 
     second = subprocess.run(command, capture_output=True, text=True, env=clean_env(), timeout=240)
     assert second.returncode == 0, second.stderr
+    # Its tasks are in the ledger: nothing of a killed run to wait for before paying.
+    assert "a killed run may have left" not in second.stderr, second.stderr
     report = json.loads((out / "simulated" / "report.json").read_text())
     assert report["totals"]["done"] == report["totals"]["shots"] == 8
     assert "expired" not in {shot["status"] for shot in report["shots"]}

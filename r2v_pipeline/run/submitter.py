@@ -336,9 +336,12 @@ class Submitter:
         if listed is None:
             return None
         known = self._run.ledger.known_tasks(provider.account) | self._claimed
-        # A task made moments ago: a run that was just killed may still have a submit on
-        # the wire (its ledger gone, no row says so). Give it the settle time to land, then look again.
-        ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None]
+        # A task the ledger does not know, made moments ago: a run that was just killed may
+        # still have a submit on the wire (its ledger gone, no row says so). Give it the
+        # settle time to land, then look again. Tasks the ledger knows were made by runs
+        # that recorded their submits first: an unanswered one of theirs is a row in
+        # ``submitting``, reconciled, not adopted, so they are no reason to wait.
+        ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None and t.task_id not in known]
         wait = self._run.options.settle - min(ages, default=self._run.options.settle)
         if wait > 0:
             self._run.log.note(f"{provider.name}: a task was made {min(ages):.0f} s ago; waiting {wait:.0f} s for submits a killed run may have left on the wire", "adopt")
