@@ -165,6 +165,12 @@ class Provider(Protocol):
         query), to find tasks a lost ledger forgot; None when the provider's tasks
         cannot be matched to requests."""
 
+    async def list_states(self, since: float, until: float) -> dict[str, TaskState] | None:
+        """The state of every task of the account created between two provider times, as
+        the task list shows it (few queries, for watching many tasks at once); None when
+        the provider cannot list its tasks that way. A task missing from the answer is
+        not known to have ended: ask it on its own."""
+
     async def aclose(self) -> None: ...
 
 

@@ -21,6 +21,7 @@ from .base import (
     ProviderError,
     ProviderTime,
     SubmitOutcome,
+    TaskState,
     TaskStatus,
     Transient,
     Unsendable,
@@ -32,6 +33,7 @@ from .http import Client, SubmitReading, json_or_none
 
 BEIJING = timezone(timedelta(hours=8))  # DashScope writes its times in Beijing time
 LIST_PAGE = 100
+WATCH_PAGES = 1  # a watch cycle is one query; tasks beyond its page are asked on their own
 UPLOAD_MARGIN = 6 * 3600.0  # reuse an upload only while it has this long to live
 UPLOAD_LIFE = 48 * 3600.0
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "webp": ".webp", "mp4": ".mp4", "mov": ".mov", "wav": ".wav", "mp3": ".mp3"}
@@ -110,8 +112,14 @@ class DashScope(Client):
     async def recent_tasks(self, since: float, until: float) -> list[ListedTask] | None:
         return await self._list(since, until)
 
-    async def _list(self, since: float, until: float, model: str | None = None) -> list[ListedTask]:
-        """The account's tasks created in a window, every page. Relied on from the list
+    async def list_states(self, since: float, until: float) -> dict[str, TaskState] | None:
+        # No status filter: it takes one status [sdk], and ended and in-flight tasks are
+        # both wanted; a filtered list would leave a task's absence unexplained.
+        return {task.task_id: task.state for task in await self._list(since, until, pages=WATCH_PAGES)}
+
+    async def _list(self, since: float, until: float, model: str | None = None, pages: int | None = None) -> list[ListedTask]:
+        """The account's tasks created in a window, every page (at most ``pages``: the
+        tasks on pages not read are missing from the answer). Relied on from the list
         [sdk][capture]: the start_time/end_time window (YYYYMMDDhhmmss, Beijing time
         [guess]), page_no/page_size with total_page, and each item's task_id, status,
         model_name and gmt_create (epoch ms). Not relied on: anything that names the
@@ -129,7 +137,7 @@ class DashScope(Client):
                     created = item.get("gmt_create")
                     seconds = created / 1000 if isinstance(created, (int, float)) else None  # epoch ms [capture]
                     found.append(ListedTask(item["task_id"], state, str(item.get("model_name") or ""), seconds))  # type: ignore[arg-type]
-            if page >= int(data.get("total_page") or 1):
+            if page >= int(data.get("total_page") or 1) or page == pages:
                 return found
             page += 1
 

@@ -16,6 +16,7 @@ from .base import (
     ProviderError,
     ProviderTime,
     SubmitOutcome,
+    TaskState,
     TaskStatus,
     Transient,
     retry_after,
@@ -23,7 +24,8 @@ from .base import (
 )
 from .http import Client, SubmitReading, json_or_none
 
-_STATES = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
+LIST_PAGE = 100  # [guess] the largest page Freepik serves
+_STATES: dict[str, TaskState] = {"CREATED": "pending", "IN_PROGRESS": "running", "COMPLETED": "succeeded", "FAILED": "failed"}
 # The renamed host serves the same endpoints and takes the key in its own header [doc].
 RENAMED_HOST = "api.magnific.com"
 
@@ -83,6 +85,25 @@ class Freepik(Client):
         # detail gives the video's URL only, not the request.
         return None
 
+    async def list_states(self, since: float, until: float) -> dict[str, TaskState] | None:
+        """The newest page of the key's tasks. Relied on: ``page``/``page_size`` and each
+        item's ``task_id`` and ``status`` [doc]; that the newest come first and a page may
+        hold 100 [guess]. The list gives no times, so the window is not sent: a task older
+        than the page is missing from it, and asked on its own."""
+        try:
+            response = await self._http.get(f"{self.base_url}{ENDPOINT}", params={"page": "1", "page_size": str(LIST_PAGE)}, headers=self._auth)
+        except httpx.HTTPError as error:
+            raise transport_trouble(error) from None
+        data = json_or_none(response)
+        items = data.get("data") if isinstance(data, dict) else None
+        if response.status_code != 200 or not isinstance(items, list):
+            code, message = self._error(data, response)
+            raise Transient(f"{code}: {message}", retry_after(response), throttled=response.status_code == 429)
+        return {
+            item["task_id"]: _STATES.get(str(item.get("status")), "unknown")  # type: ignore[misc]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("task_id"), str)
+        }
 
     def _error(self, data: Any, response: httpx.Response) -> tuple[str, str]:
         code, message = _error(data, response)

@@ -77,6 +77,7 @@ class Runner:
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)
             group.start_soon(self._tick)
+            accounts.attach(group)
             async with anyio.create_task_group() as shots:
                 for shot, record in self.orphans:
                     shots.start_soon(machine.recover, record, shot)

@@ -1,9 +1,19 @@
 """One provider account: its quotas, and when to ask the provider about its tasks in flight.
 
-The task watcher is the one place that decides when a task is asked about.
-Today each task is polled on its own, at quantiles of the generation times the
-ledger learned (polling.py); asking once per account for all of its tasks can
-take its place without the shots' walks noticing.
+The task watcher is the one place that decides when a task is asked about. While
+an account has tasks in flight, one loop reads its task list once a cycle and
+wakes the shots whose task the list shows ended; each of those is then asked on
+its own once, for its video URL and usage (the list has neither). A task the
+latest list shows in flight is not asked about; any other (the list failed, is
+stale, cannot be read, or does not show it: another page, outside the window)
+is polled on its own at quantiles of the learned generation times (polling.py),
+as before there was a list.
+
+Relied on from the list: that it shows the account's tasks created in the window
+with their current state [sdk][capture] (DashScope; Freepik: its newest page
+[doc][guess]), and that a task it shows PENDING or RUNNING is still in flight as of
+the answer [guess: the list is as fresh as a task query]. Not relied on: that every
+task is on it (absence means nothing), nor anything it says of results.
 """
 
 from __future__ import annotations
@@ -13,16 +23,52 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ..catalog import registry
 from ..providers.base import ProviderError, Provider, TaskStatus, Transient
 from .adopt import Strangers
 from .pacing import RateLimit, Slots
-from .polling import relevant
+from .polling import PollPolicy, relevant
 from .reach import Reaches, Unreachable, retrying
 from .work import Job, RunContext, Stalled
 
 T = TypeVar("T")
+
+# The list cycle, provider seconds: this fraction of the youngest in-flight task's age,
+# so a finish is seen within a few per cent of any task's generation time ...
+CYCLE_FRACTION = 0.01
+CYCLE_MIN = 1.0  # ... but no list more often than this (5 % of DashScope's 20 queries/s)
+CYCLE_MAX = 15.0  # ... nor less often than the provider's recommended poll interval
+# Lists (each page a query) may take at most this share of the account's query rate,
+# in wall seconds, so several runs and hosts on one account fit beside each other.
+LIST_SHARE = 0.25
+STALE_CYCLES = 4.0  # a list older than this many cycles vouches for nothing (a busy loop runs late)
+
+
+@dataclass
+class _Flight:
+    """A task in flight that a shot waits on."""
+
+    anchor: float  # anyio time of its submission
+    joined: float  # anyio time the shot began waiting on it
+    ended: anyio.Event = field(default_factory=anyio.Event)  # the list shows it ended
+
+
+@dataclass
+class _Listing:
+    """What the latest good task list showed, and when (anyio time)."""
+
+    at: float = float("-inf")
+    in_flight: frozenset[str] = frozenset()
+
+
+WINDOW_MARGIN = 60.0  # provider seconds around the window: clocks and whole-second bounds
+
+
+async def _cannot_list(since: float, until: float) -> None:
+    """A provider client without a task list."""
+    return None
 
 
 class TaskWatcher:
@@ -34,6 +80,16 @@ class TaskWatcher:
         self._reaches = reaches
         self._watching: dict[str, anyio.Event] = {}  # task id -> set when a shared watch of it ended
         self._ended: dict[str, TaskStatus] = {}
+        self._flights: dict[str, _Flight] = {}
+        self._listing = _Listing()
+        self._cycle = 0.0  # wall seconds of the list loop's current cycle
+        self._looping = False
+        self._can_list = True
+        self._group: TaskGroup | None = None
+
+    def attach(self, group: TaskGroup) -> None:
+        """Where the list loop runs; without one, every task is polled on its own."""
+        self._group = group
 
     async def query(self, provider: Provider, call: Callable[[], Awaitable[T]]) -> T:
         """A task query (status, list), inside the account's query rate, retried generously."""
@@ -41,21 +97,43 @@ class TaskWatcher:
         return await retrying(call, backoff, self._run.rng, self._queries, self._reaches.of(provider))
 
     async def follow(self, job: Job, provider: Provider, task_id: str, since: float | None) -> TaskStatus:
-        """Poll a task until it ends, at the times the learned schedule gives. Trouble
-        asking (an outage) is waited out up to the patience; then the run lets go."""
+        """Wait until a task ends: woken by the account's list loop, or polled on its own
+        when the list does not vouch for it. Trouble asking (an outage) is waited out up
+        to the patience; then the run lets go."""
         scale = provider.time.scale
         anchor = anyio.current_time() - (time.time() - since if since else 0.0)
-        samples = relevant(self._run.ledger.timings(job.provider, job.model), job.resolution, job.duration)
+        flight = self._flights[task_id] = _Flight(anchor, anyio.current_time())
+        self._start_loop(provider)
+        try:
+            samples = relevant(self._run.ledger.timings(job.provider, job.model), job.resolution, job.duration)
+            return await self._follow(provider, task_id, flight, self._run.options.poll, samples, scale)
+        finally:
+            if self._flights.get(task_id) is flight:
+                del self._flights[task_id]
+
+    async def _follow(self, provider: Provider, task_id: str, flight: _Flight, poll: PollPolicy, samples: list[float], scale: float) -> TaskStatus:
         rebased = False
         last_asked = float("-inf")
-        for elapsed in self._run.options.poll.times(samples):
+        points = poll.times(samples)
+        elapsed = next(points)
+        while True:
             if elapsed > self._run.options.patience:
                 raise Stalled(f"task {task_id} is not done after {self._run.options.patience:.0f} s; a later run resumes it")
-            due = anchor + elapsed * scale
+            due = flight.anchor + elapsed * scale
             if due <= last_asked:  # a point that passed while we waited or were away
+                elapsed = next(points)
                 continue
+            woken = False
             if due > anyio.current_time():
-                await anyio.sleep(due - anyio.current_time())
+                with anyio.move_on_after(due - anyio.current_time()):
+                    await flight.ended.wait()
+                    woken = True
+            if not woken and self._vouched(task_id, flight):
+                elapsed = next(points)  # the list sees it in flight: no need to ask
+                continue
+            if not woken:
+                elapsed = next(points)
+            flight.ended = anyio.Event()  # asked now; the list may wake it again
             last_asked = anyio.current_time()
             try:
                 status = await self.query(provider, lambda: provider.status(task_id))
@@ -64,11 +142,60 @@ class TaskWatcher:
             if status.state in ("pending", "running"):
                 if status.state == "running" and status.started and not rebased:
                     # Generation began when the provider says, not when we asked.
-                    anchor = anyio.current_time() - (provider.time.now() - status.started) * scale
+                    flight.anchor = anyio.current_time() - (provider.time.now() - status.started) * scale
                     rebased = True
                 continue
             return status
-        raise AssertionError("poll times are endless")
+
+    def _vouched(self, task_id: str, flight: _Flight) -> bool:
+        """The latest list, recent enough, shows the task in flight, or was read before
+        the shot began waiting on it (the next list will show it, or not)."""
+        fresh = anyio.current_time() - self._listing.at <= STALE_CYCLES * max(self._cycle, 1e-3)
+        return fresh and (task_id in self._listing.in_flight or self._listing.at < flight.joined)
+
+    def _start_loop(self, provider: Provider) -> None:
+        if self._looping or not self._can_list or self._group is None:
+            return
+        self._looping = True
+        self._listing = _Listing(anyio.current_time())  # tasks joining now wait for its first list
+        self._group.start_soon(self._list_loop, provider)
+
+    async def _list_loop(self, provider: Provider) -> None:
+        """While tasks are in flight: read the task list once a cycle, wake the ended."""
+        scale = provider.time.scale
+        floor = self._queries.period / (LIST_SHARE * self._queries.count)  # wall seconds per list, within the share
+        failures = 0
+        try:
+            while self._flights:
+                now = anyio.current_time()
+                youngest = min((now - f.anchor) / scale for f in self._flights.values())
+                cycle = min(CYCLE_MAX, max(CYCLE_MIN, CYCLE_FRACTION * youngest)) * 2.0 ** min(failures, 3)
+                self._cycle = max(cycle * scale, floor)
+                await anyio.sleep(self._cycle)
+                if not self._flights:
+                    break
+                oldest = min(f.anchor for f in self._flights.values())
+                until = provider.time.now()
+                since = until - (anyio.current_time() - oldest) / scale
+                asked = anyio.current_time()
+                try:
+                    await self._queries.acquire()
+                    states = await getattr(provider, "list_states", _cannot_list)(since - WINDOW_MARGIN, until + WINDOW_MARGIN)
+                except (Transient, ProviderError):
+                    failures += 1  # the tasks' own schedules carry on meanwhile
+                    self._listing = _Listing()
+                    continue
+                if states is None:
+                    self._can_list = False
+                    return
+                failures = 0
+                self._listing = _Listing(asked, frozenset(t for t, s in states.items() if s in ("pending", "running")))
+                for task_id, flight in list(self._flights.items()):
+                    if states.get(task_id, "running") not in ("pending", "running"):
+                        flight.ended.set()
+        finally:
+            self._looping = False
+            self._listing = _Listing()
 
     async def watch(self, job: Job, provider: Provider, task_id: str) -> None:
         """Follow a task to its end once, however many shots wait on it; ``ended`` says how."""
@@ -119,10 +246,19 @@ class Accounts:
     def __init__(self, run: RunContext, reaches: Reaches):
         self._watcher = lambda queries: TaskWatcher(run, queries, reaches)
         self._by_name: dict[str, Account] = {}
+        self._group: TaskGroup | None = None
+
+    def attach(self, group: TaskGroup) -> None:
+        """Where the accounts' list loops run (the run's task group)."""
+        self._group = group
+        for account in self._by_name.values():
+            account.watcher.attach(group)
 
     def of(self, provider: Provider, quota: Mapping[str, float]) -> Account:
         if provider.account not in self._by_name:
             self._by_name[provider.account] = Account(provider.name, {**registry.table(provider.name).quota, **quota}, self._watcher)
+            if self._group is not None:
+                self._by_name[provider.account].watcher.attach(self._group)
         return self._by_name[provider.account]
 
     @property
