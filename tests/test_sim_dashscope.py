@@ -16,6 +16,7 @@ import pytest
 from r2v_pipeline.media import synth
 from r2v_pipeline.media.probe import probe_bytes
 from r2v_pipeline.sim import Rate, Simulator, account_id
+from r2v_pipeline.providers.dashscope import _time
 from r2v_pipeline.sim.clock import format_list_time
 
 from .conftest import REMOTE_IMAGE, REMOTE_VIDEO
@@ -649,3 +650,14 @@ def test_a_handler_bug_answers_500_without_a_traceback(api: httpx.Client, simula
     response = api.get(f"/tasks/{task_id}")
     assert response.status_code == 500
     assert response.json()["code"] == "InternalError" and "Traceback" not in response.text
+
+
+def test_generation_time_can_follow_the_prompt_so_two_clients_get_the_same(start_sim: Callable[..., Simulator], http_client: Client) -> None:
+    sim = start_sim(generation_by="prompt")
+    ours, theirs = dashscope_client(sim, http_client), dashscope_client(sim, http_client, key=OTHER_KEY)
+    same = [submit(api, wan27(prompt="Image 1 takes a bow.")) for api in (ours, theirs)]
+    other = submit(ours, wan27(prompt="Image 1 takes another bow."))
+    sim.advance(LONGEST_GENERATION + sim.config.pending_seconds + 1)
+    outputs = [query(api, t)["output"] for api, t in ((ours, same[0]), (theirs, same[1]), (ours, other))]
+    seconds = [_time(o["end_time"]) - _time(o["scheduled_time"]) for o in outputs]  # type: ignore[operator]
+    assert seconds[0] == pytest.approx(seconds[1], abs=0.002) and abs(seconds[0] - seconds[2]) > 0.01

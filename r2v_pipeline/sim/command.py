@@ -83,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every random choice: task ids, generation times, faults (default: 0)")
     parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC", help="faults to inject; grammar below")
     parser.add_argument("--generation-seconds", type=_span, default=defaults.generation_seconds, metavar="LO:HI", help="generation time, uniform, provider seconds (default: 60:300)")
+    parser.add_argument("--generation-by", choices=("task", "prompt"), default=defaults.generation_by, help="what fixes a task's generation time within the spread: its id, or its prompt so two clients get the same times (default: %(default)s)")
     parser.add_argument("--max-running", type=int, default=defaults.max_running, metavar="N", help="DashScope tasks in progress per account; 0: no limit (default: %(default)s)")
     parser.add_argument("--submit-rate", type=int, default=defaults.submit_rate[0].count, metavar="N", help="DashScope submissions per second per account (default: %(default)s)")
     parser.add_argument("--query-rate", type=int, default=defaults.query_rate[0].count, metavar="N", help="DashScope task queries per second per account (default: %(default)s)")
@@ -112,6 +113,7 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
         seed=args.seed,
         faults=args.faults,
         generation_seconds=args.generation_seconds,
+        generation_by=args.generation_by,
         max_running=args.max_running or None,
         submit_rate=(Rate(args.submit_rate, 1.0),),
         query_rate=(Rate(args.query_rate, 1.0),),

@@ -47,6 +47,9 @@ class SimConfig:
 
     # Generation time, uniform between the two bounds [doc: "typically 1-5 minutes"].
     generation_seconds: tuple[float, float] = (60.0, 300.0)
+    # What picks a task's place in that spread: its id (every task its own), or its prompt,
+    # so two clients sending the same shots get the same generation times (benchmarks).
+    generation_by: Literal["task", "prompt"] = "task"
     # [guess] How long a new task waits in the provider's queue (PENDING) before it may
     # start, slot permitting. Long enough that a task cancelled just after its submit
     # is still PENDING, which is the only state a cancel works in [doc]; 0: at once.
@@ -143,6 +146,8 @@ class SimConfig:
         for name in set(self.accounts.values()):
             if not ACCOUNT_NAME.match(name):
                 raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
+        if self.generation_by not in ("task", "prompt"):
+            raise ValueError(f"generation_by must be 'task' or 'prompt', not {self.generation_by!r}")
         if self.clock_while_stopped not in ("paused", "wall"):
             raise ValueError(f"clock_while_stopped must be 'paused' or 'wall', not {self.clock_while_stopped!r}")
         FaultSpec.parse(self.faults)  # raises with a message naming the bad item

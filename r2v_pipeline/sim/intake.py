@@ -188,7 +188,7 @@ def make_task(state: SimState, intake: Intake, provider: str, account: str, body
         billed=intake.billed,
         fingerprint=intake.fingerprint,
         submitted=state.clock.now(),
-        generation_seconds=generation_seconds(state, new_id),
+        generation_seconds=generation_seconds(state, prompt if state.config.generation_by == "prompt" and isinstance(prompt, str) else new_id),
         fail_at_start=intake.failure,
         fail_at_end=late,
         webhook_url=webhook_url,
@@ -211,6 +211,7 @@ def task_id(state: SimState, account: str, body: bytes) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def generation_seconds(state: SimState, task_id: str) -> float:
+def generation_seconds(state: SimState, key: str) -> float:
+    """A place in the configured spread, fixed by ``key`` (a task id or a prompt)."""
     lo, hi = state.config.generation_seconds
-    return lo + (hi - lo) * unit(state.config.seed, "generation", task_id)
+    return lo + (hi - lo) * unit(state.config.seed, "generation", key)
