@@ -181,7 +181,7 @@ class TaskWatcher:
                 try:
                     await self._queries.acquire()
                     states = await getattr(provider, "list_states", _cannot_list)(since - WINDOW_MARGIN, until + WINDOW_MARGIN)
-                except (Transient, ProviderError):
+                except Exception:  # noqa: BLE001 - the list only spares queries: any surprise in it falls back, never ends the run
                     failures += 1  # the tasks' own schedules carry on meanwhile
                     self._listing = _Listing()
                     continue
