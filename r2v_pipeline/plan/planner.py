@@ -24,7 +24,8 @@ from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
 from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
-from .extras import RESERVED_HEADERS, header_problems, merge
+from .extras import header_problems, merge, reserved_headers
+from ..catalog.wire import read_body
 from ..catalog.fingerprint import fingerprint
 from ..catalog.request import LOCAL_SCHEME, LocalFile, OutgoingRequest
 from .media import MediaFiles
@@ -463,7 +464,7 @@ class _EpisodePlanner:
             if extra is not None and isinstance(extra.value, dict):
                 for problem in header_problems(extra.value):
                     found.error(extra.pos, problem)
-                headers.update({str(k): str(v) for k, v in extra.value.items() if str(k).lower() not in RESERVED_HEADERS})
+                headers.update({str(k): str(v) for k, v in extra.value.items() if str(k).lower() not in reserved_headers()})
         unchecked += [f"header {name}" for name in headers]
         return body, tuple(dict.fromkeys(unchecked)), headers
 
@@ -491,7 +492,8 @@ class _EpisodePlanner:
             manifest=self.episode.name,
             spec=spec,
             target=self.target,
-            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, request.prompt),
+            # The prompt as the body carries it (after any extra_body): what the provider reports back and reconciling matches.
+            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, read_body(spec, body).prompt),
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),

@@ -142,7 +142,8 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | No
         return Decision(Action.AMBIGUOUS, f"{record.message} (--force to submit again)")
     if state == LedgerState.EXPIRED:
         return Decision(Action.EXPIRED, f"{record.message} (--force to make it again)")
-    return Decision(Action.SUBMIT, Action.SUBMIT.meaning)
+    # A state nobody taught this function: never pay on a guess.
+    raise AssertionError(f"internal error: no decision for a shot in state {state}")
 
 
 def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: VideoStore, now: float) -> Decision | None:

@@ -136,7 +136,8 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
         started = time.time()
         stores = Stores()
         work = decide_work(plan, ledger, stores, session.options.selection, log, started)
-        needed = shots_needing_providers(work, orphan_rows(plan, ledger))
+        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
+        needed = shots_needing_providers(work, orphans)
         try:
             providers, keys = build_providers(needed, ledger, sim)
         except MissingKey as error:
@@ -151,7 +152,7 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
                 return exits.UNREACHABLE
             log.note(f"simulated providers at {sim.where} (time scale {sim.time.scale})")
         downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
-        runner = Runner(plan, ledger, log, work, providers, session.options, stores, downloads)
+        runner = Runner(plan, ledger, log, work, orphans, providers, session.options, stores, downloads)
         try:
             interrupted = anyio.run(_run_until_signal, runner)
         finally:
