@@ -148,6 +148,14 @@ class Plan:
         return over_budget(self.budgets, self.shots, self.currency)
 
 
+def state_dir_of(plan: Plan) -> Path | None:
+    """The one ledger folder the plan's shots share (None when there are no shots)."""
+    folders = {s.state_dir.resolve() for s in plan.shots}
+    if len(folders) > 1:
+        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
+    return next(iter(folders), None)
+
+
 def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:
     episodes = load_episodes(list(paths), diagnostics)
     media = MediaFiles(diagnostics)
