@@ -149,6 +149,14 @@ class Plan:
         return over_budget(self.budgets, self.shots, self.currency)
 
 
+def state_dir_of(plan: Plan) -> Path | None:
+    """The one ledger folder the plan's shots share (None when there are no shots)."""
+    folders = {s.state_dir.resolve() for s in plan.shots}
+    if len(folders) > 1:
+        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
+    return next(iter(folders), None)
+
+
 def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:
     episodes = load_episodes(list(paths), diagnostics)
     media = MediaFiles(diagnostics)
@@ -234,15 +242,15 @@ class _Findings:
     """Problems found while planning shots, each said once with the shots it affects."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[Position, str, str], list[str]] = defaultdict(list)
+        # shots as the keys of a dict: in order, each once, found in constant time
+        self.items: dict[tuple[Position, str, str], dict[str, None]] = defaultdict(dict)
 
     def add(self, position: Position, message: str, shot: str, severity: str = "error") -> None:
-        shots = self.items[(position, message, severity)]
-        if shot not in shots:
-            shots.append(shot)
+        self.items[(position, message, severity)][shot] = None
 
     def emit(self, diagnostics: Diagnostics) -> None:
-        for (position, message, severity), shots in self.items.items():
+        for (position, message, severity), found in self.items.items():
+            shots = list(found)
             named = ", ".join(f"shots[{s}]" for s in shots[:4]) + (f" and {len(shots) - 4} more" if len(shots) > 4 else "")
             text = f"{message} ({named})"
             (diagnostics.error if severity == "error" else diagnostics.warning)(position, text)

@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from .. import exits
-from ..plan.planner import Plan
+from ..plan.planner import Plan, state_dir_of
 from ..providers.http import MissingKey
 from .actions import Stores
 from .ledger import Ledger, Locked, Unusable
@@ -52,14 +52,6 @@ class Outcome:
     simulated: bool
     code: int
     log: Log  # the run's log, which keeps the provider keys out
-
-
-def state_dir_of(plan: Plan) -> Path | None:
-    """The one ledger folder the plan's shots share (None when there are no shots)."""
-    folders = {s.state_dir.resolve() for s in plan.shots}
-    if len(folders) > 1:
-        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
-    return next(iter(folders), None)
 
 
 def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()) -> Outcome | int:
