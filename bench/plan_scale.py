@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
-        "--statements", action="store_true", help="give every prompt a {% if %}: the worst case, no simple templates"
+        "--statements", action="store_true", help="give every prompt a {%% if %%}: the worst case, no simple templates"
     )
     parser.add_argument("--against", metavar="REV", help="compare with the package as committed at REV")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: runs per side, alternating")
