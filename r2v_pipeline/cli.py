@@ -17,31 +17,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
+from typing import TYPE_CHECKING
+
 from . import __version__, argtypes, exits
 from .exits import PLAN_SPENDS
 from .catalog import registry
 from .diagnostics import Diagnostics
-from .manifest.dependents import dependents, manifests_near
-from .manifest.load import display_name
-from .plan.budget import over_budget
-from .plan.output import plan_json, plan_table, to_submit
-from .plan.planner import Plan, PlanOptions, make_plan
-from .pipeline import RunRequest, execute
-from .run.actions import Decision, Selection, Stores, decide_all
-from .run.ledger import Ledger
-from .run.reach import ReachPolicy
-from .run.session import state_dir_of
-from .run.status import status_json, status_table
-from .run.work import RunOptions
-from .simulation import SimulateOptions
-from .sim.command import add_command as add_sim_command
+
+# Each command imports what it uses, inside its function: `r2v --help` and the
+# pre-commit hook's `r2v validate` then start without the runner, the
+# simulator, HTTP clients, PyAV or sqlite3.
+if TYPE_CHECKING:
+    from .plan.planner import Plan, PlanOptions
+    from .run.actions import Decision
+    from .run.selection import Selection
 
 SIMULATED = "simulated"  # the namespace (subfolder) of simulated runs' ledger and videos
+SIM_HELP = "run the local DashScope + Freepik simulator on a loopback port"  # as sim/command.py says it
 SIMULATOR_VARIABLE = "R2V_SIMULATOR"  # a running `r2v sim` for every run (CI, rehearsals of a cron job)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(with_sim="sim" in argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
@@ -59,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exits.INTERNAL
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
+    """``with_sim=False`` lists ``sim`` without building its parser, which imports the simulator."""
     codes = "; ".join(f"{code} {meaning}" for code, meaning in exits.MEANINGS.items())
     parser = argparse.ArgumentParser(
         prog="r2v",
@@ -144,7 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--yes", action="store_true", help="remove what is listed")
     gc.set_defaults(func=cmd_gc)
 
-    add_sim_command(commands)
+    if with_sim:
+        from .sim.command import add_command
+
+        add_command(commands)
+    else:
+        commands.add_parser("sim", help=SIM_HELP)
     return parser
 
 
@@ -210,6 +214,8 @@ class Say:
 
 
 def _options(args: argparse.Namespace) -> PlanOptions:
+    from .plan.planner import PlanOptions
+
     simulated = getattr(args, "simulate", False) or getattr(args, "simulator", None) or getattr(args, "simulated", False)
     return PlanOptions(
         namespace=SIMULATED if simulated else None,
@@ -224,6 +230,8 @@ def _options(args: argparse.Namespace) -> PlanOptions:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
+    from .run.selection import Selection
+
     return Selection(
         tuple(getattr(args, "only", ())), tuple(getattr(args, "force", ())), getattr(args, "retry_failed", False),
         getattr(args, "remake_reformatted", False),
@@ -236,6 +244,8 @@ class Invalid(Exception):
 
 def _load(args: argparse.Namespace, say: Say) -> tuple[Plan, Selection]:
     """The plan and the selection; raises Invalid (every problem said) when the input is unusable."""
+    from .plan.planner import make_plan, state_dir_of
+
     diagnostics = Diagnostics()
     plan = make_plan(args.files, _options(args), diagnostics)
     say.diagnostics(diagnostics)
@@ -257,6 +267,9 @@ def _load(args: argparse.Namespace, say: Say) -> tuple[Plan, Selection]:
 
 def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
     """When only simulated runs have touched these shots, how to see them."""
+    from .run.ledger import Ledger
+    from .plan.planner import state_dir_of
+
     if getattr(args, "simulated", False) or not plan.shots:
         return None
     folder = state_dir_of(plan)
@@ -284,6 +297,9 @@ def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.dependents:
+        from .manifest.dependents import dependents, manifests_near
+        from .manifest.load import display_name
+
         extra = dependents(args.files, manifests_near(args.files))
         args.files = [*args.files, *extra]
         if extra:
@@ -296,6 +312,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _decisions(plan: Plan, selection: Selection) -> dict[str, Decision]:
     """What a run would do with each shot (by key), from what the ledger and the store remember."""
+    from .run.actions import Stores, decide_all
+    from .run.ledger import Ledger
+    from .plan.planner import state_dir_of
+
     folder = state_dir_of(plan)
     ledger = Ledger.peek(folder) if folder else None
     try:
@@ -306,6 +326,9 @@ def _decisions(plan: Plan, selection: Selection) -> dict[str, Decision]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan.budget import over_budget
+    from .plan.output import plan_json, plan_table, to_submit
+
     say = Say()
     plan, selection = _load(args, say)
     decisions = _decisions(plan, selection)
@@ -326,6 +349,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import RunRequest, execute
+    from .run.reach import ReachPolicy
+    from .run.work import RunOptions
+    from .simulation import SimulateOptions
+
     say = Say(args.log_format == "json")
     plan, selection = _load(args, say)
     request = RunRequest(
@@ -368,6 +396,10 @@ def _assemble_ready(plan: Plan, say: Say) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .plan.planner import Plan, state_dir_of
+    from .run.ledger import Ledger
+    from .run.status import status_json, status_table
+
     say = Say()
     plan, selection = _load(args, say)
     shown = Plan([s for s in plan.shots if selection.selected(s)], plan.episodes, plan.currency, plan.budgets)
@@ -430,6 +462,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 def _fingerprints_at_head(args: argparse.Namespace) -> set[str] | None:
     """The requests the given manifests ask for as committed at git HEAD (None outside git)."""
     from .manifest.git import at_head
+    from .plan.planner import make_plan
 
     with at_head(args.files) as files:
         if files is None:
@@ -449,6 +482,7 @@ def _run_command(args: argparse.Namespace) -> str:
 def cmd_gc(args: argparse.Namespace) -> int:
     from .run.gc import collect, remove
     from .run.store import VideoStore
+    from .manifest.load import display_name
 
     say = Say()
     plan, _ = _load(args, say)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from r2v_pipeline.run.ledger import Ledger
 
 
@@ -94,3 +96,48 @@ def test_peek_reads_without_writing(tmp_path: Path) -> None:
     assert peeked is not None and peeked.get("a") is not None
     peeked.close()
     assert (tmp_path / "ledger.sqlite").read_bytes() == before  # no run row, no claim: nothing written
+
+
+def submitted_shot(tmp_path: Path) -> Ledger:
+    """A ledger whose shot "a" has its task, task-1."""
+    ledger = Ledger.open(tmp_path)
+    enter(ledger, "a")
+    assert ledger.start_submit("a", "acct", 5)
+    ledger.submitted("a", "task-1", "acct", "wan2.7-r2v")
+    return ledger
+
+
+def test_a_late_answer_after_another_run_gave_up_keeps_its_paid_task(tmp_path: Path) -> None:
+    """A submit's answer that arrives after its row was marked ambiguous names a paid
+    task: the ledger follows it rather than refusing the move and forgetting the id."""
+    ledger = Ledger.open(tmp_path)
+    enter(ledger, "a")
+    assert ledger.start_submit("a", "acct", 5)
+    ledger.ambiguous("a", "the submit may have reached the provider")
+    ledger.submitted("a", "task-late", "acct", "wan2.7-r2v")
+    record = ledger.get("a")
+    assert record and (record.state, record.task_id) == ("submitted", "task-late")
+    assert "task-late" in ledger.known_tasks("acct")
+    ledger.close()
+
+
+def test_an_illegal_move_is_refused_but_a_task_id_in_hand_is_kept(tmp_path: Path) -> None:
+    from r2v_pipeline.run.states import IllegalTransition
+
+    ledger = submitted_shot(tmp_path)
+    ledger.succeeded("a", "http://x/v.mp4", None)
+    ledger.downloaded("a", "/out/a.mp4", "ab" * 32, 1000)
+    with pytest.raises(IllegalTransition):
+        ledger.submitted("a", "task-2", "acct", "wan2.7-r2v")  # downloaded → submitted is no move a run makes
+    record = ledger.get("a")
+    assert record and (record.state, record.task_id) == ("downloaded", "task-1")
+    assert ledger.known_tasks("acct") == {"task-1", "task-2"}  # the second, paid, task is still known
+    ledger.close()
+
+
+def test_tasks_learnt_from_the_store_can_be_told_from_recorded_ones(tmp_path: Path) -> None:
+    ledger = submitted_shot(tmp_path)
+    ledger.rebuild([("b" * 64, {"task_id": "task-from-store", "provider": "dashscope", "model": "wan2.7-r2v"}, str(tmp_path / "b.mp4"))])
+    assert "task-from-store" in ledger.known_tasks("acct")
+    assert ledger.known_tasks("acct", from_store=False) == {"task-1"}
+    ledger.close()

@@ -78,3 +78,13 @@ def test_a_provider_is_a_registry_line_and_its_modules(
     assert "/acme/api/v1/services/aigc/video-generation/video-synthesis" in paths
     assert "/acme/api/v1/uploads" in paths  # the upload policy came from acme's own base path
     assert not any(p.startswith("/api/v1/") for p in paths)  # DashScope's routes were not used
+
+
+def test_every_registered_entry_resolves_its_client_and_simulator() -> None:
+    """The registry names clients and simulator families as strings (the catalog never
+    imports upwards): each must resolve, or a typo would surface only in a run."""
+    from r2v_pipeline.sim.family import Family
+
+    for entry in registry.entries():
+        assert callable(entry.client_factory()), entry.name
+        assert isinstance(entry.simulator_family(), Family), entry.name

@@ -286,4 +286,5 @@ TABLE = ProviderTable(
     default_region=DEFAULT_REGION,
     region_of=region_of,
     region_models=REGION_MODELS,
+    reserved_headers=("X-DashScope-Async", "X-DashScope-WorkSpace", "X-DashScope-OssResourceResolve"),
 )

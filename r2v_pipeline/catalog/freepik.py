@@ -123,4 +123,5 @@ TABLE = ProviderTable(
     resubmit_codes=RESUBMIT_CODES,
     reupload_codes=REUPLOAD_CODES,
     submit_path=ENDPOINT,
+    reserved_headers=("x-freepik-api-key", "x-magnific-api-key"),
 )

@@ -193,6 +193,8 @@ class ProviderTable:
     # The region a base URL serves, None for a host r2v does not know; absent: no regions.
     region_of: Callable[[str], str | None] | None = None
     region_models: Mapping[str, frozenset[str]] = field(default_factory=dict)  # a region missing here serves every model
+    # Headers its client writes itself or that carry its key: a manifest may not set them.
+    reserved_headers: tuple[str, ...] = ()
 
     def endpoint(self, base_url: str | None, region: str | None) -> Endpoint:
         """Where requests go: a given base URL wins (its host says its region), else the

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
+from ..catalog import registry
 from ..catalog.spec import ModelSpec
 
-# Headers r2v itself writes or that carry a key: a manifest may not set them.
-RESERVED_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "Authorization", "Content-Type", "Content-Length", "Host", "X-DashScope-Async", "X-DashScope-WorkSpace",
-        "X-DashScope-OssResourceResolve", "x-freepik-api-key", "x-magnific-api-key", "Cookie",
-    )
-)  # fmt: skip
+# Headers any HTTP client writes itself or that carry credentials; each provider's
+# table adds its own (registry): a manifest may set none of them.
+COMMON_RESERVED_HEADERS = ("Authorization", "Content-Type", "Content-Length", "Host", "Cookie")
+
+
+def reserved_headers() -> frozenset[str]:
+    tables = (registry.table(name) for name in registry.names())
+    return frozenset(h.lower() for h in (*COMMON_RESERVED_HEADERS, *(h for t in tables for h in t.reserved_headers)))
 
 
 def merge(body: dict[str, Any], extra: Mapping[str, Any], spec: ModelSpec, where: str) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -51,7 +52,7 @@ def merge(body: dict[str, Any], extra: Mapping[str, Any], spec: ModelSpec, where
 
 
 def header_problems(headers: Mapping[str, Any]) -> list[str]:
-    return [f"extra_headers.{name}: r2v writes this header itself (a key comes from the environment only)" for name in headers if name.lower() in RESERVED_HEADERS]
+    return [f"extra_headers.{name}: r2v writes this header itself (a key comes from the environment only)" for name in headers if name.lower() in reserved_headers()]
 
 
 def _leaves(node: Mapping[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:

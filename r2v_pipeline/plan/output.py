@@ -11,6 +11,7 @@ from ..catalog import registry
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
 from .budget import over_budget
+from .action import Action
 from .planner import Plan, PlannedShot
 
 
@@ -19,7 +20,7 @@ class Decided(Protocol):
     written into the plan."""
 
     @property
-    def action(self) -> str: ...
+    def action(self) -> Action: ...
 
     @property
     def reason(self) -> str: ...
@@ -30,7 +31,7 @@ class Decided(Protocol):
 
 @dataclass(frozen=True)
 class _NotMade:
-    action: str = "submit"
+    action: Action = Action.SUBMIT
     reason: str = "not made yet"
     changes: tuple[str, ...] = ()
 
@@ -40,7 +41,7 @@ NOT_MADE = _NotMade()  # a shot no decision names: nothing remembered of it
 
 
 def to_submit(plan: Plan, decisions: Decisions) -> list[PlannedShot]:
-    return [s for s in plan.shots if decisions.get(s.key, NOT_MADE).action == "submit"]
+    return [s for s in plan.shots if decisions.get(s.key, NOT_MADE).action.spends]
 
 
 def plan_json(plan: Plan, decisions: Decisions) -> dict[str, Any]:
@@ -173,7 +174,7 @@ def _explanations(plan: Plan, decisions: Decisions) -> list[str]:
         if decided.changes:
             lines.append(f"{name}: {decided.reason}")
             lines.extend(f"    {change}" for change in decided.changes)
-        elif decided.action == "reuse":
+        elif decided.action is Action.REUSE:
             lines.append(f"{name}: {decided.reason}")
     return lines + [""] if lines else []
 

@@ -24,7 +24,8 @@ from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
 from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
-from .extras import RESERVED_HEADERS, header_problems, merge
+from .extras import header_problems, merge, reserved_headers
+from ..catalog.wire import read_body
 from ..catalog.fingerprint import fingerprint
 from ..catalog.request import LOCAL_SCHEME, LocalFile, OutgoingRequest
 from .media import MediaFiles
@@ -148,6 +149,14 @@ class Plan:
         return over_budget(self.budgets, self.shots, self.currency)
 
 
+def state_dir_of(plan: Plan) -> Path | None:
+    """The one ledger folder the plan's shots share (None when there are no shots)."""
+    folders = {s.state_dir.resolve() for s in plan.shots}
+    if len(folders) > 1:
+        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
+    return next(iter(folders), None)
+
+
 def make_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagnostics) -> Plan:
     episodes = load_episodes(list(paths), diagnostics)
     media = MediaFiles(diagnostics)
@@ -233,15 +242,15 @@ class _Findings:
     """Problems found while planning shots, each said once with the shots it affects."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[Position, str, str], list[str]] = defaultdict(list)
+        # shots as the keys of a dict: in order, each once, found in constant time
+        self.items: dict[tuple[Position, str, str], dict[str, None]] = defaultdict(dict)
 
     def add(self, position: Position, message: str, shot: str, severity: str = "error") -> None:
-        shots = self.items[(position, message, severity)]
-        if shot not in shots:
-            shots.append(shot)
+        self.items[(position, message, severity)][shot] = None
 
     def emit(self, diagnostics: Diagnostics) -> None:
-        for (position, message, severity), shots in self.items.items():
+        for (position, message, severity), found in self.items.items():
+            shots = list(found)
             named = ", ".join(f"shots[{s}]" for s in shots[:4]) + (f" and {len(shots) - 4} more" if len(shots) > 4 else "")
             text = f"{message} ({named})"
             (diagnostics.error if severity == "error" else diagnostics.warning)(position, text)
@@ -463,7 +472,7 @@ class _EpisodePlanner:
             if extra is not None and isinstance(extra.value, dict):
                 for problem in header_problems(extra.value):
                     found.error(extra.pos, problem)
-                headers.update({str(k): str(v) for k, v in extra.value.items() if str(k).lower() not in RESERVED_HEADERS})
+                headers.update({str(k): str(v) for k, v in extra.value.items() if str(k).lower() not in reserved_headers()})
         unchecked += [f"header {name}" for name in headers]
         return body, tuple(dict.fromkeys(unchecked)), headers
 
@@ -491,7 +500,8 @@ class _EpisodePlanner:
             manifest=self.episode.name,
             spec=spec,
             target=self.target,
-            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, request.prompt),
+            # The prompt as the body carries it (after any extra_body): what the provider reports back and reconciling matches.
+            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, read_body(spec, body).prompt),
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),

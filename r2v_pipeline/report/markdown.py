@@ -7,7 +7,11 @@ from typing import Any
 from ..run.states import ShotStatus
 from .build import money_text
 
-_MARK = {"downloaded": "✅", "skipped": "⏭", "copied": "⧉", "reused": "♻", "failed": "❌", "held": "⏸", "ambiguous": "❓", "expired": "⌛", "unfinished": "…", "unsent": "⇢", "elsewhere": "↪", "unselected": "·"}
+_MARK = {
+    ShotStatus.DOWNLOADED: "✅", ShotStatus.SKIPPED: "⏭", ShotStatus.COPIED: "⧉", ShotStatus.REUSED: "♻", ShotStatus.FAILED: "❌",
+    ShotStatus.HELD: "⏸", ShotStatus.AMBIGUOUS: "❓", ShotStatus.EXPIRED: "⌛", ShotStatus.UNFINISHED: "…", ShotStatus.UNSENT: "⇢",
+    ShotStatus.ELSEWHERE: "↪", ShotStatus.UNSELECTED: "·",
+}  # fmt: skip
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -33,7 +37,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             title = s["shot"] + (f" #{s['take']}" if s["take"] is not None else "")
             video = f"[{s['output']}]({s['output']})" if s["output"] else ""
             lines.append(
-                f"| {_cell(title)} | {_MARK.get(s['status'], '')} {s['status']} | {s['billed_seconds']} | "
+                f"| {_cell(title)} | {_MARK.get(ShotStatus(s['status']), '')} {s['status']} | {s['billed_seconds']} | "
                 f"{money_text(s['cost'], currency)} | {_cell(s['task_id'] or '')} | {video} | {_cell(s['reason'])} |"
             )
     if report.get("recovered"):

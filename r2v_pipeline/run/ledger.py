@@ -271,9 +271,11 @@ class Ledger:
         ).fetchall()
         return sum(1 for (owner,) in owners if self.owner_alive(owner))
 
-    def known_tasks(self, account: str) -> set[str]:
+    def known_tasks(self, account: str, from_store: bool = True) -> set[str]:
         # '?': a task known from the video store after the ledger was lost; its account is not recorded there.
-        return {row[0] for row in self.db.execute("SELECT task_id FROM tasks WHERE account IN (?, '?')", (account,))}
+        accounts = (account, "?") if from_store else (account,)
+        marks = ", ".join("?" for _ in accounts)
+        return {row[0] for row in self.db.execute(f"SELECT task_id FROM tasks WHERE account IN ({marks})", accounts)}
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:
@@ -366,8 +368,9 @@ class Ledger:
         """The shot's task is known: its submit answered, or (``adopted``) a task an earlier
         run paid for was found at the provider."""
         now = time.time()
-        with self._write():
+        with self._write():  # the paid task's id first, on its own: kept even if the state move below is refused
             self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
+        with self._write():
             self.db.execute(
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )

@@ -119,7 +119,9 @@ class LedgerStore(LedgerView, Protocol):
         """Unfinished shots whose run is gone: paid or maybe paid work to resume."""
         ...
 
-    def known_tasks(self, account: str) -> set[str]: ...
+    def known_tasks(self, account: str, from_store: bool = True) -> set[str]:
+        """Task ids the ledger knows for the account; ``from_store``: also those learnt
+        from the video store after a ledger was lost (their account unknown)."""
 
     def looked_over(self) -> None:
         """A run on a fresh ledger found what the provider had made: no longer fresh."""

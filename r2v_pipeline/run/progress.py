@@ -42,7 +42,7 @@ class Log:
     def redacting(self, secrets: Iterable[str]) -> Log:
         """This log, keeping these secrets out too (the keys are known once the providers are)."""
         log = Log(self.style, self.stream, [*self.secrets, *secrets])
-        log.started, log._board_shown = self.started, self._board_shown
+        log.started, log._board_shown, log.columns, log.total = self.started, self._board_shown, dict(self.columns), self.total
         return log
 
     def expect(self, total: int) -> None:

@@ -27,7 +27,7 @@ from .shot_machine import ShotMachine
 from .submitter import Submitter
 from .task_watch import Accounts
 from .states import ShotStatus
-from .work import RunContext, RunOptions, Work, orphan_rows
+from .work import RunContext, RunOptions, Work
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
 
@@ -45,7 +45,8 @@ class RunResult:
 
 class Runner:
     def __init__(
-        self, plan: Plan, ledger: LedgerStore, log: Log, work: list[Work], providers: Mapping[tuple[str, str], Provider],
+        self, plan: Plan, ledger: LedgerStore, log: Log, work: list[Work], orphans: Sequence[tuple[PlannedShot, ShotRecord]],
+        providers: Mapping[tuple[str, str], Provider],
         options: RunOptions = RunOptions(), stores: Stores | None = None, downloads: httpx.AsyncClient | None = None,
     ):  # fmt: skip
         self.plan = plan
@@ -56,7 +57,7 @@ class Runner:
         self.options = options
         self.stores = stores or Stores()
         self.downloads = downloads or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
-        self.orphans: Sequence[tuple[PlannedShot, ShotRecord]] = orphan_rows(plan, ledger)
+        self.orphans = orphans  # earlier versions' paid tasks to fetch aside (work.orphan_rows)
         # What the run learns, kept here so that a run stopped by a signal still tells it.
         self._reaches = Reaches(lambda message, fields: log.note(message, "unreachable", level="warning", **fields), options.reach)
         self._recovered: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from .. import exits
-from ..plan.planner import Plan
+from ..plan.planner import Plan, state_dir_of
 from ..providers.http import MissingKey
 from .actions import Stores
 from .ledger import Ledger, Locked, Unusable
@@ -52,14 +52,6 @@ class Outcome:
     simulated: bool
     code: int
     log: Log  # the run's log, which keeps the provider keys out
-
-
-def state_dir_of(plan: Plan) -> Path | None:
-    """The one ledger folder the plan's shots share (None when there are no shots)."""
-    folders = {s.state_dir.resolve() for s in plan.shots}
-    if len(folders) > 1:
-        raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
-    return next(iter(folders), None)
 
 
 def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()) -> Outcome | int:
@@ -136,7 +128,8 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
         started = time.time()
         stores = Stores()
         work = decide_work(plan, ledger, stores, session.options.selection, log, started)
-        needed = shots_needing_providers(work, orphan_rows(plan, ledger))
+        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
+        needed = shots_needing_providers(work, orphans)
         try:
             providers, keys = build_providers(needed, ledger, sim)
         except MissingKey as error:
@@ -151,7 +144,7 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
                 return exits.UNREACHABLE
             log.note(f"simulated providers at {sim.where} (time scale {sim.time.scale})")
         downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
-        runner = Runner(plan, ledger, log, work, providers, session.options, stores, downloads)
+        runner = Runner(plan, ledger, log, work, orphans, providers, session.options, stores, downloads)
         try:
             interrupted = anyio.run(_run_until_signal, runner)
         finally:

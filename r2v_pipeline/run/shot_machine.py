@@ -191,7 +191,11 @@ class ShotMachine:
     async def recover(self, record: ShotRecord, shot: PlannedShot) -> None:
         provider = self._provider(shot)
         account = self._account(provider, shot)
-        if self.run.ledger.adopt(record.fingerprint) is None:
+        taken = self.run.ledger.adopt(record.fingerprint)
+        if taken is None:
+            return
+        record = taken  # as it stands now: another run may have moved it on since the run began
+        if not record.state.unfinished:
             return
         job = Job.orphan(record, shot, self.stores.of(shot))
         self.run.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from ..plan.action import Action
+
 
 class LedgerState(str, Enum):
     """Where a shot stands in the ledger (see ledger.py for the picture)."""
@@ -49,8 +51,10 @@ TRANSITIONS: dict[LedgerState | None, frozenset[LedgerState]] = {
     _S.SUBMITTED: frozenset({_S.SUCCEEDED, _S.FAILED, _S.PLANNED, _S.EXPIRED}),  # the task's end; PLANNED: failed, to submit again
     _S.SUCCEEDED: frozenset({_S.DOWNLOADED, _S.EXPIRED}),
     _S.DOWNLOADED: frozenset({_S.DOWNLOADED, _S.EXPIRED, _S.PLANNED}),  # fetched again; too late for that; --force
-    _S.FAILED: frozenset({_S.PLANNED}),  # --retry-failed, --force
-    _S.AMBIGUOUS: frozenset({_S.PLANNED}),  # --force
+    # SUBMITTED from FAILED/AMBIGUOUS: a submit's answer that comes after another run
+    # gave up on it names a paid task, which must be followed, not lost.
+    _S.FAILED: frozenset({_S.PLANNED, _S.SUBMITTED}),  # --retry-failed, --force; a late answer
+    _S.AMBIGUOUS: frozenset({_S.PLANNED, _S.SUBMITTED}),  # --force; a late answer
     _S.EXPIRED: frozenset({_S.PLANNED}),  # --force
 }
 
@@ -60,73 +64,9 @@ class IllegalTransition(RuntimeError):
 
 
 def check_transition(fingerprint: str, before: LedgerState | None, after: LedgerState) -> None:
-    if after not in TRANSITIONS[before]:
+    # Writing a state again is no move (two runs racing to record the same end).
+    if after is not before and after not in TRANSITIONS[before]:
         raise IllegalTransition(f"internal error: shot {fingerprint[:12]} cannot go from {before or 'no row'} to {after}")
-
-
-class Action(str, Enum):
-    """What a run does with a planned shot, decided from the ledger and the video store
-    (actions.py); plan output shows it, the run carries it out."""
-
-    SUBMIT = "submit"  # may create a billed task: the only one that spends
-    RECONCILE = "reconcile"
-    RESUME = "resume"
-    DOWNLOAD = "download"
-    SKIP = "skip"
-    REUSE = "reuse"
-    COPY = "copy"
-    HELD = "held"  # a budget holds it back
-    FAILED = "failed"
-    AMBIGUOUS = "ambiguous"
-    EXPIRED = "expired"
-    ELSEWHERE = "elsewhere"
-    UNSELECTED = "unselected"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def meaning(self) -> str:
-        return _ACTION_MEANINGS[self]
-
-    @property
-    def spends(self) -> bool:
-        """It may create a billed task (a budget counts it)."""
-        return self is Action.SUBMIT
-
-    @property
-    def carried(self) -> bool:
-        """This run carries it out; the others leave the shot as it is."""
-        return self in _CARRIED
-
-    @property
-    def offline(self) -> bool:
-        """Carried out from the video store, without the provider."""
-        return self in (Action.REUSE, Action.COPY)
-
-    @property
-    def in_flight(self) -> bool:
-        """A task an earlier run submitted may hold a provider slot now."""
-        return self in (Action.RESUME, Action.RECONCILE)
-
-
-_A = Action
-_CARRIED = frozenset({_A.SUBMIT, _A.RECONCILE, _A.RESUME, _A.DOWNLOAD, _A.REUSE, _A.COPY})
-_ACTION_MEANINGS = {
-    _A.SUBMIT: "a new request",
-    _A.RECONCILE: "an earlier submit may have gone through: find its task first",
-    _A.RESUME: "poll the task an earlier run submitted",
-    _A.DOWNLOAD: "fetch the finished video",
-    _A.SKIP: "already downloaded",
-    _A.REUSE: "its video is in the store: put in place, nothing billed",
-    _A.COPY: "the same request as another shot: its video is shared, not made again",
-    _A.HELD: "held back: it would cross the budget",
-    _A.FAILED: "failed before",
-    _A.AMBIGUOUS: "an earlier submit could not be matched to a task",
-    _A.EXPIRED: "the provider's copy expired before it was downloaded",
-    _A.ELSEWHERE: "another r2v run holds it",
-    _A.UNSELECTED: "not selected",
-}
 
 
 class ShotStatus(str, Enum):

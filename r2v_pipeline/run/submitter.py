@@ -252,15 +252,21 @@ class Submitter:
         trouble: list[str] = []
         job = Job.of(shot, self._stores.of(shot))
 
+        gone: list[Unreachable] = []
+
         async def watch(task_id: str) -> None:
             try:
                 ended[task_id] = await account.watcher.follow(job, provider, task_id, None)
             except (Stalled, Transient, ProviderError) as error:
                 trouble.append(f"{task_id}: {error}")
+            except Unreachable as error:  # raised once, below: not as a group of one per candidate
+                gone.append(error)
 
         async with anyio.create_task_group() as group:
             for task_id in candidates:
                 group.start_soon(watch, task_id)
+        if gone:
+            raise gone[0]
         for task_id in candidates:
             status = ended.get(task_id)
             if status is None:
@@ -341,7 +347,9 @@ class Submitter:
         # settle time to land, then look again. Tasks the ledger knows were made by runs
         # that recorded their submits first: an unanswered one of theirs is a row in
         # ``submitting``, reconciled, not adopted, so they are no reason to wait.
-        ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None and t.task_id not in known]
+        # (A task known only from the video store proves nothing of the sort: its run's ledger is the one lost.)
+        recorded = self._run.ledger.known_tasks(provider.account, from_store=False)
+        ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None and t.task_id not in recorded]
         wait = self._run.options.settle - min(ages, default=self._run.options.settle)
         if wait > 0:
             self._run.log.note(f"{provider.name}: a task was made {min(ages):.0f} s ago; waiting {wait:.0f} s for submits a killed run may have left on the wire", "adopt")
