@@ -28,8 +28,11 @@ def test_one_list_query_per_cycle_watches_every_task(tmp_path: Path, start_sim, 
     assert tasks == SHOTS
     lists, queries = sim.ledger.requests("list"), sim.ledger.requests("query")
     assert len(lists) >= 3  # the list watched them ...
-    assert len(queries) <= tasks + 3  # ... and each task was asked about once, when it had ended
-    assert not [r for r in sim.ledger.requests() if r.status == 429]
+    # ... and each task was asked about once, when it had ended (a few twice, where a loaded
+    # host made a cycle late); per-task polling asks 3-4 times as often (the next test)
+    assert len(queries) <= tasks + tasks // 2
+    # inside the query quota; submits' pacing is test_run's (a submit 429 there is its failure)
+    assert not [r for r in lists + queries if r.status == 429]
 
 
 def test_a_failing_list_falls_back_to_asking_each_task(tmp_path: Path, start_sim, write, media) -> None:
@@ -63,4 +66,17 @@ def test_a_task_missing_from_the_list_is_asked_on_its_own(tmp_path: Path, start_
     asked = [r for r in sim.ledger.requests("query") if r.task_id == task]
     others = [r for r in sim.ledger.requests("query") if r.task_id != task]
     assert len(asked) >= 2  # its own schedule found it ended
-    assert len(others) <= SHOTS - 1 + 3
+    assert len(others) <= (SHOTS - 1) + SHOTS // 2  # the rest as in the first test
+
+
+def test_a_list_that_keeps_failing_is_said_once(tmp_path: Path, start_sim, write, media, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unreadable(self: DashScope, since: float, until: float):  # type: ignore[no-untyped-def]
+        raise ValueError("a list this client cannot read")
+
+    monkeypatch.setattr(DashScope, "list_states", unreadable)
+    sim = fast_sim(start_sim, generation_seconds=(60.0, 300.0))
+    code, report, log = run([_episode(write, media)], tmp_path, sim)
+    assert code == 0, log
+    assert report["totals"]["by_status"] == {"downloaded": SHOTS}
+    assert log.count("each task is asked about on its own") == 1, log  # why queries went up, said once
+    assert "answers again" not in log

@@ -43,6 +43,7 @@ CYCLE_MAX = 15.0  # ... nor less often than the provider's recommended poll inte
 # Lists (each page a query) may take at most this share of the account's query rate,
 # in wall seconds, so several runs and hosts on one account fit beside each other.
 LIST_SHARE = 0.25
+FALLBACK_NOTED = 3  # failed lists in a row before the log says the tasks are polled on their own
 STALE_CYCLES = 4.0  # a list older than this many cycles vouches for nothing (a busy loop runs late)
 
 
@@ -181,13 +182,21 @@ class TaskWatcher:
                 try:
                     await self._queries.acquire()
                     states = await getattr(provider, "list_states", _cannot_list)(since - WINDOW_MARGIN, until + WINDOW_MARGIN)
-                except Exception:  # noqa: BLE001 - the list only spares queries: any surprise in it falls back, never ends the run
+                except Exception as error:  # noqa: BLE001 - the list only spares queries: any surprise in it falls back, never ends the run
                     failures += 1  # the tasks' own schedules carry on meanwhile
                     self._listing = _Listing()
+                    if failures == FALLBACK_NOTED:
+                        self._run.log.note(
+                            f"{provider.name} account {provider.account}: the task list failed {failures} times running"
+                            f" ({type(error).__name__}); each task is asked about on its own until it answers",
+                            event="list_fallback", level="warning",
+                        )
                     continue
                 if states is None:
                     self._can_list = False
                     return
+                if failures >= FALLBACK_NOTED:
+                    self._run.log.note(f"{provider.name} account {provider.account}: the task list answers again", event="list_recovered")
                 failures = 0
                 self._listing = _Listing(asked, frozenset(t for t, s in states.items() if s in ("pending", "running")))
                 for task_id, flight in list(self._flights.items()):
