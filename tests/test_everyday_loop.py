@@ -134,6 +134,9 @@ def test_gc_frees_only_what_no_manifest_names_now_or_at_head(tmp_path: Path, wri
     assert run()[0] == 0
     store = VideoStore(tmp_path / "out" / "simulated" / ".r2v-store")
     assert len(list(store.objects())) == 3
+    pictures = lambda: {p.name.split("-")[0] for p in (store.root / "thumbs").rglob("*.jpg")}  # noqa: E731
+    videos = lambda: {s.sha256 for s in store.objects()}  # noqa: E731
+    assert videos() < pictures()  # the reports' posters (and the cast picture), by content
 
     code, out, _ = cli("gc", str(ep), "--simulated", *where(tmp_path))
     assert code == 0 and out.startswith("would free 0 video(s)")  # dawn is at HEAD, noon in the tree
@@ -146,6 +149,7 @@ def test_gc_frees_only_what_no_manifest_names_now_or_at_head(tmp_path: Path, wri
     code, out, _ = cli("gc", str(ep), "--simulated", "--yes", *where(tmp_path))
     assert code == 0 and out.startswith("removed 1 video(s)")
     assert len(list(store.objects())) == 2
+    assert len(pictures() - videos()) == 1  # dawn's poster went with it; the cast picture stays
     assert not list((tmp_path / "out" / "simulated" / "ep" / "ep" / "superseded").glob("*.mp4"))
     billed = sum(billed_tasks_per_content(sim).values())
     code, _, err = run()

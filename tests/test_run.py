@@ -416,7 +416,10 @@ def test_a_fault_storm_ends_done_or_reported_and_nothing_billed_twice(tmp_path: 
     assert max(billed_tasks_per_content(sim).values()) == 1
     for shot in plan_of(series[:1], tmp_path).shots:
         if shot.output.exists():
-            assert probe_file(shot.output).has_video
+            info = probe_file(shot.output)
+            assert info.has_video
+            # hashed while it arrived, resumed downloads too (cut_download): the bytes kept are those hashed
+            assert json.loads(shot.output.with_suffix(".json").read_text())["video"]["sha256"] == info.sha256
     assert not list((tmp_path / "out").rglob("*.part"))
     faults = Counter(kind.split("=")[0] for r in sim.ledger.requests() if r.fault for kind in r.fault.split("+"))
     assert sum(faults.values()) >= 8 and len(faults) >= 4, faults  # the storm did blow, in several ways

@@ -107,12 +107,16 @@ class TooLarge(OSError):
         super().__init__(errno.EFBIG, f"is {size / 1e6:.1f} MB, over the {limit / 1e6:g} MB limit", os.fspath(path))
 
 
-def probe_file(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> MediaInfo:
+def probe_file(path: str | os.PathLike[str], *, max_bytes: int | None = None, sha256: str | None = None) -> MediaInfo:
     """Probe a local file. OSError propagates (missing file, no access); NotAFile
-    for anything but a regular file; TooLarge past ``max_bytes``."""
+    for anything but a regular file; TooLarge past ``max_bytes``. ``sha256``: the
+    content hash, where the caller computed it while writing the file (not read again)."""
     with _open_regular(path) as f:
-        sha256, size = _hash(f, path, max_bytes)
-        f.seek(0)
+        if sha256 is None:
+            sha256, size = _hash(f, path, max_bytes)
+            f.seek(0)
+        else:
+            size = os.fstat(f.fileno()).st_size
         return _probe(f, size, sha256)
 
 

@@ -1,4 +1,5 @@
-"""Small JPEG pictures of media, for pages that must open without a network."""
+"""Small JPEG pictures of media, for pages that must open without a network; kept by
+the content hash of their source, so a report rewritten on every run draws only the new."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import base64
 import io
 import os
 from fractions import Fraction
+from pathlib import Path
 from typing import cast
 
 import av
+
+from .probe import file_sha256
+
+THUMBS_FOLDER = "thumbs"  # in the video store: a cache, safe to delete at any time
 
 
 def thumbnail(path: str | os.PathLike[str], width: int = 320, at: float = 0.5) -> bytes | None:
@@ -36,6 +42,40 @@ def thumbnail(path: str | os.PathLike[str], width: int = 320, at: float = 0.5) -
             return out.getvalue()
     except (av.FFmpegError, OSError, StopIteration, ValueError):
         return None
+
+
+class Thumbnails:
+    """Thumbnails by (content hash, width, position) in ``folder`` (None: no cache).
+
+    An empty file records that a source has no picture. A cache that cannot be written
+    (read-only, full) only costs the drawing again; it never fails the caller."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+
+    def get(self, path: Path, sha256: str | None = None, width: int = 320, at: float = 0.5) -> bytes | None:
+        """The thumbnail of ``path``, whose content hash is ``sha256`` where the caller
+        knows it (a sidecar, the plan), else read from the file."""
+        if self.folder is None:
+            return thumbnail(path, width, at)
+        try:
+            content = sha256 or file_sha256(path)
+        except (OSError, ValueError):
+            return None
+        kept = self.folder / content[:2] / f"{content}-{width}-{at:g}.jpg"
+        try:
+            return kept.read_bytes() or None
+        except OSError:
+            pass
+        jpeg = thumbnail(path, width, at)
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            part = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+            part.write_bytes(jpeg or b"")
+            os.replace(part, kept)
+        except OSError:
+            pass
+        return jpeg
 
 
 def data_uri(jpeg: bytes | None) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
 
-from ..media.thumbnail import data_uri, thumbnail
+from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
 from .build import money_text
 
@@ -33,13 +34,15 @@ _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path) -> str:
     """The page for ``report``; ``shots`` (the plan) lead to the local media to picture."""
     planned = {s.key: s for s in shots}
-    thumbs: dict[Path, str | None] = {}
+    thumbs = _Pictures()
     currency = report["totals"]["currency"]
     episodes: dict[str, list[dict[str, Any]]] = {}
     for s in report["shots"]:
         card = {**s, "problem": s["attention"]}
         card["prompt_parts"] = highlight(s["prompt"], [r["label"] for r in s["references"] if r["label"]])
-        card["poster"] = _picture(report_dir / s["output"], thumbs, at=0.5) if s["output"] else None
+        shot = planned.get(s["key"])
+        video = report_dir / s["output"] if s["output"] else None
+        card["poster"] = thumbs.of(video, _recorded_sha256(video), shot, at=0.5) if video else None
         card["cast"] = _cast(s, planned.get(s["key"]), thumbs)
         episodes.setdefault(f"{s['series']}/{s['episode']}", []).append(card)
     page = _ENV.get_template("report.html.j2").render(
@@ -70,23 +73,45 @@ def highlight(prompt: str, labels: Sequence[str]) -> list[tuple[str, bool]]:
     return parts
 
 
-def _cast(shot: Mapping[str, Any], planned: PlannedShot | None, thumbs: dict[Path, str | None]) -> list[dict[str, Any]]:
+def _cast(shot: Mapping[str, Any], planned: PlannedShot | None, thumbs: _Pictures) -> list[dict[str, Any]]:
     """The references as little pictures; a remote one is named, not fetched."""
-    local = {r.url: planned.files[r.url].path for r in planned.references if r.url in planned.files} if planned else {}
+    local = {r.url: planned.files[r.url] for r in planned.references if r.url in planned.files} if planned else {}
     urls = {(r.name, r.role): r.url for r in planned.references} if planned else {}
     cast = []
     for ref in shot["references"]:
         if ref["role"] == "voice":
             continue
-        path = local.get(urls.get((ref["name"], ref["role"]), ""))
-        cast.append({**ref, "thumb": _picture(path, thumbs, at=0.2) if path else None})
+        file = local.get(urls.get((ref["name"], ref["role"]), ""))
+        cast.append({**ref, "thumb": thumbs.of(file.path, file.info.sha256, planned, at=0.2) if file else None})
     return cast
 
 
-def _picture(path: Path, thumbs: dict[Path, str | None], at: float) -> str | None:
-    if path not in thumbs:
-        thumbs[path] = data_uri(thumbnail(path, at=at)) if path.is_file() else None
-    return thumbs[path]
+class _Pictures:
+    """The page's pictures as data URIs, each drawn once per page and kept in the video
+    store's thumbnail cache across runs."""
+
+    def __init__(self) -> None:
+        self._uris: dict[Path, str | None] = {}
+        self._caches: dict[Path, Thumbnails] = {}
+
+    def of(self, path: Path, sha256: str | None, shot: PlannedShot | None, at: float) -> str | None:
+        if path not in self._uris:
+            folder = shot.store_dir / THUMBS_FOLDER if shot is not None else None
+            cache = self._caches.setdefault(folder, Thumbnails(folder)) if folder else Thumbnails(None)
+            self._uris[path] = data_uri(cache.get(path, sha256, at=at)) if path.is_file() else None
+        return self._uris[path]
+
+
+def _recorded_sha256(video: Path) -> str | None:
+    """The content hash the video's sidecar records, if the file is still of the recorded
+    size (the store's objects are read-only; a file replaced by hand is hashed instead)."""
+    try:
+        recorded = json.loads(video.with_suffix(".json").read_text()).get("video") or {}
+        value, size = recorded.get("sha256"), recorded.get("bytes")
+        same = isinstance(size, int) and video.stat().st_size == size
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if same and isinstance(value, str) and len(value) == 64 else None
 
 
 def _pin_scripts(page: str) -> str:

@@ -9,6 +9,7 @@ handed on (``store.put`` renames it into the store atomically).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import random
 import re
@@ -74,9 +75,11 @@ async def fetch_video(
         if leftover != part:
             leftover.unlink(missing_ok=True)
     last: Exception | None = None
+    sha256: str | None = None
     for attempt in range(backoff.attempts):
         try:
-            if await _fetch_once(client, url, part):
+            sha256 = await _fetch_once(client, url, part)
+            if sha256 is not None:
                 break
             last = OSError("the connection closed before the whole video arrived")
         except Expired:
@@ -93,7 +96,7 @@ async def fetch_video(
             await sleep(backoff.delay(attempt, getattr(last, "retry_after", None), rng))
     else:
         raise DownloadFailed(f"{backoff.attempts} attempts; the last: {last}")
-    info = probe_file(part)
+    info = probe_file(part, sha256=sha256)  # hashed as it arrived: the file is read once more, by the demuxer
     if info.kind != "video" or info.format not in ("mp4", "mov") or not info.has_video:
         part.unlink(missing_ok=True)
         raise BadVideo(f"the provider served {info.describe()}, not an MP4 video")
@@ -106,8 +109,8 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-async def _fetch_once(client: httpx.AsyncClient, url: str, part: Path) -> bool:
-    """One attempt; True when the whole body arrived."""
+async def _fetch_once(client: httpx.AsyncClient, url: str, part: Path) -> str | None:
+    """One attempt; the SHA-256 of the whole file when the whole body arrived, else None."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     async with client.stream("GET", url, headers=headers) as response:
@@ -126,13 +129,18 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, part: Path) -> bool:
             part.unlink(missing_ok=True)
             raise _Retry(f"the server resumed at {_range_start(response)}, not at {offset}")
         expected = _expected_size(response, offset if resumed else 0)
-        with open(part, "ab" if resumed else "wb") as out:
+        digest = hashlib.sha256()
+        with open(part, "r+b" if resumed else "wb") as out:
+            if resumed:  # the bytes kept from earlier attempts, read once
+                while len(chunk := out.read(CHUNK)) > 0:
+                    digest.update(chunk)
             async for chunk in response.aiter_bytes(CHUNK):
                 out.write(chunk)
+                digest.update(chunk)
             out.flush()
             os.fsync(out.fileno())
             size = out.tell()
-    return expected is None or size == expected
+    return digest.hexdigest() if expected is None or size == expected else None
 
 
 def _expected_size(response: httpx.Response, offset: int) -> int | None:

@@ -62,7 +62,7 @@ class Downloader:
         except DiskTrouble as error:
             raise self._disk_trouble(str(error)) from None
         try:
-            stored = job.store.put(job.fingerprint, fetched.path, _provenance(job, record, fetched.info, self._currency))
+            stored = job.store.put(job.fingerprint, fetched.path, _provenance(job, record, fetched.info, self._currency), fetched.info.sha256)
             if job.shot is None:  # an earlier version of the shot: a link in superseded/
                 placed = job.store.superseded_view(job.fingerprint, job.output)
             else:

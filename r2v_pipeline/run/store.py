@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..media.probe import file_sha256
+from ..media.thumbnail import THUMBS_FOLDER
 
 SUPERSEDED = "superseded"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -91,13 +92,14 @@ class VideoStore:
 
     # --- putting videos in ---------------------------------------------------------
 
-    def put(self, fingerprint: str, part: Path, meta: dict[str, Any]) -> StoredVideo:
-        """Move a verified download into the store (``meta`` is its provenance). A
-        video already stored for the request stays when the bytes are the same; a
-        different one (a forced remake) is kept beside it as an earlier generation."""
+    def put(self, fingerprint: str, part: Path, meta: dict[str, Any], sha256: str | None = None) -> StoredVideo:
+        """Move a verified download into the store (``meta`` is its provenance; ``sha256``
+        its content hash where the download computed it). A video already stored for the
+        request stays when the bytes are the same; a different one (a forced remake) is
+        kept beside it as an earlier generation."""
         path = self.object_path(fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
-        sha = file_sha256(part)
+        sha = sha256 or file_sha256(part)
         meta = {**meta, "fingerprint": fingerprint, "video": {**(meta.get("video") or {}), "sha256": sha}}
         current = self.get(fingerprint)
         if current is not None and current.sha256 == sha:
@@ -243,8 +245,12 @@ class VideoStore:
     def remove(self, fingerprint: str) -> None:
         path = self.object_path(fingerprint)
         for video in [path, *self.generations(fingerprint)]:
+            sha = (read_json(sidecar_path(video)).get("video") or {}).get("sha256")
             video.unlink(missing_ok=True)
             sidecar_path(video).unlink(missing_ok=True)
+            if isinstance(sha, str) and len(sha) == 64:  # its report pictures go with it
+                for picture in (self.root / THUMBS_FOLDER / sha[:2]).glob(f"{sha}-*.jpg"):
+                    picture.unlink(missing_ok=True)
 
 
 # --- files ------------------------------------------------------------------------------

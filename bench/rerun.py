@@ -1,0 +1,70 @@
+"""A rerun with nothing changed: what a cron job pays every time it finds no work.
+
+    python bench/rerun.py [--shots N] [--repeat R] [--profile]
+
+Makes an episode of N shots (default 1,000) on the embedded simulator once, then
+times ``r2v run --simulate`` on it again, R times, each in a fresh process (the
+cron case: start-up, validate, plan, ledger, decide, reports). Prints min and
+median wall time against the goal (issue 12): <= 1 s for 1,000 shots. With
+``--profile``, one more rerun under cProfile prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from plan_scale import write_manifests
+
+GOAL = 1.0  # seconds, 1,000 shots
+
+
+def r2v(folder: Path, episode: Path, *extra: str) -> list[str]:
+    return [sys.executable, *extra, "-m", "r2v_pipeline", "run", "--simulate", "--time-scale", "0.002",
+            "--log-format", "json", "--out", str(folder / "out"), "--state", str(folder / "state"), str(episode)]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shots", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="make the episode here and keep it (a second call reuses it)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        episode = folder / "episode.yaml"
+        if not episode.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            episode = write_manifests(folder, args.shots)
+            started = time.perf_counter()
+            first = subprocess.run(r2v(folder, episode), cwd=folder, capture_output=True, text=True)
+            if first.returncode != 0:
+                sys.exit(f"the first run failed ({first.returncode}): {first.stderr[-2000:] or first.stdout[-2000:]}")
+            print(f"first run: {args.shots} shots made in {time.perf_counter() - started:.1f} s wall")
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            rerun = subprocess.run(r2v(folder, episode), cwd=folder, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if rerun.returncode != 0 or '"submitted"' in rerun.stdout:
+                sys.exit(f"the rerun did work or failed ({rerun.returncode}): {rerun.stdout[-2000:]}")
+        goal = GOAL * args.shots / 1000
+        verdict = "meets" if min(times) <= goal else "misses"
+        print(f"rerun, nothing changed, {args.shots} shots: min {min(times):.2f} s, median {statistics.median(times):.2f} s "
+              f"of {args.repeat} (goal <= {goal:.2f} s: {verdict})")  # fmt: skip
+        if args.profile:
+            stats = folder / "rerun.prof"
+            subprocess.run(r2v(folder, episode, "-m", "cProfile", "-o", str(stats)), cwd=folder, capture_output=True, check=False)
+            import pstats
+
+            pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
