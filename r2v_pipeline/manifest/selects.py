@@ -33,6 +33,7 @@ from .yaml_loader import YamlError, YamlFile, load_yaml
 SUFFIX = ".selects.yaml"
 NOTE_MAX = 2000  # characters; a note is a remark, not a document
 _SHOT_KEYS = ("pick", "approved", "rejected", "note")
+_UNPRINTABLE = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -271,16 +272,22 @@ def render_selects(episode_name: str, order: Iterable[str], shots: Mapping[str, 
         if selected.rejected:
             lines.append(f"    rejected: [{', '.join(map(str, selected.rejected))}]")
         if selected.note:
-            lines.append(f"    note: {json.dumps(selected.note, ensure_ascii=False)}")
+            lines.append(f"    note: {_quoted(selected.note)}")
     if not written:
         lines[-1] = "shots: {}"
     return "\n".join(lines) + "\n"
 
 
+def _quoted(text: str) -> str:
+    """A double-quoted YAML scalar, readable (accents and emoji as they are) but with
+    what YAML may not carry raw, or would read as a line break, escaped."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
+
+
 def _scalar(text: str) -> str:
     """A mapping key as plain YAML when that reads back as the same text, else quoted."""
-    plain = _PLAIN.match(text) and not re.match(r"^(?:[-+]?[0-9._]+|yes|no|true|false|on|off|null|y|n)$", text, re.I)
-    return text if plain else json.dumps(text, ensure_ascii=False)
+    plain = _PLAIN.match(text) and not text[0].isdigit() and text.lower() not in ("yes", "no", "true", "false", "on", "off", "null", "y", "n")
+    return text if plain else _quoted(text)
 
 
 def write_atomically(path: Path, text: str) -> None:
