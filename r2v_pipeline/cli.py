@@ -132,6 +132,17 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     assemble.add_argument("-o", "--output", type=Path, metavar="FILE", help="where the cut goes (one episode only; default: <output>/<series>/<episode>.mp4)")
     assemble.set_defaults(func=cmd_assemble)
 
+    review = commands.add_parser(
+        "review",
+        help="review takes in a browser; picks, approvals, rejections and notes go to each episode's selects file",
+        description="Serve a page on 127.0.0.1 with each shot's takes side by side. Pick a take per shot, approve or "
+        "reject takes, add a note: each change is written at once to <episode>.selects.yaml beside the episode, "
+        "which plan, run, assemble and the report read (a manifest's pick: wins). Ctrl-C ends it.",
+    )
+    _plan_arguments(review, view=True)
+    review.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
+    review.set_defaults(func=cmd_review)
+
     gc = commands.add_parser(
         "gc",
         help="list what the video store could free; remove it with --yes",
@@ -456,6 +467,31 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         except ConcatError as error:
             say(f"r2v: cannot assemble {cut.key}: {error}")
             return exits.FAILED
+    return exits.OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.server import start
+    from .review.state import Review
+
+    say = Say()
+    plan, _ = _load(args, say)
+    try:
+        server = start(Review(plan), args.port)
+    except OSError as error:
+        say(f"r2v: cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}")
+        return exits.ENVIRONMENT
+    takes = len(plan.shots)
+    print(f"review {takes} take(s) of {len(plan.episodes)} episode(s) at {server.url}  (Ctrl-C ends it)", flush=True)
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        say("review ended; the selects files hold every change")
+    finally:
+        server.server.server_close()
     return exits.OK
 
 

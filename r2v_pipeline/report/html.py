@@ -50,7 +50,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
     )
-    return _pin_scripts(page)
+    return pin_scripts(page)
 
 
 def highlight(prompt: str, labels: Sequence[str]) -> list[tuple[str, bool]]:
@@ -89,7 +89,7 @@ def _picture(path: Path, thumbs: dict[Path, str | None], at: float) -> str | Non
     return thumbs[path]
 
 
-def _pin_scripts(page: str) -> str:
+def pin_scripts(page: str) -> str:
     """Allow exactly the page's own scripts, by hash, in its content security policy."""
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in _SCRIPT.findall(page)
