@@ -360,7 +360,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import RunRequest, execute
+    from .pipeline import RunRequest, execute, relink_cuts
     from .run.reach import ReachPolicy
     from .run.work import RunOptions
     from .simulation import SimulateOptions
@@ -384,6 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = execute(plan, request)
     if args.assemble and code in (exits.OK, exits.FAILED, exits.UNREACHABLE):
         cut = _assemble_ready(plan, say)
+        relink_cuts(plan, request)
         code = exits.FAILED if cut == exits.FAILED and code == exits.OK else code
     return code
 
