@@ -122,10 +122,13 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     assemble = commands.add_parser(
         "assemble",
         help="join an episode's videos, in manifest order, into one MP4",
-        description="Join each episode's videos (the first take, or the shot's pick: N) in manifest order into "
+        description="Join each episode's videos (the shot's pick: N, else the take picked in review in the episode's "
+        "selects file, else the first approved or not rejected take) in manifest order into "
         "<output>/<series>/<episode>.mp4, copying the streams when the shots share a format and re-encoding "
-        "them (H.264 + AAC) when they do not. A video the store holds for the shot is put in place first. "
-        "Exit 1, writing nothing, when a shot's video is missing.",
+        "them (H.264 + AAC) when they do not, and write the cut for editing software beside it: <episode>.otio "
+        "(OpenTimelineIO), <episode>.xml (FCP 7 XML) and <episode>.edl (CMX 3600). A video the store holds for "
+        "the shot is put in place first. Exit 1, writing nothing, when a shot's video is missing or every take "
+        "of a shot was rejected.",
     )
     _plan_arguments(assemble, view=True)
     _only_argument(assemble, "cut only the matching shots, into <episode>.selection.mp4 unless -o says otherwise")
