@@ -20,7 +20,7 @@ from . import __version__
 from .manifest.load import display_name
 from .media.concat import Concatenated, ConcatError, concatenate
 from .media.probe import MediaInfo, probe_file
-from .media.timeline import Clip, Slot, build_timeline, count_frames, write_timelines
+from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
 from .run.actions import Stores
 from .run.store import recorded_fingerprint, sidecar_path, write_json
@@ -137,7 +137,7 @@ def assemble(cut: Cut) -> Assembled:
         info = probe_file(cut.output)
         timelines = write_cut_timelines(cut)
         write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
-    except OSError as error:
+    except (OSError, TimelineError) as error:
         raise ConcatError(f"writing {cut.output}'s sidecar or timelines: {error}") from None
     return Assembled(cut, joined, info, tuple(timelines))
 

@@ -306,3 +306,25 @@ def test_takes_not_picked_ride_along_as_alternates(episode: Path, capsys: pytest
     assert [c.media_reference.target_url for t in tracks[1:] for c in t.find_clips()] == ["ep1/two-take1.mp4", "ep1/two-take3.mp4"]
     # An alternate longer than the picked take is trimmed to its slot: the tracks stay in step.
     assert len({t.duration().to_frames() for t in tracks}) == 1
+
+
+def test_alternates_at_other_frame_rates_keep_their_shots_place(tmp_path: Path) -> None:
+    from r2v_pipeline.media.timeline import Clip, Slot, build_timeline
+
+    def clip(name: str, frames: int, rate: float) -> Clip:
+        return Clip(name, tmp_path / f"{name}-{frames}.mp4", frames, rate)
+
+    slots = [
+        Slot(clip("a", 150, 30), (clip("a", 200, 24),)),  # 8.33 s at 24 fps: trimmed to a's 5 s, 120 frames
+        Slot(clip("b", 90, 30), (clip("b", 48, 24),)),  # 2 s of b's 3 s: a 1 s gap follows
+        Slot(clip("c", 60, 30)),
+    ]
+    timeline = build_timeline("t", slots, tmp_path)
+    main_track, alternates = timeline.video_tracks()
+    assert main_track.duration() == otio.opentime.RationalTime(300, 30)
+    assert alternates.duration().rescaled_to(30) == otio.opentime.RationalTime(300, 30)
+    a, b, gap = list(alternates)[:3]
+    assert a.source_range.duration == otio.opentime.RationalTime(120, 24)
+    assert b.source_range.duration == otio.opentime.RationalTime(48, 24)
+    assert isinstance(gap, otio.schema.Gap) and gap.duration().rescaled_to(30).value == 30
+    assert alternates.range_of_child(b).start_time.rescaled_to(30).value == 150

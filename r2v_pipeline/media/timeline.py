@@ -25,6 +25,10 @@ TIMELINE_FORMATS = {"otio_json": ".otio", "fcp_xml": ".xml", "cmx_3600": ".edl"}
 METADATA_KEY = "r2v"
 
 
+class TimelineError(Exception):
+    """An adapter could not write the cut."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One take's video: where it is, how long, and what to say of it."""
@@ -63,7 +67,7 @@ def build_timeline(name: str, slots: list[Slot], folder: Path, metadata: dict[st
         timeline.metadata[METADATA_KEY] = metadata
     main = otio.schema.Track(name="picked takes", kind=otio.schema.TrackKind.Video)
     for slot in slots:
-        clip = _clip(slot.picked, folder, rate)
+        clip = _clip(slot.picked, folder)
         clip.metadata[METADATA_KEY]["alternates"] = [
             {"name": alt.name, "file": _relative(alt.path, folder), "frames": alt.frames, **alt.metadata} for alt in slot.alternates
         ]
@@ -73,14 +77,15 @@ def build_timeline(name: str, slots: list[Slot], folder: Path, metadata: dict[st
         track = otio.schema.Track(name=f"alternates {depth + 1}", kind=otio.schema.TrackKind.Video)
         track.enabled = False  # present for the editor to switch in; never plays by default
         for slot in slots:
-            length = slot.picked.frames
+            length = _length(slot.picked)
+            used = otio.opentime.RationalTime(0, rate)
             if depth < len(slot.alternates):
                 alt = slot.alternates[depth]
-                used = min(alt.frames, length)
-                track.append(_clip(alt, folder, rate, used))
-                length -= used
-            if length:
-                track.append(otio.schema.Gap(source_range=_range(0, length, rate)))
+                used = min(_length(alt), length.rescaled_to(alt.rate))  # trimmed to its shot's place
+                track.append(_clip(alt, folder, used))
+            rest = (length - used).rescaled_to(rate)
+            if rest.value > 0:
+                track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), rest)))
         timeline.tracks.append(track)
     return timeline
 
@@ -91,7 +96,10 @@ def write_timelines(timeline: otio.schema.Timeline, stem: Path) -> list[Path]:
     for adapter, ending in TIMELINE_FORMATS.items():
         path = stem.with_name(stem.name + ending)
         source = _main_only(timeline) if adapter == "cmx_3600" else timeline
-        text = otio.adapters.write_to_string(source, adapter_name=adapter)
+        try:
+            text = otio.adapters.write_to_string(source, adapter_name=adapter)
+        except (otio.exceptions.OTIOError, ValueError, TypeError) as error:
+            raise TimelineError(f"{path.name}: {error}") from None
         if adapter == "fcp_xml":
             text = _disable_upper_tracks(text)
         _write(path, text)
@@ -99,12 +107,18 @@ def write_timelines(timeline: otio.schema.Timeline, stem: Path) -> list[Path]:
     return written
 
 
-def _clip(take: Clip, folder: Path, rate: float, frames: int | None = None) -> otio.schema.Clip:
+def _clip(take: Clip, folder: Path, duration: otio.opentime.RationalTime | None = None) -> otio.schema.Clip:
+    """A take at its own rate: its frames, whole unless ``duration`` trims it."""
     available = _range(0, take.frames, take.rate)
     reference = otio.schema.ExternalReference(target_url=_relative(take.path, folder), available_range=available)
-    clip = otio.schema.Clip(name=take.name, media_reference=reference, source_range=_range(0, take.frames if frames is None else frames, rate))
+    used = otio.opentime.TimeRange(otio.opentime.RationalTime(0, take.rate), duration if duration is not None else _length(take))
+    clip = otio.schema.Clip(name=take.name, media_reference=reference, source_range=used)
     clip.metadata[METADATA_KEY] = dict(take.metadata)
     return clip
+
+
+def _length(take: Clip) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(take.frames, take.rate)
 
 
 def _range(start: int, frames: int, rate: float) -> otio.opentime.TimeRange:
