@@ -157,6 +157,28 @@ def test_only_the_pages_own_requests_may_write(served: tuple[Path, ReviewServer]
     assert "pick: 2" in selects.read_text()
 
 
+def test_only_the_plans_videos_are_served_and_in_ranges(served: tuple[Path, ReviewServer]) -> None:
+    selects, server = served
+    port = server.server.server_address[1]
+    size = (selects.parent.parent / "out" / "simulated" / "lighthouse" / "ep01" / "arrival.mp4").stat().st_size
+
+    def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str | None]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read(), response.getheader("Content-Range")
+        finally:
+            connection.close()
+
+    status, body, content_range = get("/media/0/arrival.mp4", {"Range": "bytes=0-99"})
+    assert (status, len(body), content_range) == (206, 100, f"bytes 0-99/{size}")  # how the player seeks
+    assert get("/media/0/arrival.mp4")[:2] == (200, (selects.parent.parent / "out" / "simulated" / "lighthouse" / "ep01" / "arrival.mp4").read_bytes())
+    for path in ("/media/0/../../../lighthouse/series.yaml", "/media/0/arrival.json", "/media/1/arrival.mp4", "/etc/passwd"):
+        assert get(path)[0] == 404, path
+    assert get("/", {"Host": "attacker.example"})[0] == 421  # the page (and its token) only under this server's name
+
+
 def test_a_broken_hand_edit_is_not_overwritten(served: tuple[Path, ReviewServer]) -> None:
     selects, server = served
     selects.write_text("shots:\n  night-watch: {pick: 7}\n")

@@ -172,3 +172,38 @@ def test_what_is_written_reads_back_the_same(tmp_path_factory: pytest.TempPathFa
     assert {k: v for k, v in episode.selects.shots.items() if not v.empty} == {k: v for k, v in wanted.items() if not v.empty}
     again = load_selects(folder / "ep.yaml", "ep.yaml", episode.shots, diagnostics)
     assert render_selects("ep.yaml", list(picks), dict(again.shots)) == text  # stable: rewriting changes nothing
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 5),
+    pin=st.none() | st.integers(1, 5),
+    pick=st.none() | st.integers(1, 5),
+    approved=st.sets(st.integers(1, 5)),
+    rejected=st.sets(st.integers(1, 5)),
+)
+def test_the_chosen_take_is_never_a_rejected_one_unless_the_manifest_pins_it(
+    count: int, pin: int | None, pick: int | None, approved: set[int], rejected: set[int]
+) -> None:
+    from r2v_pipeline.diagnostics import Position
+    from r2v_pipeline.manifest.model import Shot, Value
+    from r2v_pipeline.manifest.selects import PickSource, choose
+
+    where = Position("ep.yaml")
+    shot = Shot("s", where, Value("x", where), None, {}, takes=Value(count, where), pick=Value(pin, where) if pin else None)
+    approved = {t for t in approved if t <= count} - rejected
+    rejected = {t for t in rejected if t <= count}
+    pick = pick if pick is not None and pick <= count and pick not in rejected else None
+    chosen = choose(shot, ShotSelect(pick, tuple(sorted(approved)), tuple(sorted(rejected))))
+    if pin is not None:
+        assert (chosen.take, chosen.source) == (pin, PickSource.MANIFEST)
+    elif pick is not None:
+        assert (chosen.take, chosen.source) == (pick, PickSource.SELECTS)
+    elif approved:
+        assert chosen.take == min(approved)
+    elif len(rejected) == count:
+        assert (chosen.take, chosen.source) == (None, PickSource.NONE)  # needs attention
+    else:
+        assert chosen.take == min(set(range(1, count + 1)) - rejected)
+    if chosen.source is not PickSource.MANIFEST and chosen.take is not None:
+        assert chosen.take not in rejected and 1 <= chosen.take <= count
