@@ -4,6 +4,7 @@ manifest, read by the plan (and so by run, assemble and the report)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -134,6 +135,11 @@ def test_yaml_errors_in_the_file_are_placed_too(episode: Path, write: Write) -> 
     assert problem.startswith("ep1.selects.yaml:3:1: YAML syntax error")
     write("ep1.selects.yaml", "picks: {}\n")
     assert problems(episode) == ['ep1.selects.yaml:1:1: unknown key "picks": a selects file holds shots:']
+
+
+def test_a_fifo_in_its_place_is_refused_not_read(episode: Path) -> None:
+    os.mkfifo(episode.with_name("ep1.selects.yaml"))
+    assert problems(episode) == ["ep1.selects.yaml:1:1: is not a regular file; a selects file is YAML text"]
 
 
 def test_a_selects_file_given_as_a_manifest_is_skipped_with_a_word(episode: Path, write: Write, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..diagnostics import Diagnostics, did_you_mean
+from ..diagnostics import Diagnostics, Position, did_you_mean
 from .model import Shot
 from .yaml_loader import YamlError, YamlFile, load_yaml
 
@@ -156,6 +156,9 @@ def load_selects(episode_file: Path, name: str, shots: Sequence[Shot], diagnosti
     if not path.exists():
         return Selects(path)
     shown = str(Path(name).with_name(path.name)) if name else path.name
+    if not path.is_file():  # a FIFO or device would hang a read; a folder is no file
+        diagnostics.error(Position(shown), "is not a regular file; a selects file is YAML text")
+        return Selects(path)
     try:
         file = load_yaml(path, shown)
     except YamlError as error:
