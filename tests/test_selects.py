@@ -77,6 +77,7 @@ def test_the_pick_comes_from_selects_unless_the_manifest_pins_one(episode: Path,
         """)  # fmt: skip
     assert review(episode)["two"] == [(1, False, "rejected"), (2, False, None), (3, True, "approved")]
     assert review(episode)["three"] == [(1, False, None), (2, True, None)]  # pick: 2 in the manifest wins
+    assert problems(episode) == ["ep1.selects.yaml:3:17: warning: shots.three.pick: not used: the manifest pins take 2 (pick: 2)"]
 
 
 def test_without_a_pick_the_first_approved_then_the_first_not_rejected_take_goes_in(episode: Path, write: Write) -> None:
@@ -135,6 +136,11 @@ def test_yaml_errors_in_the_file_are_placed_too(episode: Path, write: Write) -> 
     assert problem.startswith("ep1.selects.yaml:3:1: YAML syntax error")
     write("ep1.selects.yaml", "picks: {}\n")
     assert problems(episode) == ['ep1.selects.yaml:1:1: unknown key "picks": a selects file holds shots:']
+
+
+def test_an_empty_file_selects_nothing(episode: Path, write: Write) -> None:
+    write("ep1.selects.yaml", "")
+    assert problems(episode) == [] and review(episode)["two"][0] == (1, True, None)
 
 
 def test_a_fifo_in_its_place_is_refused_not_read(episode: Path) -> None:

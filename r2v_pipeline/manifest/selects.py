@@ -159,6 +159,8 @@ def load_selects(episode_file: Path, name: str, shots: Sequence[Shot], diagnosti
     if not path.is_file():  # a FIFO or device would hang a read; a folder is no file
         diagnostics.error(Position(shown), "is not a regular file; a selects file is YAML text")
         return Selects(path)
+    if path.stat().st_size == 0:  # an empty file selects nothing
+        return Selects(path)
     try:
         file = load_yaml(path, shown)
     except YamlError as error:
@@ -192,6 +194,10 @@ def _read(file: YamlFile, shots: Mapping[str, Shot], diagnostics: Diagnostics) -
             )
             continue
         selected = _shot(file, where, entry, take_count(shot), diagnostics)
+        if selected is not None and selected.pick is not None and shot.pick is not None and selected.pick != shot.pick.value:
+            diagnostics.warning(
+                file.at(where + ("pick",)), f"shots.{shot_id}.pick: not used: the manifest pins take {shot.pick.value} (pick: {shot.pick.value})"
+            )
         if selected is not None:
             found[shot_id] = selected
     return found
