@@ -4,6 +4,7 @@ takes, joined into one MP4 with a sidecar; missing or stale shots stop it cold."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from r2v_pipeline.media.synth import write_video
 from r2v_pipeline.plan.planner import PlannedShot, PlanOptions, make_plan
 
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("R2V_TEST_ARTIFACTS", REPO / "test-artifacts"))
 Write = Callable[[str, str | bytes], Path]
 Media = Callable[[str, str], Path]
 
@@ -294,6 +296,9 @@ def test_the_example_episode_reads_back_in_each_editors_format(tmp_path: Path, c
     assert len(read_timeline(folder / "ep01.edl").video_tracks()) == 1  # CMX 3600: one video track
     sidecar = json.loads((folder / "ep01.json").read_text())
     assert sidecar["timelines"] == ["ep01.otio", "ep01.xml", "ep01.edl"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for ending in (".otio", ".xml", ".edl"):  # for a person (or an editing program) to open
+        shutil.copy(folder / f"ep01{ending}", ARTIFACTS / f"example-ep01{ending}")
 
 
 def test_takes_not_picked_ride_along_as_alternates(episode: Path, capsys: pytest.CaptureFixture[str]) -> None:
