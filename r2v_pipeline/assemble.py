@@ -1,7 +1,8 @@
 """``r2v assemble``: an episode's videos joined, in manifest order, into one MP4.
 
-Each shot gives its first take, or the one its manifest entry names with
-``pick: N``. A video counts only when it is the current version of its shot (its
+Each shot gives the take its manifest entry names with ``pick: N``, else the
+one picked in review (the episode's selects file), else its first approved or
+not rejected take; a shot whose every take was rejected holds the cut back. A video counts only when it is the current version of its shot (its
 sidecar's fingerprint is the plan's): a cut never mixes in a shot from before an
 edit. When any is missing or stale, nothing is written and the message lists
 them with their paths.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from . import __version__
 from .manifest.load import display_name
 from .media.concat import Concatenated, ConcatError, concatenate
 from .media.probe import MediaInfo, probe_file
+from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
 from .run.actions import Stores
 from .run.store import recorded_fingerprint, sidecar_path, write_json
@@ -31,6 +33,7 @@ class Part:
     shot: PlannedShot
     info: MediaInfo | None = None  # the video, when present and current
     problem: str | None = None
+    alternates: tuple[PlannedShot, ...] = ()  # the shot's other takes whose videos are current
 
     @property
     def label(self) -> str:
@@ -59,17 +62,18 @@ class Assembled:
     cut: Cut
     joined: Concatenated
     info: MediaInfo  # the cut as written
+    timelines: tuple[Path, ...] = field(default=())  # the cut for editing software: .otio, FCP 7 .xml, .edl
 
     def summary(self) -> str:
         seconds = self.info.seconds if self.info.seconds is not None else self.joined.seconds
-        return f"{self.cut.key}: {display_name(self.cut.output)}, {seconds:.1f} s, {len(self.cut.parts)} shots, {self.joined.describe()}"
+        timeline = f"; for editors: {', '.join(p.name for p in self.timelines)}" if self.timelines else ""
+        return f"{self.cut.key}: {display_name(self.cut.output)}, {seconds:.1f} s, {len(self.cut.parts)} shots, {self.joined.describe()}{timeline}"
 
 
 def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedShot], bool] | None = None) -> list[Cut]:
     """One cut per planned episode, its parts checked against the disk; ``output``
     replaces the default ``<output>/<series>/<episode>.mp4`` (one episode only).
     ``keep`` picks some shots only (--only): such a cut is ``<episode>.selection.mp4``."""
-    picks = {(e.series, e.episode, s.id): s.pick.value if s.pick else 1 for e in plan.episodes for s in e.shots}
     episodes: dict[tuple[str, str], list[PlannedShot]] = {}
     for shot in plan.shots:
         if keep is None or keep(shot):
@@ -78,14 +82,18 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
     cuts = []
     stores = Stores()
     for (series, episode), shots in episodes.items():
-        chosen = [s for s in shots if (s.take or 1) == picks.get((series, episode, s.shot), 1)]
+        chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
+        others: dict[str, list[PlannedShot]] = {}
+        for s in shots:
+            if s not in chosen and check_shot(s, stores).info is not None:
+                others.setdefault(s.shot, []).append(s)
         cuts.append(
             Cut(
                 series=series,
                 episode=episode,
                 manifest=shots[0].manifest,
                 output=output or shots[0].output.parent.parent / name.format(episode=episode),  # beside the episode's folder
-                parts=tuple(check_shot(s, stores) for s in chosen),
+                parts=tuple(replace(check_shot(s, stores), alternates=tuple(others.get(s.shot, ()))) for s in chosen),
             )
         )
     return cuts
@@ -96,6 +104,8 @@ def check_shot(shot: PlannedShot, stores: Stores) -> Part:
     A video the store holds for this version is put in place first (an undone edit)."""
     path = shot.output
     where = display_name(path)
+    if shot.review.every_take_rejected:
+        return Part(shot, problem="every take was rejected in review: make another take, or pick one")
     store = stores.of(shot)
     if not store.is_materialised(shot.fingerprint, path) and store.find(shot.fingerprint) is not None:
         try:
@@ -125,13 +135,39 @@ def assemble(cut: Cut) -> Assembled:
     joined = concatenate([p.shot.output for p in parts], cut.output, [p.label for p in parts])
     try:
         info = probe_file(cut.output)
-        write_json(sidecar_path(cut.output), _sidecar(cut, joined, info))
-    except OSError as error:
-        raise ConcatError(f"writing {cut.output}'s sidecar: {error}") from None
-    return Assembled(cut, joined, info)
+        timelines = write_cut_timelines(cut)
+        write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
+    except (OSError, TimelineError) as error:
+        raise ConcatError(f"writing {cut.output}'s sidecar or timelines: {error}") from None
+    return Assembled(cut, joined, info, tuple(timelines))
 
 
-def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo) -> dict[str, Any]:
+def write_cut_timelines(cut: Cut) -> list[Path]:
+    """The cut as an OpenTimelineIO timeline, FCP 7 XML and a CMX 3600 EDL beside the
+    MP4 (``ep01.mp4`` → ``ep01.otio``, ``ep01.xml``, ``ep01.edl``): picked takes on the
+    main track, the other takes as alternates, clip names the shot ids."""
+    slots = [Slot(_clip(p.shot), tuple(_clip(a) for a in p.alternates)) for p in cut.parts]
+    folder = cut.output.parent
+    about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
+    timeline = build_timeline(f"{cut.series} {cut.episode}", slots, folder, about)
+    return write_timelines(timeline, cut.output.with_suffix(""))
+
+
+def _clip(shot: PlannedShot) -> Clip:
+    frames, rate = count_frames(shot.output)
+    review = shot.review
+    about = {
+        "shot": shot.shot,
+        "take": shot.take or 1,
+        "fingerprint": shot.fingerprint,
+        "picked": review.picked,
+        "review": review.verdict.value if review.verdict else None,
+        "note": review.note or None,
+    }
+    return Clip(shot.shot, shot.output, frames, rate, about)
+
+
+def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo, timelines: list[Path]) -> dict[str, Any]:
     """What went in, so a cut can be traced to its takes; paths are relative to the cut."""
     folder = cut.output.resolve().parent
     return {
@@ -152,5 +188,6 @@ def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo) -> dict[str, Any]:
             }
             for p, seconds in zip(cut.parts, joined.inputs)
         ],
+        "timelines": [os.path.relpath(p.resolve(), folder) for p in timelines],
         "created": time.time(),
     }

@@ -122,15 +122,29 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     assemble = commands.add_parser(
         "assemble",
         help="join an episode's videos, in manifest order, into one MP4",
-        description="Join each episode's videos (the first take, or the shot's pick: N) in manifest order into "
+        description="Join each episode's videos (the shot's pick: N, else the take picked in review in the episode's "
+        "selects file, else the first approved or not rejected take) in manifest order into "
         "<output>/<series>/<episode>.mp4, copying the streams when the shots share a format and re-encoding "
-        "them (H.264 + AAC) when they do not. A video the store holds for the shot is put in place first. "
-        "Exit 1, writing nothing, when a shot's video is missing.",
+        "them (H.264 + AAC) when they do not, and write the cut for editing software beside it: <episode>.otio "
+        "(OpenTimelineIO), <episode>.xml (FCP 7 XML) and <episode>.edl (CMX 3600). A video the store holds for "
+        "the shot is put in place first. Exit 1, writing nothing, when a shot's video is missing or every take "
+        "of a shot was rejected.",
     )
     _plan_arguments(assemble, view=True)
     _only_argument(assemble, "cut only the matching shots, into <episode>.selection.mp4 unless -o says otherwise")
     assemble.add_argument("-o", "--output", type=Path, metavar="FILE", help="where the cut goes (one episode only; default: <output>/<series>/<episode>.mp4)")
     assemble.set_defaults(func=cmd_assemble)
+
+    review = commands.add_parser(
+        "review",
+        help="review takes in a browser; picks, approvals, rejections and notes go to each episode's selects file",
+        description="Serve a page on 127.0.0.1 with each shot's takes side by side. Pick a take per shot, approve or "
+        "reject takes, add a note: each change is written at once to <episode>.selects.yaml beside the episode, "
+        "which plan, run, assemble and the report read (a manifest's pick: wins). Ctrl-C ends it.",
+    )
+    _plan_arguments(review, view=True)
+    review.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
+    review.set_defaults(func=cmd_review)
 
     gc = commands.add_parser(
         "gc",
@@ -349,7 +363,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import RunRequest, execute
+    from .pipeline import RunRequest, execute, relink_cuts
     from .run.reach import ReachPolicy
     from .run.work import RunOptions
     from .simulation import SimulateOptions
@@ -373,6 +387,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = execute(plan, request)
     if args.assemble and code in (exits.OK, exits.FAILED, exits.UNREACHABLE):
         cut = _assemble_ready(plan, say)
+        relink_cuts(plan, request)
         code = exits.FAILED if cut == exits.FAILED and code == exits.OK else code
     return code
 
@@ -456,6 +471,31 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         except ConcatError as error:
             say(f"r2v: cannot assemble {cut.key}: {error}")
             return exits.FAILED
+    return exits.OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.server import start
+    from .review.state import Review
+
+    say = Say()
+    plan, _ = _load(args, say)
+    try:
+        server = start(Review(plan), args.port)
+    except OSError as error:
+        say(f"r2v: cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}")
+        return exits.ENVIRONMENT
+    takes = len(plan.shots)
+    print(f"review {takes} take(s) of {len(plan.episodes)} episode(s) at {server.url}  (Ctrl-C ends it)", flush=True)
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        say("review ended; the selects files hold every change")
+    finally:
+        server.server.server_close()
     return exits.OK
 
 

@@ -7,6 +7,7 @@ composes them.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, TextIO
 
 from . import exits
 from .plan.planner import Plan
-from .report.build import build_report
+from .report.build import build_report, cuts_of
 from .report.html import render_html
 from .report.junit import write_junit
 from .report.markdown import render_markdown
@@ -83,6 +84,17 @@ def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: 
     write_text(report_dir / "report.html", render_html(report, plan.shots, report_dir))
     if junit is not None:
         write_junit(report, junit)
+
+
+def relink_cuts(plan: Plan, request: RunRequest) -> None:
+    """After ``run --assemble``: the run's report links the cuts and timelines just written."""
+    report_dir = request.report_dir or report_dir_of(plan)
+    try:
+        report = json.loads((report_dir / "report.json").read_text())
+        report["cuts"] = cuts_of(plan.shots, report_dir)
+        _write_reports(report, plan, report_dir, None)
+    except (OSError, ValueError):
+        pass  # the report stays as the run wrote it; the cut is on disk all the same
 
 
 def _summary(report: dict[str, Any], report_dir: Path) -> str:

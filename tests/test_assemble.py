@@ -4,11 +4,13 @@ takes, joined into one MP4 with a sidecar; missing or stale shots stop it cold."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
 import av
+import opentimelineio as otio
 import pytest
 
 from r2v_pipeline.cli import main
@@ -18,6 +20,7 @@ from r2v_pipeline.media.synth import write_video
 from r2v_pipeline.plan.planner import PlannedShot, PlanOptions, make_plan
 
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("R2V_TEST_ARTIFACTS", REPO / "test-artifacts"))
 Write = Callable[[str, str | bytes], Path]
 Media = Callable[[str, str], Path]
 
@@ -145,7 +148,7 @@ def test_pick_chooses_the_take_and_shared_formats_are_copied(episode: Path, caps
     videos = make_videos(episode, ALL)
     assert assemble(str(episode)) == 0
     cut = episode.parent / "out" / "show" / "ep1.mp4"
-    assert capsys.readouterr().out == f"show/ep1: {cut}, 1.6 s, 3 shots, copied (all share one format)\n"
+    assert capsys.readouterr().out == f"show/ep1: {cut}, 1.6 s, 3 shots, copied (all share one format); for editors: ep1.otio, ep1.xml, ep1.edl\n"
     assert probe_file(cut).seconds == pytest.approx(0.5 + 0.6 + 0.5, abs=3 / 30)  # take 2 is the 0.6 s one
     sidecar = json.loads(cut.with_suffix(".json").read_text())
     assert [(s["shot"], s["take"], s["file"]) for s in sidecar["shots"]] == [("one", None, "ep1/one.mp4"), ("two", 2, "ep1/two-take2.mp4"), ("three", None, "ep1/three.mp4")]
@@ -236,3 +239,97 @@ def test_o_takes_one_episode(episode: Path, write: Write, capsys: pytest.Capture
     other = write("ep2.yaml", EPISODE.replace("episode: ep1", "episode: ep2"))
     assert assemble("-o", "cut.mp4", str(episode), str(other)) == 2
     assert "-o names one file" in capsys.readouterr().err
+
+
+# --- the cut for editors: OTIO, FCP 7 XML, CMX 3600 EDL ------------------------------
+
+
+def read_timeline(path: Path) -> otio.schema.Timeline:
+    return otio.adapters.read_from_file(str(path), rate=30) if path.suffix == ".edl" else otio.adapters.read_from_file(str(path))
+
+
+def test_the_example_episode_reads_back_in_each_editors_format(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    shutil.copytree(REPO / "manifests" / "lighthouse", tmp_path / "lighthouse")
+    episode = tmp_path / "lighthouse" / "ep01-the-storm.yaml"
+    (tmp_path / "lighthouse" / "ep01-the-storm.selects.yaml").write_text("shots:\n  night-watch:\n    pick: 2\n    rejected: [1]\n")
+    where = ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "state")]
+    assert main(["run", "--simulate", "--time-scale", "0.005", "--log-format", "plain", *where, str(episode)]) == 0
+    assert assemble("--simulated", *where, str(episode)) == 0
+    assert "for editors: ep01.otio, ep01.xml, ep01.edl" in capsys.readouterr().out
+    folder = tmp_path / "out" / "simulated" / "lighthouse"
+    order = ["cold-open", "arrival", "storm-boards", "gull-visit", "night-watch"]
+    files = {"cold-open": "ep01/cold-open.mp4", "arrival": "ep01/arrival.mp4", "storm-boards": "ep01/storm-boards.mp4",
+             "gull-visit": "ep01/gull-visit.mp4", "night-watch": "ep01/night-watch-take2.mp4"}  # fmt: skip
+    # Real lengths in frames, decoded from the videos themselves.
+    frames = {name: play(folder / path)[0] for name, path in files.items()}
+    assert frames == {"cold-open": 150, "arrival": 240, "storm-boards": 300, "gull-visit": 150, "night-watch": 150}
+    plan = make_plan([episode], PlanOptions(namespace="simulated", output_dir=tmp_path / "out", state_dir=tmp_path / "state"), Diagnostics())
+    fingerprints = {(s.shot, s.take or 1): s.fingerprint for s in plan.shots}
+
+    for ending in (".otio", ".xml", ".edl"):
+        timeline = read_timeline(folder / f"ep01{ending}")
+        main_track = timeline.video_tracks()[0]
+        clips = list(main_track.find_clips())
+        assert [c.name for c in clips] == order, ending
+        assert [c.source_range.duration for c in clips] == [otio.opentime.RationalTime(frames[n], 30) for n in order], ending
+        assert [c.media_reference.target_url for c in clips] == [files[n] for n in order], ending
+        assert main_track.duration() == otio.opentime.RationalTime(990, 30)  # 33 s
+        for clip in clips:  # relative to the timeline's folder: the paths resolve to the videos
+            assert (folder / clip.media_reference.target_url).is_file()
+
+    timeline = read_timeline(folder / "ep01.otio")
+    clips = {c.name: c for c in timeline.video_tracks()[0].find_clips()}
+    assert clips["night-watch"].metadata["r2v"]["fingerprint"] == fingerprints[("night-watch", 2)]
+    assert clips["arrival"].metadata["r2v"]["fingerprint"] == fingerprints[("arrival", 1)]
+    (alternate,) = clips["night-watch"].metadata["r2v"]["alternates"]
+    assert (alternate["file"], alternate["take"], alternate["review"]) == ("ep01/night-watch-take1.mp4", 1, "rejected")
+    assert alternate["fingerprint"] == fingerprints[("night-watch", 1)]
+    # The other take waits on a disabled track, at its shot's place.
+    alternates = timeline.video_tracks()[1]
+    assert alternates.enabled is False
+    (other,) = alternates.find_clips()
+    assert other.media_reference.target_url == "ep01/night-watch-take1.mp4"
+    assert alternates.range_of_child(other).start_time == otio.opentime.RationalTime(840, 30)
+    xml = (folder / "ep01.xml").read_text()
+    assert xml.count("<enabled>FALSE</enabled>") == 1  # FCP shows the picked takes, the alternates' track off
+    assert len(read_timeline(folder / "ep01.edl").video_tracks()) == 1  # CMX 3600: one video track
+    sidecar = json.loads((folder / "ep01.json").read_text())
+    assert sidecar["timelines"] == ["ep01.otio", "ep01.xml", "ep01.edl"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for ending in (".otio", ".xml", ".edl"):  # for a person (or an editing program) to open
+        shutil.copy(folder / f"ep01{ending}", ARTIFACTS / f"example-ep01{ending}")
+
+
+def test_takes_not_picked_ride_along_as_alternates(episode: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_videos(episode, ALL)
+    assert assemble(str(episode)) == 0
+    timeline = read_timeline(episode.parent / "out" / "show" / "ep1.otio")
+    tracks = timeline.video_tracks()
+    assert [t.enabled for t in tracks] == [True, False, False]  # take 2 picked; takes 1 and 3 beside it
+    assert [c.media_reference.target_url for c in tracks[0].find_clips()] == ["ep1/one.mp4", "ep1/two-take2.mp4", "ep1/three.mp4"]
+    assert [c.media_reference.target_url for t in tracks[1:] for c in t.find_clips()] == ["ep1/two-take1.mp4", "ep1/two-take3.mp4"]
+    # An alternate longer than the picked take is trimmed to its slot: the tracks stay in step.
+    assert len({t.duration().to_frames() for t in tracks}) == 1
+
+
+def test_alternates_at_other_frame_rates_keep_their_shots_place(tmp_path: Path) -> None:
+    from r2v_pipeline.media.timeline import Clip, Slot, build_timeline
+
+    def clip(name: str, frames: int, rate: float) -> Clip:
+        return Clip(name, tmp_path / f"{name}-{frames}.mp4", frames, rate)
+
+    slots = [
+        Slot(clip("a", 150, 30), (clip("a", 200, 24),)),  # 8.33 s at 24 fps: trimmed to a's 5 s, 120 frames
+        Slot(clip("b", 90, 30), (clip("b", 48, 24),)),  # 2 s of b's 3 s: a 1 s gap follows
+        Slot(clip("c", 60, 30)),
+    ]
+    timeline = build_timeline("t", slots, tmp_path)
+    main_track, alternates = timeline.video_tracks()
+    assert main_track.duration() == otio.opentime.RationalTime(300, 30)
+    assert alternates.duration().rescaled_to(30) == otio.opentime.RationalTime(300, 30)
+    a, b, gap = list(alternates)[:3]
+    assert a.source_range.duration == otio.opentime.RationalTime(120, 24)
+    assert b.source_range.duration == otio.opentime.RationalTime(48, 24)
+    assert isinstance(gap, otio.schema.Gap) and gap.duration().rescaled_to(30).value == 30
+    assert alternates.range_of_child(b).start_time.rescaled_to(30).value == 150

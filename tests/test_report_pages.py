@@ -116,3 +116,70 @@ def test_the_page_in_a_browser(demo: Path) -> None:
         finally:
             browser.close()
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example episode with a review (take 2 of night-watch picked, take 1 rejected),
+    run and cut, then an edited shot run and cut again."""
+    tmp = tmp_path_factory.mktemp("reviewed")
+    shutil.copytree(REPO / "manifests" / "lighthouse", tmp / "lighthouse")
+    episode = tmp / "lighthouse" / "ep01-the-storm.yaml"
+    (tmp / "lighthouse" / "ep01-the-storm.selects.yaml").write_text(
+        'shots:\n  night-watch:\n    pick: 2\n    rejected: [1]\n    note: "take 1 <b>drifts</b>"\n'
+    )
+    argv = ["run", "--simulate", "--time-scale", "0.005", "--log-format", "plain", "--assemble",
+            "--out", str(tmp / "out"), "--state", str(tmp / "state"), str(episode)]  # fmt: skip
+    assert main(argv) == 0
+    episode.write_text(episode.read_text().replace("  - id: arrival\n    duration: 8", "  - id: arrival\n    duration: 6"))
+    assert main(argv) == 0
+    return tmp
+
+
+def test_the_report_marks_picks_and_rejections_links_the_cut_and_says_what_changed(reviewed: Path) -> None:
+    folder = reviewed / "out" / "simulated"
+    report = json.loads((folder / "report.json").read_text())
+    shots = {s["key"]: s for s in report["shots"]}
+    take1, take2 = shots["lighthouse/ep01/night-watch#take1"], shots["lighthouse/ep01/night-watch#take2"]
+    assert (take1["review"]["picked"], take1["review"]["verdict"]) == (False, "rejected")
+    assert (take2["review"]["picked"], take2["review"]["pick_from"]) == (True, "selects")
+    assert "duration: 8 → 6" in shots["lighthouse/ep01/arrival"]["changes"]
+    assert shots["lighthouse/ep01/cold-open"]["changes"] == []
+    (cut,) = report["cuts"]
+    assert cut == {
+        "episode": "lighthouse/ep01", "video": "lighthouse/ep01.mp4", "current": True,
+        "timelines": [{"format": "OpenTimelineIO", "path": "lighthouse/ep01.otio"}, {"format": "FCP 7 XML", "path": "lighthouse/ep01.xml"},
+                      {"format": "CMX 3600 EDL", "path": "lighthouse/ep01.edl"}],
+    }  # fmt: skip
+    markdown = (folder / "report.md").read_text()
+    assert "night-watch #2 (picked)" in markdown and "night-watch #1 (rejected)" in markdown
+    assert "- cut of lighthouse/ep01: [lighthouse/ep01.mp4](lighthouse/ep01.mp4); for editors: [lighthouse/ep01.otio]" in markdown
+    assert "## Made again: what changed" in markdown and "`duration: 8 → 6`" in markdown
+    page = (folder / "report.html").read_text()
+    assert "take 1 &lt;b&gt;drifts&lt;/b&gt;" in page  # the note, escaped
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package (.ci/run installs it)")
+def test_the_reviewed_report_in_a_browser(reviewed: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (a test dependency)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    folder = reviewed / "out" / "simulated"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.goto((folder / "report.html").as_uri())
+            rejected = page.locator("article[data-key='lighthouse/ep01/night-watch#take1']")
+            picked = page.locator("article[data-key='lighthouse/ep01/night-watch#take2']")
+            assert float(rejected.evaluate("a => getComputedStyle(a).opacity")) < 0.7  # dimmed
+            assert picked.locator(".badge.picked").inner_text() == "picked"
+            assert rejected.locator(".badge.rejected").inner_text() == "rejected"
+            links = page.locator(".cuts a")
+            hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+            assert hrefs == ["lighthouse/ep01.mp4", "lighthouse/ep01.otio", "lighthouse/ep01.xml", "lighthouse/ep01.edl"]
+            assert all((folder / str(h)).is_file() for h in hrefs)  # relative to the page, they resolve
+            changed = page.locator("article[data-key='lighthouse/ep01/arrival'] details.changes")
+            assert "duration: 8 → 6" in changed.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "report-reviewed.png"), full_page=True)
+        finally:
+            browser.close()

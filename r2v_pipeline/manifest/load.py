@@ -9,6 +9,7 @@ from typing import Any
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from .model import SETTINGS, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
 from .schema import check_schema, field_name
+from .selects import is_selects_file, load_selects
 from .yaml_loader import PathKey, YamlError, YamlFile, load_yaml
 
 DEFAULT_OUTPUT = "out"
@@ -78,6 +79,9 @@ def load_episodes(paths: list[Path], diagnostics: Diagnostics) -> list[Episode]:
     episodes = []
     seen: dict[tuple[str, str], Episode] = {}
     for path in paths:
+        if is_selects_file(path):  # `r2v run ep*.yaml` meets the selects beside the episodes
+            diagnostics.warning(Position(display_name(path)), "a selects file, not a manifest: read with its episode, skipped here")
+            continue
         chain = files.chain(path)
         if chain is None:
             continue
@@ -155,6 +159,7 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
         if name in cast:
             diagnostics.error(var.pos, f'vars: "{name}" is also a cast name; a template could not tell them apart')
     shots = _shots(leaf, cast, diagnostics)
+    selects = load_selects(leaf.path, leaf.name, shots, diagnostics)
     if len(diagnostics.errors) > errors_before:
         return None
     return Episode(
@@ -173,6 +178,7 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
         budget=budget,
         output_dir=_folder(*output["dir"]),
         state_dir=_folder(*output["state"]),
+        selects=selects,
     )
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..catalog import setting_names
 from ..diagnostics import Position
+
+if TYPE_CHECKING:
+    from .selects import Selects
 
 T = TypeVar("T")
 
@@ -119,3 +122,4 @@ class Episode:
     budget: dict[str, Value[float]]
     output_dir: Path
     state_dir: Path
+    selects: Selects | None = None  # review's picks, from the file beside the episode

@@ -68,6 +68,7 @@ def shot_json(s: PlannedShot, decided: Decided = NOT_MADE) -> dict[str, Any]:
         "action": decided.action,
         "reason": decided.reason,
         "changes": list(decided.changes),
+        "review": review_json(s),
         "references": [
             {"name": r.name, "role": r.role, "label": r.label, "source": r.source, "url": r.url, "description": r.description}
             for r in s.references
@@ -130,7 +131,7 @@ def plan_table(plan: Plan, decisions: Decisions) -> str:
             billed = f"{s.billed.total:.2f}" + (" min" if s.unchecked else "" if s.billed.exact else " max")
             rows.append(
                 [
-                    s.shot + (f" #{s.take}" if s.take is not None else ""),
+                    s.shot + (f" #{s.take}" if s.take is not None else "") + _review_mark(s),
                     s.spec.model + (f" (as {s.spec.family})" if s.spec.family else ""),
                     refs,
                     str(as_number(s.billed.output)),
@@ -165,9 +166,24 @@ def plan_table(plan: Plan, decisions: Decisions) -> str:
     return "\n".join(lines)
 
 
+def review_json(s: PlannedShot) -> dict[str, Any]:
+    """What review (the episode's selects) says of the take."""
+    r = s.review
+    return {"picked": r.picked, "verdict": r.verdict.value if r.verdict else None, "pick_from": r.source.value, "note": r.note or None}
+
+
+def _review_mark(s: PlannedShot) -> str:
+    marks = (["picked"] if s.take is not None and s.review.picked else []) + ([s.review.verdict.value] if s.review.verdict else [])
+    return f" ({', '.join(marks)})" if marks else ""
+
+
 def _explanations(plan: Plan, decisions: Decisions) -> list[str]:
-    """Why shots made before are made again (what changed), and which paid videos are reused."""
+    """Why shots made before are made again (what changed), which paid videos are reused,
+    and which shots review left with no usable take."""
     lines = []
+    rejected = {(s.series, s.episode, s.shot) for s in plan.shots if s.review.every_take_rejected}
+    for series, episode, shot in sorted(rejected):
+        lines.append(f"{shot}: every take was rejected in review ({series}/{episode}); the cut waits for a pick or a new take")
     for s in plan.shots:
         name = s.key.split("/", 2)[-1]
         decided = decisions.get(s.key, NOT_MADE)

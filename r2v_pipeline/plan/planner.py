@@ -22,6 +22,7 @@ from ..catalog.wire import Reference, Request, build_body, reference_items
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..manifest.load import load_episodes
 from ..manifest.model import CastMember, Episode, Shot, Source
+from ..manifest.selects import TakeReview, review_of
 from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
 from .extras import header_problems, merge, reserved_headers
@@ -90,6 +91,7 @@ class PlannedShot:
     store_dir: Path  # the video store of the output folder
     earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
     unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
+    review: TakeReview = TakeReview()  # picked for the cut? approved or rejected in review (selects)
 
     @property
     def key(self) -> str:
@@ -509,6 +511,7 @@ class _EpisodePlanner:
             fingerprint=fingerprint(spec, body, content, headers),
             earlier=tuple(EarlierFormat(fingerprint(spec, e.body, content, headers), e.version, e.what) for e in earlier),
             unchecked=unchecked,
+            review=review_of(shot, self.episode.selects, take),
             output=self.output_dir / self.episode.series / self.episode.episode / name,
             state_dir=self.state_dir,
             store_dir=self.output_dir / STORE_FOLDER,

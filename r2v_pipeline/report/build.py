@@ -7,6 +7,7 @@ report's own folder, so the folder can be moved or published whole.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..catalog.billing import as_number, bill_differs
+from ..plan.planner import PlannedShot
 from ..plan.pricing import cost, money
 from ..run.ledger_store import Records, ShotRecord
 from ..run.states import LedgerState, ShotStatus
@@ -68,6 +70,7 @@ def build_report(
         },
         "statuses": STATUSES,
         "shots": shots,
+        "cuts": cuts_of([w.shot for w in work], report_dir),
         # Paid tasks of earlier versions of shots, fetched into superseded/.
         "recovered": [
             {**r, "output": _relative(r["output"], report_dir) if r["output"] else None} for r in recovered
@@ -95,6 +98,8 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         reason = f"adopted task {w.adopted}, which an earlier run paid for" if w.adopted else "made and downloaded"
     elif status is ShotStatus.UNFINISHED and record is not None:
         reason = f"left {record.state}" + (f" (task {record.task_id})" if record.task_id else "") + "; the next run resumes it"
+    if shot.review.every_take_rejected:
+        reason = f"{reason}; every take was rejected in review: make another take, or pick one"
     output = str(shot.output) if status.done and shot.output.is_file() else None
     return {
         "key": shot.key,
@@ -121,7 +126,14 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
             "source": "provider" if actual is not None else "plan",
             "differs": differs,
         },
-        "attention": differs or status.needs_attention,
+        "attention": differs or status.needs_attention or shot.review.every_take_rejected,
+        "review": {
+            "picked": shot.review.picked,
+            "verdict": shot.review.verdict.value if shot.review.verdict else None,
+            "pick_from": shot.review.source.value,
+            "note": shot.review.note or None,
+        },
+        "changes": list(w.changes),  # for a shot made again: what changed since its last version
         "cost": as_number(cost(billed, shot.rate)),
         "output": _relative(output, report_dir) if output else None,
         "prompt": shot.prompt,
@@ -131,6 +143,37 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         ],
         "timings": _timings(record),
     }
+
+
+# What editing software reads, beside each episode's cut (assemble.py writes them).
+TIMELINE_FILES = (("OpenTimelineIO", ".otio"), ("FCP 7 XML", ".xml"), ("CMX 3600 EDL", ".edl"))
+
+
+def cuts_of(shots: Sequence[PlannedShot], report_dir: Path) -> list[dict[str, Any]]:
+    """Each episode's assembled cut and timelines that are on disk, and whether the cut
+    holds the takes picked now (its sidecar's fingerprints against the plan's)."""
+    episodes: dict[tuple[str, str], list[PlannedShot]] = {}
+    for shot in shots:
+        episodes.setdefault((shot.series, shot.episode), []).append(shot)
+    cuts = []
+    for (series, episode), members in episodes.items():
+        video = members[0].output.parent.parent / f"{episode}.mp4"
+        if not video.is_file():
+            continue
+        picked = [s.fingerprint for s in members if s.review.picked]
+        try:
+            recorded = [part.get("fingerprint") for part in json.loads(video.with_suffix(".json").read_text())["shots"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            recorded = None
+        timelines = [
+            {"format": name, "path": _relative(str(video.with_suffix(ending)), report_dir)}
+            for name, ending in TIMELINE_FILES
+            if video.with_suffix(ending).is_file()
+        ]
+        cuts.append(
+            {"episode": f"{series}/{episode}", "video": _relative(str(video), report_dir), "current": recorded == picked, "timelines": timelines}
+        )
+    return cuts
 
 
 def _scrub(text: str, report_dir: Path) -> str:

@@ -50,10 +50,11 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         totals=report["totals"],
         episodes=[{"name": name, "shots": cards} for name, cards in episodes.items()],
         recovered=report.get("recovered", []),
+        cuts=report.get("cuts", []),
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
     )
-    return _pin_scripts(page)
+    return pin_scripts(page)
 
 
 def highlight(prompt: str, labels: Sequence[str]) -> list[tuple[str, bool]]:
@@ -114,7 +115,7 @@ def _recorded_sha256(video: Path) -> str | None:
     return value if same and isinstance(value, str) and len(value) == 64 else None
 
 
-def _pin_scripts(page: str) -> str:
+def pin_scripts(page: str) -> str:
     """Allow exactly the page's own scripts, by hash, in its content security policy."""
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in _SCRIPT.findall(page)

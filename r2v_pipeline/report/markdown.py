@@ -28,13 +28,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     if totals["held_back_seconds"]:
         lines.append(f"- held back by the budget: {totals['held_back_seconds']} billed seconds")
     lines.append(f"- exit code {run['exit_code']}")
+    for cut in report.get("cuts", []):
+        editors = ", ".join(f"[{t['path']}]({t['path']})" for t in cut["timelines"])
+        stale = "" if cut["current"] else " (older than the takes picked now)"
+        lines.append(f"- cut of {cut['episode']}: [{cut['video']}]({cut['video']}){stale}" + (f"; for editors: {editors}" if editors else ""))
     episodes: dict[str, list[dict[str, Any]]] = {}
     for shot in report["shots"]:
         episodes.setdefault(f"{shot['series']}/{shot['episode']}", []).append(shot)
     for name, shots in episodes.items():
         lines += ["", f"## {name}", "", "| shot | status | billed s | cost | task | video | reason |", "|---|---|---:|---:|---|---|---|"]
         for s in shots:
-            title = s["shot"] + (f" #{s['take']}" if s["take"] is not None else "")
+            review = s.get("review") or {}
+            marks = (["picked"] if s["take"] is not None and review.get("picked") else []) + ([review["verdict"]] if review.get("verdict") else [])
+            title = s["shot"] + (f" #{s['take']}" if s["take"] is not None else "") + (f" ({', '.join(marks)})" if marks else "")
             video = f"[{s['output']}]({s['output']})" if s["output"] else ""
             lines.append(
                 f"| {_cell(title)} | {_MARK.get(ShotStatus(s['status']), '')} {s['status']} | {s['billed_seconds']} | "
@@ -43,7 +49,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("recovered"):
         lines += ["", "## Recovered from earlier runs", ""]
         lines += [f"- {r['key']} (task {r['task_id']}): {r['state']}" + (f" → [{r['output']}]({r['output']})" if r["output"] else "") for r in report["recovered"]]
-    problems = [s for s in report["shots"] if ShotStatus(s["status"]).needs_attention]
+    remade = [s for s in report["shots"] if s.get("changes")]
+    if remade:
+        lines += ["", "## Made again: what changed", ""]
+        for s in remade:
+            lines.append(f"- **{s['key']}**")
+            lines += [f"  - `{_cell(change)}`" for change in s["changes"]]
+    problems = [s for s in report["shots"] if ShotStatus(s["status"]).needs_attention or (s.get("review") or {}).get("pick_from") == "none"]
     if problems:
         lines += ["", "## Needs attention", ""]
         lines += [f"- **{s['key']}** ({s['status']}): {s['reason']}" for s in problems]
