@@ -540,17 +540,21 @@ def _diagnostics(found: Diagnostics) -> tuple[Diagnostic, ...]:
     )
 
 
-# The manifest path a message names: its opening words ("shots[a].duration: ...",
-# "episode must be ...", "cast.ada.voice is not sent"), or an unknown key's place.
+# The manifest path a message names: its opening words ("shots[a].duration must ...",
+# "cast.leo: ...", 'defaults.resolution "720p" is ...'), or an unknown or bad key's place.
 _PATH = r"[A-Za-z_][\w-]*(?:\[[^\]]*\]|\.[A-Za-z_][\w-]*)*"
-_UNKNOWN_KEY = re.compile(rf'^unknown key "([^"]+)" in ({_PATH})')
-_LEADING = re.compile(rf"^({_PATH})(?::| (?:must|needs|is|has|cannot|should|names|takes|gives)\b)")
+_UNKNOWN_KEY = re.compile(rf'^unknown key "([^"]+)"(?: in ({_PATH}))?')
+_BAD_KEY = re.compile(rf'^({_PATH}) key "([^"]+)"')
+_LEADING = re.compile(rf'^({_PATH})(?::| "| (?:must|needs|is|are|has|cannot|should|names|takes|gives|holds)\b)')
 
 
 def _field_of(message: str) -> str | None:
-    unknown = _UNKNOWN_KEY.match(message)
-    if unknown:
-        return f"{unknown.group(2)}.{unknown.group(1)}"
+    key = _UNKNOWN_KEY.match(message)
+    if key:
+        return f"{key.group(2)}.{key.group(1)}" if key.group(2) else key.group(1)
+    key = _BAD_KEY.match(message)
+    if key:
+        return f"{key.group(1)}.{key.group(2)}"
     leading = _LEADING.match(message)
     return leading.group(1) if leading else None
 
