@@ -365,7 +365,8 @@ def run_plan(
 ) -> RunResult:
     """Plan, submit, poll, download and write the reports, as ``r2v run`` does; the
     progress goes to ``on_event``, one Event a line of the run's log. Raises
-    InvalidInput (nothing sent) when the manifests or options cannot be used."""
+    InvalidInput (nothing sent) when the manifests or options cannot be used.
+    Inside a running event loop (a notebook, an async service) use ``run_plan_async``."""
     from .pipeline import RunRequest, run_and_report
     from .run.reach import ReachPolicy
     from .run.work import RunOptions as Settings
