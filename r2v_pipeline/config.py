@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 T = TypeVar("T")
 
@@ -66,6 +65,8 @@ def log_format(value: str) -> str:
 
 def time_zone(value: str) -> str:
     """An IANA zone name (``Europe/Paris``, ``UTC``), checked."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when a zone is given
+
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
