@@ -19,9 +19,10 @@ from typing import Any, Sequence
 
 from typing import TYPE_CHECKING
 
-from . import __version__, argtypes, exits
+from . import __version__, argtypes, config, exits
 from .exits import PLAN_SPENDS
 from .catalog import registry
+from .completion import INSTALL, SHELLS
 from .diagnostics import Diagnostics
 
 # Each command imports what it uses, inside its function: `r2v --help` and the
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .run.actions import Decision
     from .run.selection import Selection
 
-SIMULATED = "simulated"  # the namespace (subfolder) of simulated runs' ledger and videos
+SIMULATED = config.SIMULATED  # the namespace (subfolder) of simulated runs' ledger and videos
 SIM_HELP = "run the local DashScope + Freepik simulator on a loopback port"  # as sim/command.py says it
 SIMULATOR_VARIABLE = "R2V_SIMULATOR"  # a running `r2v sim` for every run (CI, rehearsals of a cron job)
 
@@ -108,7 +109,8 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--give-up-after", type=argtypes.above_zero, default=300.0, metavar="S", help=f"seconds a provider may stay unreachable before the run ends with exit {exits.UNREACHABLE}, shots not sent left planned (default: %(default)s)")
     run.add_argument("--exclusive", action="store_true", help=f"end at once with exit {exits.LOCKED} when another r2v run works on the same ledger (for cron)")
     run.add_argument("--assemble", action="store_true", help="afterwards, cut every episode whose shots are all done (as r2v assemble)")
-    run.add_argument("--log-format", choices=("tty", "plain", "json"), help="progress display (default: tty on a terminal, plain otherwise); json: every line a JSON object")
+    run.add_argument("--log-format", choices=config.LOG_FORMATS, help=f"progress display (default: ${config.LOG_FORMAT.variable}, else tty on a terminal, plain otherwise); json: every line a JSON object")
+    run.add_argument("--log-timezone", type=_zone, metavar="ZONE", help=f"time zone of plain log lines, an IANA name like Europe/Paris (default: ${config.LOG_TIMEZONE.variable}, else the machine's); JSON lines stay UTC")
     run.add_argument("--report", type=Path, metavar="DIR", help="where report.json, report.md and report.html go (default: the output folder)")
     run.add_argument("--junit", type=Path, metavar="FILE", help="also write the run as JUnit XML, one test case per shot (for CI dashboards)")
     run.set_defaults(func=cmd_run)
@@ -157,6 +159,15 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     gc.add_argument("--yes", action="store_true", help="remove what is listed")
     gc.set_defaults(func=cmd_gc)
 
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script (bash, zsh or fish)",
+        description="Print the completion script of r2v for a shell. Install it with one command:\n"
+        + "\n".join(f"  {shell}: {line}" for shell, line in INSTALL.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    completion.add_argument("shell", choices=SHELLS)
+    completion.set_defaults(func=cmd_completion)
+
     if with_sim:
         from .sim.command import add_command
 
@@ -164,6 +175,13 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     else:
         commands.add_parser("sim", help=SIM_HELP)
     return parser
+
+
+def _zone(text: str) -> str:
+    try:
+        return config.time_zone(text)
+    except config.BadSetting as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _remake_argument(parser: argparse.ArgumentParser) -> None:
@@ -186,8 +204,8 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
     parser.add_argument("--base-url", type=argtypes.url, help="override the provider's API base URL")
     parser.add_argument("--budget-seconds", type=argtypes.amount, metavar="S", help="refuse plans billing more seconds")
     parser.add_argument("--budget-money", type=argtypes.amount, metavar="X", help="refuse plans costing more (needs prices)")
-    parser.add_argument("--out", type=Path, help="output folder (default: the manifests' output.dir)")
-    parser.add_argument("--state", type=Path, help="state folder of the ledger (default: the manifests' output.state)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default: ${config.OUTPUT_DIR.variable}, else the manifests' output.dir)")
+    parser.add_argument("--state", type=Path, help=f"state folder of the ledger (default: ${config.STATE_DIR.variable}, else the manifests' output.state)")
     if view:
         parser.add_argument(
             "--simulated", "--simulate", dest="simulated", action="store_true", default=bool(os.environ.get(SIMULATOR_VARIABLE)),
@@ -238,8 +256,8 @@ def _options(args: argparse.Namespace) -> PlanOptions:
         base_url=args.base_url,
         budget_seconds=args.budget_seconds,
         budget_money=args.budget_money,
-        output_dir=args.out,
-        state_dir=args.state,
+        output_dir=config.given(config.OUTPUT_DIR, args.out, Path),
+        state_dir=config.given(config.STATE_DIR, args.state, Path),
     )
 
 
@@ -326,17 +344,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _decisions(plan: Plan, selection: Selection) -> dict[str, Decision]:
     """What a run would do with each shot (by key), from what the ledger and the store remember."""
-    from .run.actions import Stores, decide_all
-    from .run.ledger import Ledger
+    from .run.actions import decide_from_ledger
     from .plan.planner import state_dir_of
 
-    folder = state_dir_of(plan)
-    ledger = Ledger.peek(folder) if folder else None
-    try:
-        return decide_all(plan.shots, ledger, Stores(), selection, time.time())
-    finally:
-        if ledger:
-            ledger.close()
+    return decide_from_ledger(plan.shots, state_dir_of(plan), selection, time.time())
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -368,7 +379,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run.work import RunOptions
     from .simulation import SimulateOptions
 
-    say = Say(args.log_format == "json")
+    try:
+        log_format = config.given(config.LOG_FORMAT, args.log_format, config.log_format)
+        zone = config.given(config.LOG_TIMEZONE, args.log_timezone, config.time_zone)
+    except config.BadSetting as error:
+        print(f"r2v: {error}", file=sys.stderr)
+        return exits.INVALID
+    if zone is not None:  # plain lines print local time: this process's local time is the zone's
+        os.environ["TZ"] = zone
+        time.tzset()
+    say = Say(log_format == "json")
     plan, selection = _load(args, say)
     request = RunRequest(
         options=RunOptions(
@@ -379,7 +399,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ),
         simulate=SimulateOptions(args.time_scale, args.sim_seed, args.sim_faults) if args.simulate else None,
         attach=args.simulator,
-        log_format=args.log_format,
+        log_format=log_format,
         report_dir=args.report,
         junit=args.junit,
         exclusive=args.exclusive,
@@ -551,4 +571,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
         remove(found, stores)
     elif found.garbage:
         print("run again with --yes to remove them")
+    return exits.OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    print(script(_parser(with_sim=False), args.shell), end="")
     return exits.OK

@@ -48,11 +48,25 @@ def report_dir_of(plan: Plan) -> Path:
 
 def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> int:
     """Run the plan and write its reports; the exit code."""
+    return run_and_report(plan, request, stream).code
+
+
+@dataclass(frozen=True)
+class Executed:
+    """A run's exit code and its report (as written to report.json); no report when the run could not start."""
+
+    code: int
+    report: dict[str, Any] | None
+    report_dir: Path
+
+
+def run_and_report(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> Executed:
+    """Run the plan and write its reports; the exit code and the report."""
     log = Log.choose(request.log_format, stream or sys.stderr)
     report_dir = request.report_dir or report_dir_of(plan)
     outcome = run_plan(plan, request.session, log, writes=[report_dir])
     if isinstance(outcome, int):
-        return outcome
+        return Executed(outcome, None, report_dir)
     report = _report(outcome, plan, report_dir)
     try:
         _write_reports(report, plan, report_dir, request.junit)
@@ -61,9 +75,9 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
             f"r2v: could not write the report in {report_dir}: {error.strerror or error}; every video and the ledger are kept",
             "environment", level="error",
         )  # fmt: skip
-        return exits.ENVIRONMENT
+        return Executed(exits.ENVIRONMENT, report, report_dir)
     outcome.log.note(_summary(report, report_dir))
-    return int(report["run"]["exit_code"])
+    return Executed(int(report["run"]["exit_code"]), report, report_dir)
 
 
 def _report(outcome: Outcome, plan: Plan, report_dir: Path) -> dict[str, Any]:

@@ -10,8 +10,12 @@ from .pricing import money
 
 
 class Billable(Protocol):
-    series: str
-    episode: str
+    # Read-only, so that frozen dataclasses (the planned shot) satisfy it.
+    @property
+    def series(self) -> str: ...
+
+    @property
+    def episode(self) -> str: ...
 
     @property
     def seconds(self) -> Decimal: ...

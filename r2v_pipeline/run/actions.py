@@ -158,3 +158,16 @@ def _explained(decision: Decision, shot: PlannedShot, versions: list[ShotRecord]
     changes = tuple(describe_changes(previous.request_data, shot.spec, shot.body, files))
     when = datetime.fromtimestamp(previous.updated_at)
     return Decision(Action.SUBMIT, f"edited since its version of {when:%Y-%m-%d %H:%M}", changes=changes)
+
+
+def decide_from_ledger(shots: Sequence[PlannedShot], folder: Path | None, selection: Selection, now: float) -> dict[str, Decision]:
+    """What a run would do with each shot (by key), from what the ledger in ``folder``
+    and the video store remember; the ledger is only read."""
+    from .ledger import Ledger  # sqlite3: only where a ledger is read
+
+    ledger = Ledger.peek(folder) if folder else None
+    try:
+        return decide_all(shots, ledger, Stores(), selection, now)
+    finally:
+        if ledger:
+            ledger.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -169,7 +170,10 @@ async def _run_until_signal(runner: Runner) -> bool:
                     group.cancel_scope.cancel()
                     return
 
-        group.start_soon(watch)
+        # Only the main thread may take signals; a run in a worker thread (the Python
+        # API's run_async) leaves them to the program that started it.
+        if threading.current_thread() is threading.main_thread():
+            group.start_soon(watch)
         try:
             await runner.run()
         finally:
