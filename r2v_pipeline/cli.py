@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
@@ -119,6 +119,17 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(func=cmd_status)
 
+    history = commands.add_parser(
+        "history",
+        help="the runs the ledger knows, what each billed, and spend by series, episode, account and month",
+        description="Every run recorded in the manifests' ledger, oldest first, with the seconds and money it billed; "
+        "then sums by series, episode, account and month (UTC). Seconds are the provider's where its usage says, "
+        "the plan's otherwise; each figure says which.",
+    )  # fmt: skip
+    _plan_arguments(history, view=True)
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    history.set_defaults(func=cmd_history)
+
     assemble = commands.add_parser(
         "assemble",
         help="join an episode's videos, in manifest order, into one MP4",
@@ -186,17 +197,20 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
 
 class Say:
     """A command's messages on stderr: plain lines, or (``json``) one JSON object a
-    line, like the run's log, so a JSON log stays machine-readable throughout."""
+    line, like the run's log (the same logging path, logs.py), so a JSON log stays
+    machine-readable throughout."""
 
-    def __init__(self, json_lines: bool = False):
+    def __init__(self, json_lines: bool = False, run_id: str | None = None):
+        from .logs import make_logger
+
         self.json_lines = json_lines
+        self.run_id = run_id  # ``r2v run``'s lines before the run starts carry its id too
+        self.logger, _, _ = make_logger(sys.stderr, json_lines)
 
     def __call__(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
-        if self.json_lines:
-            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-            print(json.dumps({"time": now, "level": level, "event": event, "message": message, **fields}, ensure_ascii=False), file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+        from .logs import emit
+
+        emit(self.logger, level, event, message, run_id=self.run_id, **fields)
 
     def diagnostics(self, diagnostics: Diagnostics) -> None:
         for d in diagnostics.sorted():
@@ -204,7 +218,7 @@ class Say:
                 where = d.position
                 self(d.message, "diagnostic", d.severity, file=where.file, line=where.line, col=where.col)
             else:
-                print(d, file=sys.stderr)
+                self(str(d), "diagnostic", d.severity)
         errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
         if errors:
             self(f"{errors} error(s){f', {warnings} warning(s)' if warnings else ''}; nothing was sent", "invalid", "error")
@@ -350,11 +364,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import RunRequest, execute
+    from .run.progress import new_run_id
     from .run.reach import ReachPolicy
     from .run.work import RunOptions
     from .simulation import SimulateOptions
 
-    say = Say(args.log_format == "json")
+    run_id = new_run_id()
+    say = Say(args.log_format == "json", run_id)
     plan, selection = _load(args, say)
     request = RunRequest(
         options=RunOptions(
@@ -366,6 +382,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         simulate=SimulateOptions(args.time_scale, args.sim_seed, args.sim_faults) if args.simulate else None,
         attach=args.simulator,
         log_format=args.log_format,
+        run_id=run_id,
         report_dir=args.report,
         junit=args.junit,
         exclusive=args.exclusive,
@@ -375,6 +392,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         cut = _assemble_ready(plan, say)
         code = exits.FAILED if cut == exits.FAILED and code == exits.OK else code
     return code
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .plan.planner import state_dir_of
+    from .run.history import history, history_text
+    from .run.ledger import Ledger
+
+    say = Say()
+    plan, _ = _load(args, say)
+    folder = state_dir_of(plan)
+    ledger = Ledger.peek(folder) if folder else None
+    try:
+        data = history(ledger.runs(), ledger.charges(), plan.currency) if ledger else history([], [], plan.currency)
+    finally:
+        if ledger:
+            ledger.close()
+    print(json.dumps(data, indent=2) if args.json else history_text(data))
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
+    return exits.OK
 
 
 def _assemble_ready(plan: Plan, say: Say) -> int:
