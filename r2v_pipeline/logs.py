@@ -84,8 +84,9 @@ class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.scrub(record.getMessage())
         record.args = None
-        if hasattr(record, "fields"):
-            record.fields = {k: self.scrub(v) for k, v in record.fields.items()}
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            setattr(record, "fields", {k: self.scrub(v) for k, v in fields.items()})
         return True
 
 

@@ -231,3 +231,10 @@ def test_every_shot_is_in_exactly_one_column(seen: list[tuple[str, str]]) -> Non
             assert eta == "~1:00"
         else:
             assert eta == "due" or (":" in eta and not eta.startswith("~"))
+
+
+def test_the_board_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
+    with open(tmp_path / "log.txt", "w") as file:
+        assert Log.choose("tty", file).style == "plain"  # asked for, but a file cannot show it
+        assert Log.choose(None, file).style == "plain"
+        assert Log.choose("json", file).style == "json"

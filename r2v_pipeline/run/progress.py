@@ -7,6 +7,7 @@ picks the formatter, and on a terminal the handler prints above the board.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from typing import Any, Iterable, Sequence, TextIO
@@ -67,7 +68,9 @@ class Log:
     @classmethod
     def choose(cls, log_format: str | None, stream: TextIO | None = None, secrets: Iterable[str] = (), run_id: str | None = None) -> Log:
         stream = stream or sys.stderr
-        style = log_format or ("tty" if stream.isatty() else "plain")
+        style = log_format or "tty"
+        if style == "tty" and not _terminal(stream):
+            style = "plain"  # the board only on a terminal that can draw it: a file or pipe gets plain lines
         return cls(style, stream, secrets, run_id)
 
     def redact(self, text: str) -> str:
@@ -96,6 +99,13 @@ class Log:
             live, self._live = self._live, None
             live.stop()
             self._handler.write = self._handler.write_plain  # what follows (the summary) prints as plain lines
+
+
+def _terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except ValueError:  # a closed stream
+        return False
 
 
 def _level(event: str) -> str:
