@@ -210,7 +210,7 @@ class Say:
     def __call__(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
         from .logs import emit
 
-        emit(self.logger, level, event, message, run_id=self.run_id, **fields)
+        emit(self.logger, level, event, message, run_id=self.run_id, fields=fields)
 
     def diagnostics(self, diagnostics: Diagnostics) -> None:
         for d in diagnostics.sorted():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, Mapping, TextIO
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _NAMES = {number: name for name, number in LEVELS.items()}
@@ -125,8 +125,11 @@ def make_logger(stream: TextIO, json_lines: bool, secrets: Iterable[str] = ()) -
     return logger, handler, redact
 
 
-def emit(logger: logging.Logger, level: str, event: str, message: str = "", *, run_id: str | None = None, shot: str | None = None, **fields: Any) -> None:
-    logger.log(
-        LEVELS.get(level, logging.INFO), "%s", message,
-        extra={"event": event, "run_id": run_id, "shot": shot, "fields": {k: v for k, v in fields.items() if v is not None}},
-    )  # fmt: skip
+def emit(
+    logger: logging.Logger, level: str, event: str, message: str = "", *,
+    run_id: str | None = None, shot: str | None = None, fields: Mapping[str, Any] | None = None,
+) -> None:
+    """One record; ``fields`` (None values left out) may hold a field named "message" too."""
+    kept = {k: v for k, v in (fields or {}).items() if v is not None}
+    logger.log(LEVELS.get(level, logging.INFO), "%s", message, extra={"event": event, "run_id": run_id, "shot": shot, "fields": kept})
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import html
 import io
+import json
 import os
 import pty
 import select
@@ -238,3 +239,15 @@ def test_the_board_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
         assert Log.choose("tty", file).style == "plain"  # asked for, but a file cannot show it
         assert Log.choose(None, file).style == "plain"
         assert Log.choose("json", file).style == "json"
+
+
+def test_a_plain_line_keeps_every_field_and_a_json_line_every_key() -> None:
+    plain, lines = io.StringIO(), io.StringIO()
+    for log in (Log("plain", plain, run_id="r1"), Log("json", lines, run_id="r1")):
+        log.event("s/e/a", "failed", code="InvalidParameter", message="the prompt is empty")
+        log.note("done", attempt=1)
+    first = plain.getvalue().splitlines()
+    assert first[0].endswith(" s/e/a failed code=InvalidParameter message=the prompt is empty") and first[1] == "done"
+    event, note = (json.loads(line) for line in lines.getvalue().splitlines())
+    assert event == {**event, "level": "error", "event": "failed", "run_id": "r1", "shot": "s/e/a", "code": "InvalidParameter", "message": "the prompt is empty"}
+    assert note == {**note, "level": "info", "event": "note", "run_id": "r1", "shot": None, "message": "done", "attempt": 1}

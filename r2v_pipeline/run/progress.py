@@ -82,11 +82,11 @@ class Log:
             fields.setdefault("currency", self.board.currency)
         if what in COLUMN or key in self.board.rows:
             self.board.event(key, what, fields)
-        emit(self.logger, _level(what), what, run_id=self.run_id, shot=key, **fields)
+        emit(self.logger, _level(what), what, run_id=self.run_id, shot=key, fields=fields)
 
     def note(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
         """A line about the run itself, not one shot."""
-        emit(self.logger, level, event, message, run_id=self.run_id, **fields)
+        emit(self.logger, level, event, message, run_id=self.run_id, fields=fields)
 
     def tick(self) -> None:
         """Redraw the board (the clock moves between events too)."""
