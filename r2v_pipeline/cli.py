@@ -201,16 +201,16 @@ class Say:
     machine-readable throughout."""
 
     def __init__(self, json_lines: bool = False, run_id: str | None = None):
-        from .logs import make_logger
-
         self.json_lines = json_lines
         self.run_id = run_id  # ``r2v run``'s lines before the run starts carry its id too
-        self.logger, _, _ = make_logger(sys.stderr, json_lines)
+        self._logger: Any = None  # made on the first line: a clean `r2v validate` never loads logging
 
     def __call__(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
-        from .logs import emit
+        from .logs import emit, make_logger
 
-        emit(self.logger, level, event, message, run_id=self.run_id, fields=fields)
+        if self._logger is None:
+            self._logger, _, _ = make_logger(sys.stderr, self.json_lines)
+        emit(self._logger, level, event, message, run_id=self.run_id, fields=fields)
 
     def diagnostics(self, diagnostics: Diagnostics) -> None:
         for d in diagnostics.sorted():
