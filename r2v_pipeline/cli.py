@@ -46,15 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Invalid:
         return exits.INVALID
     except KeyboardInterrupt:
-        print("r2v: interrupted; the ledger is consistent and the next run resumes", file=sys.stderr)
+        _last_word(args, "r2v: interrupted; the ledger is consistent and the next run resumes", "interrupted")
         return exits.INTERRUPTED
     except BrokenPipeError:
         return exits.OK
     except Exception as err:  # the promise is: no traceback, whatever the input
         if os.environ.get("R2V_DEBUG"):
             raise
-        print(f"r2v: internal error: {type(err).__name__}: {err} (set R2V_DEBUG=1 for the traceback)", file=sys.stderr)
+        _last_word(args, f"r2v: internal error: {type(err).__name__}: {err} (set R2V_DEBUG=1 for the traceback)", "internal error")
         return exits.INTERNAL
+
+
+def _last_word(args: argparse.Namespace, message: str, event: str) -> None:
+    """How a command ended early, in the command's log format (a JSON log stays JSON)."""
+    Say(getattr(args, "log_format", None) == "json")(message, event, "error")
 
 
 def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
@@ -310,6 +315,7 @@ def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    say = Say()
     if args.dependents:
         from .manifest.dependents import dependents, manifests_near
         from .manifest.load import display_name
@@ -317,8 +323,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         extra = dependents(args.files, manifests_near(args.files))
         args.files = [*args.files, *extra]
         if extra:
-            print(f"also checking {len(extra)} manifest(s) that extend them: {', '.join(display_name(p) for p in extra)}", file=sys.stderr)
-    plan, _ = _load(args, Say())
+            say(f"also checking {len(extra)} manifest(s) that extend them: {', '.join(display_name(p) for p in extra)}")
+    plan, _ = _load(args, say)
     shots = len({(s.series, s.episode, s.shot) for s in plan.shots})
     print(f"ok: {len(plan.episodes)} episode(s), {shots} shot(s), {len(plan.shots)} request(s)")
     return exits.OK
