@@ -164,3 +164,19 @@ def test_every_grouping_sums_to_the_total(found: list[Charge]) -> None:
     data = history([], found)
     assert sum(r["tasks"] for r in data["runs"]) == len(found) and not any(r["ended"] for r in data["runs"])
     assert "total:" in history_text(data)
+
+
+def test_where_the_provider_gives_no_usage_history_sums_the_plans_figures_and_says_so(tmp_path: Path, series: Path, start_sim: StartSim) -> None:
+    """Freepik reports no billed seconds: the plan's figure stands, labelled "plan"."""
+    sim = fast_sim(start_sim)
+    episode = series / "ep02-the-letter.yaml"
+    folders = ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "state")]
+    code, _, err = cli("run", str(episode), "--log-format", "json", "--simulator", sim.base_url, *folders)
+    assert code == 0, err
+    succeeded = [line for line in map(json.loads, err.splitlines()) if line["event"] == "succeeded"]
+    assert {line["billing"] for line in succeeded} == {"plan"}
+    code, out, _ = cli("history", str(episode), "--json", "--simulated", *folders)
+    data = json.loads(out)
+    (run,) = data["runs"]
+    assert run["source"] == "plan" and data["by_episode"]["lighthouse/ep02"]["source"] == "plan"
+    assert Decimal(str(run["billed_seconds"])) == sim_billed(sim, 0)[0] == sum(Decimal(str(line["billed_seconds"])) for line in succeeded)
