@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
@@ -47,15 +47,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Invalid:
         return exits.INVALID
     except KeyboardInterrupt:
-        print("r2v: interrupted; the ledger is consistent and the next run resumes", file=sys.stderr)
+        _last_word(args, "r2v: interrupted; the ledger is consistent and the next run resumes", "interrupted")
         return exits.INTERRUPTED
     except BrokenPipeError:
         return exits.OK
     except Exception as err:  # the promise is: no traceback, whatever the input
         if os.environ.get("R2V_DEBUG"):
             raise
-        print(f"r2v: internal error: {type(err).__name__}: {err} (set R2V_DEBUG=1 for the traceback)", file=sys.stderr)
+        _last_word(args, f"r2v: internal error: {type(err).__name__}: {err} (set R2V_DEBUG=1 for the traceback)", "internal error")
         return exits.INTERNAL
+
+
+def _last_word(args: argparse.Namespace, message: str, event: str) -> None:
+    """How a command ended early, in the command's log format (a JSON log stays JSON)."""
+    Say(getattr(args, "log_format", None) == "json")(message, event, "error")
 
 
 def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
@@ -120,6 +125,17 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     _only_argument(status)
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(func=cmd_status)
+
+    history = commands.add_parser(
+        "history",
+        help="the runs the ledger knows, what each billed, and spend by series, episode, account and month",
+        description="Every run recorded in the manifests' ledger, oldest first, with the seconds and money it billed; "
+        "then sums by series, episode, account and month (UTC). Seconds are the provider's where its usage says, "
+        "the plan's otherwise; each figure says which.",
+    )  # fmt: skip
+    _plan_arguments(history, view=True)
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    history.set_defaults(func=cmd_history)
 
     assemble = commands.add_parser(
         "assemble",
@@ -218,17 +234,20 @@ def _plan_arguments(parser: argparse.ArgumentParser, view: bool = False) -> None
 
 class Say:
     """A command's messages on stderr: plain lines, or (``json``) one JSON object a
-    line, like the run's log, so a JSON log stays machine-readable throughout."""
+    line, like the run's log (the same logging path, logs.py), so a JSON log stays
+    machine-readable throughout."""
 
-    def __init__(self, json_lines: bool = False):
+    def __init__(self, json_lines: bool = False, run_id: str | None = None):
         self.json_lines = json_lines
+        self.run_id = run_id  # ``r2v run``'s lines before the run starts carry its id too
+        self._logger: Any = None  # made on the first line: a clean `r2v validate` never loads logging
 
     def __call__(self, message: str, event: str = "note", level: str = "info", **fields: Any) -> None:
-        if self.json_lines:
-            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-            print(json.dumps({"time": now, "level": level, "event": event, "message": message, **fields}, ensure_ascii=False), file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+        from .logs import emit, make_logger
+
+        if self._logger is None:
+            self._logger, _, _ = make_logger(sys.stderr, self.json_lines)
+        emit(self._logger, level, event, message, run_id=self.run_id, fields=fields)
 
     def diagnostics(self, diagnostics: Diagnostics) -> None:
         for d in diagnostics.sorted():
@@ -236,7 +255,7 @@ class Say:
                 where = d.position
                 self(d.message, "diagnostic", d.severity, file=where.file, line=where.line, col=where.col)
             else:
-                print(d, file=sys.stderr)
+                self(str(d), "diagnostic", d.severity)
         errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
         if errors:
             self(f"{errors} error(s){f', {warnings} warning(s)' if warnings else ''}; nothing was sent", "invalid", "error")
@@ -328,6 +347,7 @@ def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    say = Say()
     if args.dependents:
         from .manifest.dependents import dependents, manifests_near
         from .manifest.load import display_name
@@ -335,8 +355,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         extra = dependents(args.files, manifests_near(args.files))
         args.files = [*args.files, *extra]
         if extra:
-            print(f"also checking {len(extra)} manifest(s) that extend them: {', '.join(display_name(p) for p in extra)}", file=sys.stderr)
-    plan, _ = _load(args, Say())
+            say(f"also checking {len(extra)} manifest(s) that extend them: {', '.join(display_name(p) for p in extra)}")
+    plan, _ = _load(args, say)
     shots = len({(s.series, s.episode, s.shot) for s in plan.shots})
     print(f"ok: {len(plan.episodes)} episode(s), {shots} shot(s), {len(plan.shots)} request(s)")
     return exits.OK
@@ -375,6 +395,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import RunRequest, execute, relink_cuts
+    from .run.progress import new_run_id
     from .run.reach import ReachPolicy
     from .run.work import RunOptions
     from .simulation import SimulateOptions
@@ -388,7 +409,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if zone is not None:  # plain lines print local time: this process's local time is the zone's
         os.environ["TZ"] = zone
         time.tzset()
-    say = Say(log_format == "json")
+    run_id = new_run_id()
+    say = Say(log_format == "json", run_id)
     plan, selection = _load(args, say)
     request = RunRequest(
         options=RunOptions(
@@ -400,6 +422,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         simulate=SimulateOptions(args.time_scale, args.sim_seed, args.sim_faults) if args.simulate else None,
         attach=args.simulator,
         log_format=log_format,
+        run_id=run_id,
         report_dir=args.report,
         junit=args.junit,
         exclusive=args.exclusive,
@@ -410,6 +433,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         relink_cuts(plan, request)
         code = exits.FAILED if cut == exits.FAILED and code == exits.OK else code
     return code
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .plan.planner import state_dir_of
+    from .run.history import history, history_text
+    from .run.ledger import Ledger
+
+    say = Say()
+    plan, _ = _load(args, say)
+    folder = state_dir_of(plan)
+    ledger = Ledger.peek(folder) if folder else None
+    try:
+        data = history(ledger.runs(), ledger.charges(), plan.currency) if ledger else history([], [], plan.currency)
+    finally:
+        if ledger:
+            ledger.close()
+    print(json.dumps(data, indent=2) if args.json else history_text(data))
+    hint = _simulated_hint(plan, args)
+    if hint:
+        say(hint)
+    return exits.OK
 
 
 def _assemble_ready(plan: Plan, say: Say) -> int:

@@ -19,6 +19,7 @@ from .report.build import build_report, cuts_of
 from .report.html import render_html
 from .report.junit import write_junit
 from .report.markdown import render_markdown
+from .run.history import to_date
 from .run.progress import Log
 from .run.session import Outcome, Session, run_plan
 from .run.store import write_json, write_text
@@ -32,6 +33,7 @@ class RunRequest:
     simulate: SimulateOptions | None = None
     attach: str | None = None  # URL of a simulator started with ``r2v sim``
     log_format: str | None = None  # tty | plain | json; None: tty on a terminal
+    run_id: str | None = None  # None: a new one; the log lines, the ledger's history and runs/<id>/ carry it
     report_dir: Path | None = None
     junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
@@ -39,6 +41,9 @@ class RunRequest:
     @property
     def session(self) -> Session:
         return Session(self.options, opener(self.simulate, self.attach), self.exclusive)
+
+
+RUNS = "runs"  # <report folder>/runs/<run id>/: every run's own reports
 
 
 def report_dir_of(plan: Plan) -> Path:
@@ -62,13 +67,17 @@ class Executed:
 
 def run_and_report(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> Executed:
     """Run the plan and write its reports; the exit code and the report."""
-    log = Log.choose(request.log_format, stream or sys.stderr)
+    log = Log.choose(request.log_format, stream or sys.stderr, run_id=request.run_id)
+    log.spend_limit(_money_budget(plan), plan.currency)
     report_dir = request.report_dir or report_dir_of(plan)
     outcome = run_plan(plan, request.session, log, writes=[report_dir])
     if isinstance(outcome, int):
         return Executed(outcome, None, report_dir)
     report = _report(outcome, plan, report_dir)
     try:
+        # Each run's reports stay under its id; the latest is also at the stable path.
+        kept = report_dir / RUNS / outcome.run_id
+        _write_reports(_report(outcome, plan, kept), plan, kept, None)
         _write_reports(report, plan, report_dir, request.junit)
     except OSError as error:
         outcome.log.note(
@@ -85,14 +94,28 @@ def _report(outcome: Outcome, plan: Plan, report_dir: Path) -> dict[str, Any]:
     report = build_report(
         result.work, outcome.records, report_dir, started=outcome.started, finished=outcome.finished, exit_code=outcome.code,
         interrupted=outcome.interrupted, simulated=outcome.simulated, currency=plan.currency, recovered=result.recovered,
-        unreachable=result.unreachable,
+        unreachable=result.unreachable, run_id=outcome.run_id,
+        to_date=to_date(outcome.charges, [f"{s.series}/{s.episode}" for s in plan.shots]),
     )  # fmt: skip
     if outcome.code == exits.OK and report["totals"]["billing_differences"]:
         report["run"]["exit_code"] = exits.FAILED  # billed other than planned: a person should look
     return report
 
 
+def _money_budget(plan: Plan) -> float | None:
+    """The money the run may spend, for the board: the tightest budget that covers everything."""
+    overall = [b.money for b in plan.budgets if b.money is not None and b.episode is None]
+    if overall:
+        return float(min(overall))
+    per_episode: dict[tuple[str, str], Any] = {}
+    for b in plan.budgets:
+        if b.money is not None and b.episode is not None:
+            per_episode[b.episode] = min(b.money, per_episode.get(b.episode, b.money))
+    return float(sum(per_episode.values())) if per_episode else None
+
+
 def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: Path | None) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
     write_json(report_dir / "report.json", report)
     write_text(report_dir / "report.md", render_markdown(report))
     write_text(report_dir / "report.html", render_html(report, plan.shots, report_dir))

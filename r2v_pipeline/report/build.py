@@ -13,12 +13,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .. import __version__
 from ..catalog.billing import as_number, bill_differs
 from ..plan.planner import PlannedShot
 from ..plan.pricing import cost, money
+from ..run.history import Spend
 from ..run.ledger_store import Records, ShotRecord
 from ..run.states import LedgerState, ShotStatus
 from ..run.work import Work
@@ -40,14 +41,17 @@ def build_report(
     currency: str | None = None,
     recovered: Sequence[dict[str, Any]] = (),
     unreachable: Sequence[str] = (),
+    run_id: str | None = None,
+    to_date: Mapping[str, Spend] | None = None,
 ) -> dict[str, Any]:
     shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started) for w in work]
     by_status = Counter(s["status"] for s in shots)
     billed_now = [s for s in shots if s["billed_in_this_run"]]
     costs = [Decimal(str(s["cost"])) for s in billed_now if s["cost"] is not None]
-    return {
+    report: dict[str, Any] = {
         "version": 1,
         "run": {
+            **({"id": run_id} if run_id else {}),
             "r2v_version": __version__,
             "started": _iso(started),
             "finished": _iso(finished),
@@ -76,6 +80,10 @@ def build_report(
             {**r, "output": _relative(r["output"], report_dir) if r["output"] else None} for r in recovered
         ],
     }
+    if to_date is not None:
+        # Every run's charges the ledger knows for the run's episodes: what each has cost so far.
+        report["episodes_to_date"] = {name: spend.as_json() for name, spend in to_date.items()}
+    return report
 
 
 def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: float) -> dict[str, Any]:

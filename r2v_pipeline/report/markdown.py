@@ -14,6 +14,9 @@ _MARK = {
 }  # fmt: skip
 
 
+_SOURCE = {"provider": "provider usage", "plan": "planned figures", "provider+plan": "provider usage and planned figures", "none": "nothing billed"}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     run, totals = report["run"], report["totals"]
     currency = totals["currency"]
@@ -23,8 +26,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- finished {run['finished']} after {run['seconds']:.0f} s" + (" (simulated)" if run["simulated"] else "") + (", **interrupted**" if run["interrupted"] else ""),
         f"- manifests: {', '.join(run['manifests'])}",
         f"- shots: {totals['shots']}, done: {totals['done']} — " + ", ".join(f"{n} {s}" for s, n in totals["by_status"].items()),
-        f"- billed by this run: {totals['billed_seconds_this_run']} s, {money_text(totals['cost_this_run'], currency)}",
+        f"- this run: {totals['billed_seconds_this_run']} s billed, {money_text(totals['cost_this_run'], currency)}",
     ]
+    for name, spend in report.get("episodes_to_date", {}).items():
+        lines.append(
+            f"- this episode to date ({name}): {spend['billed_seconds']} s billed, {money_text(spend['cost'], currency)} "
+            f"over {spend['tasks']} task(s) ({_SOURCE[spend['source']]})"
+        )  # fmt: skip
     if totals["held_back_seconds"]:
         lines.append(f"- held back by the budget: {totals['held_back_seconds']} billed seconds")
     lines.append(f"- exit code {run['exit_code']}")

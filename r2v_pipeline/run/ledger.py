@@ -31,7 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import Lost, ShotRecord
+from .ledger_store import Charge, Lost, RunRecord, ShotRecord
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -105,6 +105,30 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+-- Every task a run saw succeed (so billed), once per task: what spend over time is summed from.
+-- billed_seconds is the provider's figure, NULL where it gives none (the plan's figure stands).
+CREATE TABLE IF NOT EXISTS charges (
+    task_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    key TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    account TEXT NOT NULL,
+    planned_seconds REAL,
+    billed_seconds REAL,
+    cost REAL,
+    at REAL NOT NULL
+);
+-- Runs that ended (a killed run leaves none; its charges still name it).
+CREATE TABLE IF NOT EXISTS run_history (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    exit_code INTEGER NOT NULL,
+    episodes TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -129,7 +153,7 @@ class Unusable(Exception):
 class Ledger:
     """The SQLite ledger: one implementation of ledger_store.LedgerStore."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False, exclusive: bool = False):
+    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool = False, exclusive: bool = False, run_id: str | None = None):
         self.path = path
         self.db = connection
         self.readonly = readonly
@@ -139,7 +163,7 @@ class Ledger:
         self._columns = ", ".join(c if c in present else f"NULL AS {c}" for c in _COLUMNS)
         has_pid_start = any(row[1] == "pid_start" for row in connection.execute("PRAGMA table_info(runs)"))
         self._pid_start = "pid_start" if has_pid_start else "NULL"
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = run_id or uuid.uuid4().hex[:12]
         self.host = socket.gethostname()
         if not readonly:
             now = time.time()
@@ -158,7 +182,7 @@ class Ledger:
                 raise Locked(f"another r2v run (pid {pid} on {host}, since {since}) works on the ledger {self.path}")
 
     @classmethod
-    def open(cls, state_dir: Path, exclusive: bool = False) -> Ledger:
+    def open(cls, state_dir: Path, exclusive: bool = False, run_id: str | None = None) -> Ledger:
         """Open (or make) the ledger of a state folder; ``exclusive`` raises Locked
         when another live run has it open, Unusable when the folder cannot hold it.
         A ledger that is not a database (garbage, cut short) is moved aside, never
@@ -184,7 +208,7 @@ class Ledger:
         except OSError as error:
             raise Unusable(f"cannot open the ledger {path}: {error.strerror or error}") from None
         try:
-            ledger = cls(path, db, exclusive=exclusive)
+            ledger = cls(path, db, exclusive=exclusive, run_id=run_id)
         except Locked:
             db.close()
             raise
@@ -292,6 +316,31 @@ class Ledger:
             return _pid_alive(pid) and (started is None or _pid_start(pid) in (None, started))
         return time.time() - heartbeat < HEARTBEAT_STALE  # another host: only its heartbeat tells
 
+    def charges(self) -> list[Charge]:
+        try:
+            rows = self.db.execute(
+                "SELECT run_id, task_id, key, provider, model, account, planned_seconds, billed_seconds, cost, at FROM charges ORDER BY at"
+            ).fetchall()
+        except sqlite3.OperationalError:  # a read-only peek at a ledger of an earlier version
+            return []
+        return [Charge(*row) for row in rows]
+
+    def runs(self) -> list[RunRecord]:
+        try:
+            rows = self.db.execute(
+                "SELECT run_id, host, started_at, finished_at, exit_code, episodes FROM run_history ORDER BY started_at"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [RunRecord(run_id, host, started, finished, code, tuple(json.loads(episodes))) for run_id, host, started, finished, code, episodes in rows]
+
+    def ended(self, started: float, finished: float, exit_code: int, episodes: list[str]) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO run_history VALUES (?, ?, ?, ?, ?, ?)",
+                (self.run_id, self.host, started, finished, exit_code, json.dumps(sorted(episodes))),
+            )
+
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return list(self.db.execute("SELECT at, event, detail FROM events WHERE fingerprint = ? ORDER BY rowid", (fingerprint,)))
 
@@ -392,9 +441,11 @@ class Ledger:
         started_at: float | None = None,
         timing: tuple[str, str, str, int, float] | None = None,
         billed: float | None = None,
+        cost: float | None = None,
     ) -> None:
         """The task is done; with it (one commit) when it started and how long it
-        took, as (provider, model, resolution, duration, seconds) for the poll schedule."""
+        took, as (provider, model, resolution, duration, seconds) for the poll schedule,
+        and the charge: this run saw the task billed (``cost`` at the plan's rate)."""
         now = time.time()
         with self._write():
             self._set(
@@ -403,6 +454,11 @@ class Ledger:
             )
             if timing is not None:
                 self.db.execute("INSERT INTO timings VALUES (?, ?, ?, ?, ?, ?)", (*timing, now))
+            self.db.execute(
+                "INSERT OR IGNORE INTO charges SELECT task_id, ?, fingerprint, key, provider, model, account, planned_seconds, ?, ?, ?"
+                " FROM shots WHERE fingerprint = ? AND task_id IS NOT NULL",
+                (self.run_id, billed, cost, now, fingerprint),
+            )
 
     def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None:
         now = time.time()

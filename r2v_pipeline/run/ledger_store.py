@@ -59,6 +59,43 @@ class ShotRecord:
         return json.loads(self.usage) if self.usage else None
 
 
+@dataclass(frozen=True)
+class Charge:
+    """A task a run saw succeed: billed once, whichever runs fetch it later."""
+
+    run_id: str
+    task_id: str
+    key: str  # series/episode/shot[#takeN]
+    provider: str
+    model: str
+    account: str
+    planned_seconds: float | None
+    billed_seconds: float | None  # the provider's figure; None where it gives none (the plan's stands)
+    cost: float | None  # at the plan's rate, of the seconds that stand; None without a price
+    at: float  # when the run recorded it (epoch seconds)
+
+    @property
+    def seconds(self) -> float | None:
+        return self.billed_seconds if self.billed_seconds is not None else self.planned_seconds
+
+    @property
+    def source(self) -> str:
+        """Where the seconds come from: the provider's usage, or the plan's figure."""
+        return "provider" if self.billed_seconds is not None else "plan"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run that ended: when, on which host, how, over which episodes (series/episode)."""
+
+    run_id: str
+    host: str
+    started_at: float
+    finished_at: float
+    exit_code: int
+    episodes: tuple[str, ...]
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
@@ -83,6 +120,14 @@ class LedgerView(Protocol):
         """Whether the run that holds a shot still lives."""
         ...
 
+    def charges(self) -> list[Charge]:
+        """Every billed task, oldest first (``r2v history``, the report's episode to date)."""
+        ...
+
+    def runs(self) -> list[RunRecord]:
+        """The runs that ended, oldest first."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -101,6 +146,10 @@ class LedgerStore(LedgerView, Protocol):
 
     # --- the run and its claims
     def heartbeat(self) -> None: ...
+
+    def ended(self, started: float, finished: float, exit_code: int, episodes: list[str]) -> None:
+        """Keep this run in the history (one row; a killed run leaves none)."""
+        ...
 
     def enter(
         self, fingerprint: str, key: str, provider: str, model: str, account: str, endpoint: str, output: str,
@@ -138,8 +187,10 @@ class LedgerStore(LedgerView, Protocol):
 
     def succeeded(
         self, fingerprint: str, result_url: str, usage: dict[str, Any] | None, started_at: float | None = None,
-        timing: tuple[str, str, str, int, float] | None = None, billed: float | None = None,
-    ) -> None: ...
+        timing: tuple[str, str, str, int, float] | None = None, billed: float | None = None, cost: float | None = None,
+    ) -> None:
+        """Also records the charge (once per task id) under this run's id."""
+        ...
 
     def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None: ...
 

@@ -10,6 +10,7 @@ about tasks in flight; the downloader (downloader.py) keeps paid videos.
 from __future__ import annotations
 
 import random
+import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -21,7 +22,8 @@ from ..providers.base import Provider
 from .actions import Stores
 from .downloader import Downloader
 from .ledger_store import LedgerStore, ShotRecord
-from .progress import Log
+from .polling import relevant
+from .progress import BoardShot, Log
 from .reach import Reaches
 from .shot_machine import ShotMachine
 from .submitter import Submitter
@@ -74,7 +76,7 @@ class Runner:
         submitter = Submitter(run, self.plan.shots, self.work, self._reaches, self.stores)
         downloader = Downloader(run, self.downloads, self.stores, self.plan.currency, self._environment)
         machine = ShotMachine(run, self.work, self.providers, accounts, submitter, downloader, self.stores, self._recovered)
-        self.log.expect(sum(1 for w in self.work if w.carried))
+        self.log.expect(sum(1 for w in self.work if w.carried), [self._board_shot(w.shot) for w in self.work if w.carried])
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)
             group.start_soon(self._tick)
@@ -92,6 +94,16 @@ class Runner:
         if submitter.fresh and accounts.all_looked_over:
             self.ledger.looked_over()  # the provider's tasks are known now: later runs need not look
         return self.result()
+
+    def _board_shot(self, shot: PlannedShot) -> BoardShot:
+        """What the board shows before the shot starts: its account, and how long tasks
+        like it took (the generation times the poll schedule learns, in wall seconds)."""
+        provider = self.providers.get((shot.target.provider, shot.target.base_url))
+        samples = relevant(self.ledger.timings(shot.spec.provider, shot.spec.model), shot.resolution, int(shot.billed.output))
+        scale = provider.time.scale if provider is not None else 1.0
+        expected = statistics.median(samples) * scale if samples else None
+        account = provider.account if provider is not None else None
+        return BoardShot(shot.key, shot.take, account, expected, float(shot.billed.total))
 
     async def aclose(self) -> None:
         await self.downloads.aclose()

@@ -23,7 +23,7 @@ from ..plan.planner import Plan, state_dir_of
 from ..providers.http import MissingKey
 from .actions import Stores
 from .ledger import Ledger, Locked, Unusable
-from .ledger_store import LedgerStore, Records
+from .ledger_store import Charge, LedgerStore, Records
 from .progress import Log
 from .reach import Unreachable
 from .runner import Runner, RunResult
@@ -53,6 +53,8 @@ class Outcome:
     simulated: bool
     code: int
     log: Log  # the run's log, which keeps the provider keys out
+    run_id: str = ""
+    charges: tuple[Charge, ...] = ()  # every billed task the ledger knows, this run's included (spend to date)
 
 
 def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()) -> Outcome | int:
@@ -67,7 +69,7 @@ def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()
         log.note(f"r2v: {problem}; nothing was sent", "environment", level="error")
         return exits.ENVIRONMENT
     try:
-        ledger = Ledger.open(folder, exclusive=session.exclusive)
+        ledger = Ledger.open(folder, exclusive=session.exclusive, run_id=log.run_id)
     except Locked as error:
         log.note(f"r2v: {error}; nothing was done (--exclusive)", "locked", level="error")
         return exits.LOCKED
@@ -152,7 +154,9 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
             log.finish()
     result = runner.result()
     records = ledger.records([w.shot.fingerprint for w in result.work])
-    return Outcome(result, records, started, time.time(), interrupted, sim is not None, exit_code(result, interrupted), log)
+    finished, code = time.time(), exit_code(result, interrupted)
+    ledger.ended(started, finished, code, sorted({f"{s.series}/{s.episode}" for s in plan.shots}))
+    return Outcome(result, records, started, finished, interrupted, sim is not None, code, log, ledger.run_id, tuple(ledger.charges()))
 
 
 async def _run_until_signal(runner: Runner) -> bool:

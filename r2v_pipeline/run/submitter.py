@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any, Sequence
 
 import anyio
 
 from ..plan.planner import PlannedShot
+from ..plan.pricing import cost
 from ..providers.base import (
     Busy,
     ListedTask,
@@ -122,7 +124,7 @@ class Submitter:
                 reach.answered()
             if isinstance(outcome, Submitted):
                 self._run.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
-                self._run.log.event(shot.key, "submitted", task=outcome.task_id)
+                self._run.log.event(shot.key, "submitted", task=outcome.task_id, account=provider.account)
                 return True
             if isinstance(outcome, Refused):
                 slot.release()
@@ -168,8 +170,11 @@ class Submitter:
             if started and status.ended:  # provider times: the generation time the poll schedule learns
                 timing = (job.provider, job.model, job.resolution, job.duration, status.ended - started)
                 started_at = time.time() - (provider.time.now() - started) * provider.time.scale
-            self._run.ledger.succeeded(fp, status.video_url, status.usage, started_at, timing, billed=status.billed)
-            self._run.log.event(job.key, "succeeded", billed_seconds=status.billed, note=status.billing_note)
+            billed, source, money = charge(job, status)
+            self._run.ledger.succeeded(fp, status.video_url, status.usage, started_at, timing, billed=status.billed, cost=money)
+            self._run.log.event(
+                job.key, "succeeded", billed_seconds=billed, billing=source, cost=money, note=status.billing_note,
+            )  # fmt: skip
             return False
         code = status.code or status.state.capitalize()
         message = status.message or f"the task ended {status.state}"
@@ -388,3 +393,20 @@ class Submitter:
         record = self._run.ledger.get(shot.fingerprint)
         return (record is not None and record.task_id is not None) or self._stores.of(shot).find(shot.fingerprint) is not None
 
+
+
+def charge(job: Job, status: TaskStatus) -> tuple[float | None, str, float | None]:
+    """What a succeeded task billed, as the report counts it: the provider's seconds where
+    it says (its usage), else the plan's, labelled; and their cost at the plan's rate."""
+    seconds: Decimal | None = None
+    source = "provider"
+    if status.billed is not None:
+        seconds = Decimal(str(status.billed))
+    elif status.usage and isinstance(status.usage.get("duration"), (int, float)):
+        seconds = Decimal(str(status.usage["duration"]))
+    elif job.shot is not None:
+        seconds, source = job.shot.billed.total, "plan"
+    if seconds is None:
+        return None, "unknown", None
+    money = cost(seconds, job.shot.rate) if job.shot is not None else None
+    return float(seconds), source, None if money is None else float(money)
