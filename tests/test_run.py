@@ -332,7 +332,12 @@ def test_kill_9_at_random_moments_then_resume(tmp_path: Path, series: list[Path]
 
     Submits answer slowly (the simulator still makes the task), so kills land while a
     submit is in flight and the next run must reconcile. The DashScope episode only:
-    Freepik's task list cannot match an unanswered submit (see the test below)."""
+    Freepik's task list cannot match an unanswered submit (see the test below).
+
+    The settle window must outlast how late the simulator may make a task a killed
+    client left on the wire: 0.8 s of slowness, plus however long a loaded host keeps
+    the simulator's thread waiting. 2 s was too little at a load of 9 on 2 cores (a
+    shot was billed twice); the product's default is 120 s."""
     import random
 
     rng = random.Random(2026 + round_)
@@ -340,7 +345,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path: Path, series: list[Path]
     sim = start_sim(time_scale=0.01, rate_clock="wall", seed=round_, faults="slow=0.6:0.8@submit,drop_after_body=0.1@submit")
     kills = 0
     for attempt in range(60):
-        process = r2v_process(sim, tmp_path, series)
+        process = r2v_process(sim, tmp_path, series, "--settle", "6")
         try:
             code = process.wait(timeout=rng.uniform(0.4, 2.5))
         except subprocess.TimeoutExpired:
