@@ -292,6 +292,11 @@ class Ledger:
             return _pid_alive(pid) and (started is None or _pid_start(pid) in (None, started))
         return time.time() - heartbeat < HEARTBEAT_STALE  # another host: only its heartbeat tells
 
+    def holders(self) -> dict[str, str]:
+        """The live runs by id, each with where it runs ("host pid N")."""
+        rows = self.db.execute("SELECT run_id, host, pid FROM runs").fetchall()
+        return {run_id: f"{host} pid {pid}" for run_id, host, pid in rows if self.owner_alive(run_id)}
+
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return list(self.db.execute("SELECT at, event, detail FROM events WHERE fingerprint = ? ORDER BY rowid", (fingerprint,)))
 

@@ -63,6 +63,12 @@ class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
 
+class LedgerUnreachable(Exception):
+    """The ledger's database server cannot be reached (at the start or mid-run): nothing
+    more can be recorded, so nothing more is sent. Its message names the server, never
+    its password."""
+
+
 class LedgerView(Protocol):
     """Reading what a ledger remembers (``r2v plan`` and ``status`` read without claiming)."""
 
@@ -81,6 +87,10 @@ class LedgerView(Protocol):
 
     def owner_alive(self, owner: str | None) -> bool:
         """Whether the run that holds a shot still lives."""
+        ...
+
+    def holders(self) -> dict[str, str]:
+        """The live runs by id, each with where it runs ("host pid N"): who holds a shot."""
         ...
 
     def close(self) -> None: ...

@@ -20,7 +20,7 @@ from ..plan.planner import PlannedShot
 from ..providers.base import Provider, ProviderError, Transient
 from .actions import Stores
 from .downloader import Downloader
-from .ledger_store import Lost, ShotRecord
+from .ledger_store import LedgerUnreachable, Lost, ShotRecord
 from .pacing import SlotHold
 from .reach import Unreachable
 from .states import Action, LedgerState, Reconciled, ShotStatus
@@ -104,7 +104,9 @@ class ShotMachine:
         and this run lets go of it, so a later run resumes where this one stopped."""
         try:
             await walk()
-        except (Stalled, Transient, ProviderError, Unreachable) as error:
+        except LedgerUnreachable:
+            raise  # nothing can be recorded any more: the whole run stops (session.py)
+        except (Stalled, Transient, ProviderError, Unreachable, Lost) as error:
             self._let_go(fingerprint, key, str(error))
         except Exception as error:  # a bug must not cancel the other shots' work
             self._let_go(fingerprint, key, f"internal error: {type(error).__name__}: {error}")
