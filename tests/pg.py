@@ -40,8 +40,16 @@ class Cluster:
             db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
-    def stop(self) -> None:
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c fsync=off -c max_connections=60"
+        _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start"])
+
+    def halt(self) -> None:
+        """Stop the server at once (as a crash would); ``start`` brings it back with its data."""
         _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop"], check=False)
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -73,8 +81,7 @@ def start_cluster(bindir: Path) -> Cluster:
     cluster = Cluster(folder, _free_port(), bindir, user)
     try:
         _run(cluster, [str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "r2v", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        options = f"-h 127.0.0.1 -p {cluster.port} -k {folder} -F -c fsync=off -c max_connections=60"
-        _run(cluster, [str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start"])
+        cluster.start()
     except BaseException:
         log = folder / "server.log"
         detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

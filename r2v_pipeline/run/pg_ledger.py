@@ -483,7 +483,7 @@ def _guard(where: str, secret: str | None) -> Iterator[None]:
     try:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-        detail = " ".join(str(error).split()) or type(error).__name__
+        detail = " ".join(str(error).split()).rstrip(".") or type(error).__name__
         if secret:
             detail = detail.replace(secret, "***")
         raise LedgerUnreachable(f"the ledger database {where} cannot be reached: {detail}") from None
