@@ -75,8 +75,8 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
 def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | None, store: VideoStore, selection: Selection, now: float) -> Decision:
     if not selection.selected(shot):
         return Decision(Action.UNSELECTED, Action.UNSELECTED.meaning)
-    if record is not None and ledger is not None and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
-        return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)
+    if record is not None and ledger is not None and not ledger.shared and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
+        return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)  # (a shared ledger's run waits for the shot instead)
     state = record.state if record is not None else LedgerState.PLANNED
     stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)

@@ -89,6 +89,12 @@ class LedgerView(Protocol):
         """Whether the run that holds a shot still lives."""
         ...
 
+    @property
+    def shared(self) -> bool:
+        """Runs of several hosts work on this ledger at once: a shot another live run
+        holds is waited for (and taken over if that run dies), not left to a later run."""
+        ...
+
     def holders(self) -> dict[str, str]:
         """The live runs by id, each with where it runs ("host pid N"): who holds a shot."""
         ...

@@ -181,6 +181,12 @@ class PgLedger:
             return True
         return owner in self._live([owner])
 
+    @property
+    def shared(self) -> bool:
+        """Hosts share the work: a run waits for a shot held elsewhere, and takes it over
+        if that run dies. A read-only look (plan, status) shows such a shot as elsewhere."""
+        return not self.readonly
+
     def holders(self) -> dict[str, str]:
         """Each live run's id and where it runs ("host pid N"): who holds which shot."""
         rows = self._rows("SELECT run_id, host, pid FROM runs")
