@@ -245,6 +245,10 @@ def test_status_shows_which_run_on_which_host_holds_a_shot(
     line = next(line for line in out.splitlines() if line.startswith(held.key))
     assert f"held by run {ledger.run_id} on {ledger.host} pid {os.getpid()}" in line
     assert "held by" not in next(line for line in out.splitlines() if line.startswith(plan.shots[1].key))
+    assert main(["plan", str(ep), "--ledger", pg_url, *where(tmp_path)]) == exits.OK  # plan reads the shared ledger too
+    planned = capsys.readouterr().out
+    assert "elsewhere" in next(line for line in planned.splitlines() if held.shot in line)
+    assert "elsewhere" not in next(line for line in planned.splitlines() if plan.shots[1].shot in line)
     ledger.close()
 
 
