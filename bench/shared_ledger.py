@@ -4,7 +4,7 @@ makespan, videos billed twice, shots not downloaded and the peak of tasks in fli
 with ``--kill``, one of the processes is SIGKILLed mid-run and the others must finish
 its shots.
 
-    python bench/shared_ledger.py [--shots N] [--kill]
+    python bench/shared_ledger.py [--shots N] [--kill] [--time-scale F]
 
 Goal: 0 billed twice, 0 lost, peak in flight never above 5, and no makespan lost to
 sharing (the account's 5 slots bound it, whatever the number of hosts). Needs
@@ -41,9 +41,9 @@ def episode(folder: Path, shots: int) -> Path:
     return path
 
 
-def trial(processes: int, shots: int, kill: bool, url: str, videos: Path, seed: int) -> dict[str, float]:
+def trial(processes: int, shots: int, kill: bool, url: str, videos: Path, seed: int, scale: float) -> dict[str, float]:
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory() as tmp, start_simulator(SimConfig(time_scale=0.005, rate_clock="wall", seed=seed, cache_dir=videos)) as sim:
+    with tempfile.TemporaryDirectory() as tmp, start_simulator(SimConfig(time_scale=scale, rate_clock="wall", seed=seed, cache_dir=videos)) as sim:
         folder = Path(tmp)
         ep = episode(folder, shots)
         command = [sys.executable, "-m", "r2v_pipeline", "run", str(ep), "--simulator", sim.base_url, "--ledger", url, "--settle", "5",
@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--shots", type=int, default=30)
     parser.add_argument("--kill", action="store_true", help="SIGKILL one process mid-run")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--time-scale", type=float, default=0.005, help="simulated wall seconds per provider second (a generation is 60-300 provider s)")
     args = parser.parse_args()
     bindir = find_bindir()
     if bindir is None:
@@ -87,7 +88,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as videos:
             for processes in (1, 2, 3):
                 url = cluster.new_database()
-                row = trial(processes, args.shots, args.kill, url, Path(videos), args.seed)
+                row = trial(processes, args.shots, args.kill, url, Path(videos), args.seed, args.time_scale)
                 print("  ".join(f"{k}: {v}" for k, v in row.items()), flush=True)
     finally:
         cluster.stop()
