@@ -31,6 +31,7 @@ from .diagnostics import Diagnostics
 if TYPE_CHECKING:
     from .plan.planner import Plan, PlanOptions
     from .run.actions import Decision
+    from .run.ledger_store import LedgerView
     from .run.selection import Selection
 
 SIMULATED = config.SIMULATED  # the namespace (subfolder) of simulated runs' ledger and videos
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except Invalid:
         return exits.INVALID
+    except EnvironmentFailed:
+        return exits.ENVIRONMENT
     except KeyboardInterrupt:
         _last_word(args, "r2v: interrupted; the ledger is consistent and the next run resumes", "interrupted")
         return exits.INTERRUPTED
@@ -88,6 +91,7 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     _only_argument(plan)
     plan.add_argument("--json", action="store_true", help="print the plan, request bodies included, as JSON")
     _remake_argument(plan)
+    _ledger_argument(plan)
     plan.add_argument(
         "--detailed-exitcode", action="store_true",
         help=f"exit {PLAN_SPENDS} when running would submit (spend), 0 when it would not (for scripts)",
@@ -112,7 +116,11 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--max-resubmits", type=int, default=2, metavar="N", help="new submissions after a transient task failure (default: %(default)s)")
     run.add_argument("--settle", type=float, default=120.0, metavar="S", help="seconds after an unanswered submit before an empty task list is believed (default: %(default)s)")
     run.add_argument("--give-up-after", type=argtypes.above_zero, default=300.0, metavar="S", help=f"seconds a provider may stay unreachable before the run ends with exit {exits.UNREACHABLE}, shots not sent left planned (default: %(default)s)")
-    run.add_argument("--exclusive", action="store_true", help=f"end at once with exit {exits.LOCKED} when another r2v run works on the same ledger (for cron)")
+    run.add_argument(
+        "--exclusive", action="store_true",
+        help=f"end at once with exit {exits.LOCKED} when another r2v run works on the same ledger (for cron; on a shared --ledger, another run on this host)",
+    )  # fmt: skip
+    _ledger_argument(run)
     run.add_argument("--assemble", action="store_true", help="afterwards, cut every episode whose shots are all done (as r2v assemble)")
     run.add_argument("--log-format", choices=config.LOG_FORMATS, help=f"progress display (default: ${config.LOG_FORMAT.variable}, else tty on a terminal, plain otherwise); json: every line a JSON object")
     run.add_argument("--log-timezone", type=_zone, metavar="ZONE", help=f"time zone of plain log lines, an IANA name like Europe/Paris (default: ${config.LOG_TIMEZONE.variable}, else the machine's); JSON lines stay UTC")
@@ -124,6 +132,7 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     _plan_arguments(status, view=True)
     _only_argument(status)
     status.add_argument("--json", action="store_true", help="print as JSON")
+    _ledger_argument(status)
     status.set_defaults(func=cmd_status)
 
     history = commands.add_parser(
@@ -135,6 +144,7 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
     )  # fmt: skip
     _plan_arguments(history, view=True)
     history.add_argument("--json", action="store_true", help="print as JSON")
+    _ledger_argument(history)
     history.set_defaults(func=cmd_history)
 
     assemble = commands.add_parser(
@@ -204,6 +214,14 @@ def _remake_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remake-reformatted", action="store_true",
         help="make again the shots whose video an earlier r2v version made from a request it wrote differently (this bills again)",
+    )  # fmt: skip
+
+
+def _ledger_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger", metavar="URL",
+        help="a PostgreSQL ledger shared by several hosts, postgresql://user[:password]@host[:port]/database "
+        "(default: $R2V_LEDGER_URL, else the ledger file in the state folder)",
     )  # fmt: skip
 
 
@@ -293,6 +311,35 @@ class Invalid(Exception):
     """The input cannot be used; every problem has been said."""
 
 
+class EnvironmentFailed(Exception):
+    """The machine failed the command (the ledger's server cannot be reached); said already."""
+
+
+def _ledger_url(args: argparse.Namespace, say: Say) -> str | None:
+    """The shared ledger's URL (--ledger, $R2V_LEDGER_URL); None: the SQLite file."""
+    from .run.open_ledger import BadLedgerUrl, ledger_url
+
+    try:
+        return ledger_url(getattr(args, "ledger", None))
+    except BadLedgerUrl as error:
+        say(f"r2v: {error}", "invalid", "error")
+        raise Invalid from None
+
+
+def _peek(args: argparse.Namespace, plan: Plan, say: Say) -> LedgerView | None:
+    """The ledger of the plan's shots for reading only; None when no run has made one."""
+    from .plan.planner import state_dir_of
+    from .run.ledger_store import LedgerUnreachable
+    from .run.open_ledger import peek_store
+
+    simulated = bool(getattr(args, "simulate", False) or getattr(args, "simulator", None) or getattr(args, "simulated", False))
+    try:
+        return peek_store(_ledger_url(args, say), state_dir_of(plan), simulated)
+    except LedgerUnreachable as error:
+        say(f"r2v: {error}", "environment", "error")
+        raise EnvironmentFailed from None
+
+
 def _load(args: argparse.Namespace, say: Say) -> tuple[Plan, Selection]:
     """The plan and the selection; raises Invalid (every problem said) when the input is unusable."""
     from .plan.planner import make_plan, state_dir_of
@@ -321,8 +368,8 @@ def _simulated_hint(plan: Plan, args: argparse.Namespace) -> str | None:
     from .run.ledger import Ledger
     from .plan.planner import state_dir_of
 
-    if getattr(args, "simulated", False) or not plan.shots:
-        return None
+    if getattr(args, "simulated", False) or not plan.shots or getattr(args, "ledger", None) or os.environ.get("R2V_LEDGER_URL"):
+        return None  # a shared ledger keeps simulated runs apart by itself
     folder = state_dir_of(plan)
     ledger = Ledger.peek(folder / SIMULATED) if folder else None
     if ledger is None:
@@ -362,12 +409,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return exits.OK
 
 
-def _decisions(plan: Plan, selection: Selection) -> dict[str, Decision]:
+def _decisions(plan: Plan, selection: Selection, args: argparse.Namespace, say: Say) -> dict[str, Decision]:
     """What a run would do with each shot (by key), from what the ledger and the store remember."""
-    from .run.actions import decide_from_ledger
-    from .plan.planner import state_dir_of
+    from .run.actions import Stores, decide_all
 
-    return decide_from_ledger(plan.shots, state_dir_of(plan), selection, time.time())
+    ledger = _peek(args, plan, say)
+    try:
+        return decide_all(plan.shots, ledger, Stores(), selection, time.time())
+    finally:
+        if ledger:
+            ledger.close()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -376,7 +427,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     say = Say()
     plan, selection = _load(args, say)
-    decisions = _decisions(plan, selection)
+    decisions = _decisions(plan, selection, args, say)
     if args.json:
         print(json.dumps(plan_json(plan, decisions), indent=2, ensure_ascii=False))
     else:
@@ -426,6 +477,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_dir=args.report,
         junit=args.junit,
         exclusive=args.exclusive,
+        ledger=_ledger_url(args, say),
     )
     code = execute(plan, request)
     if args.assemble and code in (exits.OK, exits.FAILED, exits.UNREACHABLE):
@@ -436,14 +488,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .plan.planner import state_dir_of
     from .run.history import history, history_text
-    from .run.ledger import Ledger
 
     say = Say()
     plan, _ = _load(args, say)
-    folder = state_dir_of(plan)
-    ledger = Ledger.peek(folder) if folder else None
+    ledger = _peek(args, plan, say)
     try:
         data = history(ledger.runs(), ledger.charges(), plan.currency) if ledger else history([], [], plan.currency)
     finally:
@@ -475,21 +524,25 @@ def _assemble_ready(plan: Plan, say: Say) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .plan.planner import Plan, state_dir_of
-    from .run.ledger import Ledger
+    from .plan.planner import Plan
+    from .run.ledger_store import LedgerUnreachable
     from .run.status import status_json, status_table
 
     say = Say()
     plan, selection = _load(args, say)
     shown = Plan([s for s in plan.shots if selection.selected(s)], plan.episodes, plan.currency, plan.budgets)
-    folder = state_dir_of(plan)
-    ledger = Ledger.peek(folder) if folder else None
+    ledger = _peek(args, plan, say)
     try:
-        records = ledger.records() if ledger else {}
+        try:
+            records = ledger.records() if ledger else {}
+            holders = ledger.holders() if ledger else {}
+        except LedgerUnreachable as error:
+            say(f"r2v: {error}", "environment", "error")
+            return exits.ENVIRONMENT
         if args.json:
-            print(json.dumps(status_json(shown, records), indent=2))
+            print(json.dumps(status_json(shown, records, holders), indent=2))
         else:
-            print(status_table(shown, records))
+            print(status_table(shown, records, holders))
     finally:
         if ledger:
             ledger.close()

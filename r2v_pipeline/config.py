@@ -33,7 +33,8 @@ OUTPUT_DIR = Setting("output folder", "--out", "R2V_OUTPUT_DIR", "output.dir", "
 STATE_DIR = Setting("state folder (the ledger)", "--state", "R2V_STATE_DIR", "output.state", "`.r2v` beside the series file")
 LOG_FORMAT = Setting("log format (`tty`, `plain`, `json`)", "--log-format", "R2V_LOG_FORMAT", None, "`tty` on a terminal, else `plain`")
 LOG_TIMEZONE = Setting("time zone of plain log lines (IANA name)", "--log-timezone", "R2V_LOG_TIMEZONE", None, "the machine's (`TZ`)")
-SETTINGS = (OUTPUT_DIR, STATE_DIR, LOG_FORMAT, LOG_TIMEZONE)
+LEDGER_URL = Setting("shared ledger (PostgreSQL URL)", "--ledger", "R2V_LEDGER_URL", None, "the ledger file in the state folder")
+SETTINGS = (OUTPUT_DIR, STATE_DIR, LEDGER_URL, LOG_FORMAT, LOG_TIMEZONE)
 
 
 def resolve(*layers: Optional[T]) -> Optional[T]:

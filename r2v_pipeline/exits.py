@@ -8,7 +8,7 @@ INVALID = 2  # invalid input or usage; nothing was sent
 INTERNAL = 3  # a bug in r2v itself
 UNREACHABLE = 4  # the provider could not be reached (or stayed busy): shots not sent stay planned; run again later
 LOCKED = 5  # --exclusive, and another r2v run is working on the same ledger; nothing was done
-ENVIRONMENT = 6  # the machine failed r2v: disk full, permission denied, an unusable folder or ledger
+ENVIRONMENT = 6  # the machine failed r2v: disk full, permission denied, an unusable folder or ledger, a ledger database that cannot be reached
 INTERRUPTED = 130  # SIGINT/SIGTERM; the next run resumes
 PLAN_SPENDS = 10  # ``plan --detailed-exitcode`` only: running would submit (spend); 0: it would not
 
@@ -19,6 +19,6 @@ MEANINGS = {
     INTERNAL: "an internal error (a bug: please report it)",
     UNREACHABLE: "the provider could not be reached; shots not sent stay planned and nothing was spent on them",
     LOCKED: "another r2v run holds the ledger (--exclusive); nothing was done",
-    ENVIRONMENT: "the environment failed (disk full, permission denied, unusable folder or ledger)",
+    ENVIRONMENT: "the environment failed (disk full, permission denied, unusable folder or ledger, ledger database unreachable)",
     INTERRUPTED: "interrupted; the next run resumes",
 }

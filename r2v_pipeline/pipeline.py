@@ -37,10 +37,11 @@ class RunRequest:
     report_dir: Path | None = None
     junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
+    ledger: str | None = None  # a shared PostgreSQL ledger's URL; None: the SQLite file in the state folder
 
     @property
     def session(self) -> Session:
-        return Session(self.options, opener(self.simulate, self.attach), self.exclusive)
+        return Session(self.options, opener(self.simulate, self.attach), self.exclusive, self.ledger)
 
 
 RUNS = "runs"  # <report folder>/runs/<run id>/: every run's own reports

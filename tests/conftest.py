@@ -105,3 +105,35 @@ def http_client() -> Iterator[Callable[..., httpx.Client]]:
             return stack.enter_context(httpx.Client(base_url=base_url, headers=headers or {}, trust_env=False, timeout=30))
 
         yield _client
+
+
+# --- a real PostgreSQL for the shared ledger (tests marked ``postgres``) --------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (tests/pg.py), stopped at the end."""
+    from .pg import find_bindir, start_cluster
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) in pg_config --bindir, PATH or /usr/lib/postgresql/*/bin; .ci/run installs Debian's postgresql")
+    cluster = start_cluster(bindir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of a new, empty database: each test its own shared ledger."""
+    return str(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest) -> str | None:
+    """Each ledger store in turn: None for the SQLite file, a database URL for PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))

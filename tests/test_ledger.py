@@ -1,4 +1,5 @@
-"""The ledger: states, claims between runs, slots counted across runs."""
+"""The ledger: states, claims between runs, slots counted across runs — the contract
+every store keeps, run against the SQLite file and a real PostgreSQL (``ledger_url``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,27 @@ from pathlib import Path
 
 import pytest
 
+from typing import Callable
+
 from r2v_pipeline.run.ledger import Ledger
+from r2v_pipeline.run.ledger_store import LedgerStore
+from r2v_pipeline.run.open_ledger import open_store, peek_store
+
+Opener = Callable[[], LedgerStore]
 
 
-def enter(ledger: Ledger, fp: str, account: str = "acct") -> None:
+@pytest.fixture
+def opened(tmp_path: Path, ledger_url: str | None) -> Opener:
+    """Opens the ledger a run of this test would: the store under test."""
+    return lambda: open_store(ledger_url, tmp_path)
+
+
+def enter(ledger: LedgerStore, fp: str, account: str = "acct") -> None:
     assert ledger.enter(fp, f"s/e/{fp}", "dashscope", "wan2.7-r2v", account, "https://api.test/v1", f"/out/{fp}.mp4") is not None
 
 
-def test_states_and_events(tmp_path: Path) -> None:
-    ledger = Ledger.open(tmp_path)
+def test_states_and_events(opened: Opener) -> None:
+    ledger = opened()
     enter(ledger, "a")
     assert ledger.start_submit("a", "acct", 5)
     ledger.submitted("a", "task-1", "acct", "wan2.7-r2v")
@@ -30,8 +43,8 @@ def test_states_and_events(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_slots_are_counted_across_live_runs_only(tmp_path: Path) -> None:
-    first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
+def test_slots_are_counted_across_live_runs_only(opened: Opener) -> None:
+    first, second = opened(), opened()
     for fp in "abc":
         enter(first, fp)
         assert first.start_submit(fp, "acct", 5)
@@ -45,8 +58,8 @@ def test_slots_are_counted_across_live_runs_only(tmp_path: Path) -> None:
     second.close()
 
 
-def test_a_shot_held_by_a_live_run_cannot_be_claimed(tmp_path: Path) -> None:
-    first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
+def test_a_shot_held_by_a_live_run_cannot_be_claimed(opened: Opener) -> None:
+    first, second = opened(), opened()
     enter(first, "a")
     assert second.enter("a", "s/e/a", "dashscope", "wan2.7-r2v", "acct", "https://api.test/v1", "/out/a.mp4") is None
     assert second.adopt("a") is None
@@ -55,16 +68,16 @@ def test_a_shot_held_by_a_live_run_cannot_be_claimed(tmp_path: Path) -> None:
     second.close()
 
 
-def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path) -> None:
+def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path, ledger_url: str | None, opened: Opener) -> None:
     script = (
         "import sys, os, signal; sys.path.insert(0, {root!r});"
-        "from pathlib import Path; from r2v_pipeline.run.ledger import Ledger;"
-        "l = Ledger.open(Path({state!r})); l.enter('a', 'k', 'dashscope', 'm', 'acct', 'e', 'o'); l.start_submit('a', 'acct', 5);"
+        "from pathlib import Path; from r2v_pipeline.run.open_ledger import open_store;"
+        "l = open_store({url!r}, Path({state!r})); l.enter('a', 'k', 'dashscope', 'm', 'acct', 'e', 'o'); l.start_submit('a', 'acct', 5);"
         "os.kill(os.getpid(), signal.SIGKILL)"
-    ).format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path))
+    ).format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path), url=ledger_url)
     process = subprocess.run([sys.executable, "-c", script])
     assert process.returncode == -9
-    ledger = Ledger.open(tmp_path)
+    ledger = opened()
     record = ledger.get("a")
     assert record is not None and record.state == "submitting" and record.owner
     assert not ledger.owner_alive(record.owner)
@@ -74,10 +87,10 @@ def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_uploads_are_cached_while_they_live(tmp_path: Path) -> None:
+def test_uploads_are_cached_while_they_live(opened: Opener) -> None:
     import time
 
-    ledger = Ledger.open(tmp_path)
+    ledger = opened()
     now = time.time()  # provider time: expiry and question on the same clock
     ledger.remember_upload("sha", "acct", "wan2.7-r2v", "oss://k", now + 3600)
     assert ledger.upload("sha", "acct", "wan2.7-r2v", alive_until=now + 60) == "oss://k"
@@ -86,7 +99,7 @@ def test_uploads_are_cached_while_they_live(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_peek_reads_without_writing(tmp_path: Path) -> None:
+def test_peek_reads_without_writing_the_file(tmp_path: Path) -> None:
     assert Ledger.peek(tmp_path) is None
     ledger = Ledger.open(tmp_path)
     enter(ledger, "a")
@@ -98,19 +111,34 @@ def test_peek_reads_without_writing(tmp_path: Path) -> None:
     assert (tmp_path / "ledger.sqlite").read_bytes() == before  # no run row, no claim: nothing written
 
 
-def submitted_shot(tmp_path: Path) -> Ledger:
+def test_peek_sees_what_runs_wrote_and_no_run_of_its_own(tmp_path: Path, ledger_url: str | None, opened: Opener) -> None:
+    assert peek_store(ledger_url, tmp_path) is None  # no run has made it yet
+    ledger = opened()
+    enter(ledger, "a")
+    peeked = peek_store(ledger_url, tmp_path)
+    assert peeked is not None
+    record = peeked.get("a")
+    assert record is not None and record.owner == ledger.run_id
+    assert set(peeked.holders()) == {ledger.run_id}  # the peek registers no run
+    assert peeked.holders()[ledger.run_id].endswith(f"pid {__import__('os').getpid()}")
+    ledger.close()
+    assert peeked.holders() == {}
+    peeked.close()
+
+
+def submitted_shot(opened: Opener) -> LedgerStore:
     """A ledger whose shot "a" has its task, task-1."""
-    ledger = Ledger.open(tmp_path)
+    ledger = opened()
     enter(ledger, "a")
     assert ledger.start_submit("a", "acct", 5)
     ledger.submitted("a", "task-1", "acct", "wan2.7-r2v")
     return ledger
 
 
-def test_a_late_answer_after_another_run_gave_up_keeps_its_paid_task(tmp_path: Path) -> None:
+def test_a_late_answer_after_another_run_gave_up_keeps_its_paid_task(opened: Opener) -> None:
     """A submit's answer that arrives after its row was marked ambiguous names a paid
     task: the ledger follows it rather than refusing the move and forgetting the id."""
-    ledger = Ledger.open(tmp_path)
+    ledger = opened()
     enter(ledger, "a")
     assert ledger.start_submit("a", "acct", 5)
     ledger.ambiguous("a", "the submit may have reached the provider")
@@ -121,10 +149,10 @@ def test_a_late_answer_after_another_run_gave_up_keeps_its_paid_task(tmp_path: P
     ledger.close()
 
 
-def test_an_illegal_move_is_refused_but_a_task_id_in_hand_is_kept(tmp_path: Path) -> None:
+def test_an_illegal_move_is_refused_but_a_task_id_in_hand_is_kept(opened: Opener) -> None:
     from r2v_pipeline.run.states import IllegalTransition
 
-    ledger = submitted_shot(tmp_path)
+    ledger = submitted_shot(opened)
     ledger.succeeded("a", "http://x/v.mp4", None)
     ledger.downloaded("a", "/out/a.mp4", "ab" * 32, 1000)
     with pytest.raises(IllegalTransition):
@@ -135,8 +163,8 @@ def test_an_illegal_move_is_refused_but_a_task_id_in_hand_is_kept(tmp_path: Path
     ledger.close()
 
 
-def test_tasks_learnt_from_the_store_can_be_told_from_recorded_ones(tmp_path: Path) -> None:
-    ledger = submitted_shot(tmp_path)
+def test_tasks_learnt_from_the_store_can_be_told_from_recorded_ones(tmp_path: Path, opened: Opener) -> None:
+    ledger = submitted_shot(opened)
     ledger.rebuild([("b" * 64, {"task_id": "task-from-store", "provider": "dashscope", "model": "wan2.7-r2v"}, str(tmp_path / "b.mp4"))])
     assert "task-from-store" in ledger.known_tasks("acct")
     assert ledger.known_tasks("acct", from_store=False) == {"task-1"}

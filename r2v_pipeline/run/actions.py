@@ -75,8 +75,8 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
 def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | None, store: VideoStore, selection: Selection, now: float) -> Decision:
     if not selection.selected(shot):
         return Decision(Action.UNSELECTED, Action.UNSELECTED.meaning)
-    if record is not None and ledger is not None and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
-        return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)
+    if record is not None and ledger is not None and not ledger.shared and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
+        return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)  # (a shared ledger's run waits for the shot instead)
     state = record.state if record is not None else LedgerState.PLANNED
     stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)
@@ -160,12 +160,14 @@ def _explained(decision: Decision, shot: PlannedShot, versions: list[ShotRecord]
     return Decision(Action.SUBMIT, f"edited since its version of {when:%Y-%m-%d %H:%M}", changes=changes)
 
 
-def decide_from_ledger(shots: Sequence[PlannedShot], folder: Path | None, selection: Selection, now: float) -> dict[str, Decision]:
-    """What a run would do with each shot (by key), from what the ledger in ``folder``
-    and the video store remember; the ledger is only read."""
-    from .ledger import Ledger  # sqlite3: only where a ledger is read
+def decide_from_ledger(
+    shots: Sequence[PlannedShot], folder: Path | None, selection: Selection, now: float, url: str | None = None, simulated: bool = False,
+) -> dict[str, Decision]:  # fmt: skip
+    """What a run would do with each shot (by key), from what the ledger (in ``folder``,
+    or the shared one at ``url``) and the video store remember; the ledger is only read."""
+    from .open_ledger import peek_store  # sqlite3 or psycopg: only where a ledger is read
 
-    ledger = Ledger.peek(folder) if folder else None
+    ledger = peek_store(url, folder, simulated)
     try:
         return decide_all(shots, ledger, Stores(), selection, now)
     finally:

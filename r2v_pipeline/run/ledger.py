@@ -316,6 +316,13 @@ class Ledger:
             return _pid_alive(pid) and (started is None or _pid_start(pid) in (None, started))
         return time.time() - heartbeat < HEARTBEAT_STALE  # another host: only its heartbeat tells
 
+    shared = False  # one host's runs: a shot another run holds is left to it
+
+    def holders(self) -> dict[str, str]:
+        """The live runs by id, each with where it runs ("host pid N")."""
+        rows = self.db.execute("SELECT run_id, host, pid FROM runs").fetchall()
+        return {run_id: f"{host} pid {pid}" for run_id, host, pid in rows if self.owner_alive(run_id)}
+
     def charges(self) -> list[Charge]:
         try:
             rows = self.db.execute(

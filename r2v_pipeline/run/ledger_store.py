@@ -100,6 +100,12 @@ class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
 
+class LedgerUnreachable(Exception):
+    """The ledger's database server cannot be reached (at the start or mid-run): nothing
+    more can be recorded, so nothing more is sent. Its message names the server, never
+    its password."""
+
+
 class LedgerView(Protocol):
     """Reading what a ledger remembers (``r2v plan`` and ``status`` read without claiming)."""
 
@@ -126,6 +132,16 @@ class LedgerView(Protocol):
 
     def runs(self) -> list[RunRecord]:
         """The runs that ended, oldest first."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Runs of several hosts work on this ledger at once: a shot another live run
+        holds is waited for (and taken over if that run dies), not left to a later run."""
+        ...
+
+    def holders(self) -> dict[str, str]:
+        """The live runs by id, each with where it runs ("host pid N"): who holds a shot."""
         ...
 
     def close(self) -> None: ...

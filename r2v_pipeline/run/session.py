@@ -22,8 +22,9 @@ from .. import exits
 from ..plan.planner import Plan, state_dir_of
 from ..providers.http import MissingKey
 from .actions import Stores
-from .ledger import Ledger, Locked, Unusable
-from .ledger_store import Charge, LedgerStore, Records
+from .ledger import Locked, Unusable
+from .ledger_store import Charge, LedgerStore, LedgerUnreachable, Records
+from .open_ledger import open_store
 from .progress import Log
 from .reach import Unreachable
 from .runner import Runner, RunResult
@@ -39,6 +40,7 @@ class Session:
     options: RunOptions = field(default_factory=RunOptions)
     redirect: OpenRedirect | None = None  # providers answering elsewhere (a simulator), opened by the caller's wiring
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
+    ledger_url: str | None = None  # a shared PostgreSQL ledger (open_ledger.py); None: the SQLite file in the state folder
 
 
 @dataclass(frozen=True)
@@ -69,18 +71,41 @@ def run_plan(plan: Plan, session: Session, log: Log, writes: Sequence[Path] = ()
         log.note(f"r2v: {problem}; nothing was sent", "environment", level="error")
         return exits.ENVIRONMENT
     try:
-        ledger = Ledger.open(folder, exclusive=session.exclusive, run_id=log.run_id)
+        ledger = open_store(session.ledger_url, folder, exclusive=session.exclusive, simulated=session.redirect is not None, run_id=log.run_id)
     except Locked as error:
         log.note(f"r2v: {error}; nothing was done (--exclusive)", "locked", level="error")
         return exits.LOCKED
-    except Unusable as error:
+    except (Unusable, LedgerUnreachable) as error:
         log.note(f"r2v: {error}; nothing was sent", "environment", level="error")
         return exits.ENVIRONMENT
     try:
         _begin(plan, ledger, log)
         return _run(plan, session, ledger, log, folder)
+    except Exception as error:
+        gone = ledger_gone(error)
+        if gone is None:
+            raise
+        # Nothing more can be recorded, so nothing more was sent. A submit already on the
+        # wire stays 'submitting' in the ledger: the next run finds its task at the provider.
+        log.note(
+            f"r2v: {gone}; the run stopped and sent nothing more. Submits whose answer could not be recorded "
+            "are reconciled with the provider's task list by the next run, not paid again",
+            "environment", level="error",
+        )  # fmt: skip
+        return exits.ENVIRONMENT
     finally:
         ledger.close()
+
+
+def ledger_gone(error: BaseException) -> LedgerUnreachable | None:
+    """The lost ledger server behind an error, also inside the groups a task group raises."""
+    if isinstance(error, LedgerUnreachable):
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        found = ledger_gone(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def unusable_folder(folders: list[Path]) -> str | None:

@@ -20,7 +20,7 @@ from ..plan.planner import PlannedShot
 from ..providers.base import Provider, ProviderError, Transient
 from .actions import Stores
 from .downloader import Downloader
-from .ledger_store import Lost, ShotRecord
+from .ledger_store import LedgerUnreachable, Lost, ShotRecord
 from .pacing import SlotHold
 from .reach import Unreachable
 from .states import Action, LedgerState, Reconciled, ShotStatus
@@ -29,6 +29,8 @@ from .task_watch import Account, Accounts
 from .work import Job, NotSent, RunContext, Stalled, Work
 
 _REMADE = (LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED, LedgerState.DOWNLOADED)  # made again on the user's word
+_SETTLED_ELSEWHERE = (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED)  # another run's end of a shot
+HOLDER_CHECK = 2.0  # wall seconds between looks at a shot another run holds on a shared ledger
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,18 @@ class ShotMachine:
             account = self._account(provider, shot)
             output = str(shot.output.resolve())  # the ledger outlives the working folder
             files = {url: f.info.sha256 for url, f in shot.files.items()}
-            claimed = self.run.ledger.enter(
-                shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
-                request=request_record(shot.spec, shot.body, files), planned_seconds=float(shot.billed.total),
-            )
+
+            def claim() -> ShotRecord | None:
+                return self.run.ledger.enter(
+                    shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
+                    request=request_record(shot.spec, shot.body, files), planned_seconds=float(shot.billed.total),
+                )
+
+            claimed = claim()
+            if claimed is None and self.run.ledger.shared:
+                claimed = await self._await_holder(w, claim)
+                if claimed is None:
+                    return
             if claimed is None:
                 w.status, w.reason = ShotStatus.ELSEWHERE, "another r2v run took it"
                 return
@@ -88,6 +98,23 @@ class ShotMachine:
         finally:
             self.submitter.answered(shot)
             self._settled[shot.fingerprint].set()
+
+    async def _await_holder(self, w: Work, claim: Callable[[], ShotRecord | None]) -> ShotRecord | None:
+        """On a shared ledger, a shot another live run holds: wait until that run is done
+        with it (its end is this shot's status) or gone (its lease lapsed: the shot is
+        taken over and carried on from its state, never made again). None: settled."""
+        while True:
+            await anyio.sleep(HOLDER_CHECK)
+            record = self.run.ledger.get(w.shot.fingerprint)
+            if record is not None and record.state in _SETTLED_ELSEWHERE:
+                w.status = ShotStatus.SKIPPED if record.state is LedgerState.DOWNLOADED else ShotStatus.of_record(record.state)
+                w.reason = "made by another r2v run on the shared ledger" if w.status is ShotStatus.SKIPPED else (record.message or str(record.state))
+                return None
+            claimed = claim()
+            if claimed is not None:
+                self.run.log.event(w.shot.key, "taken over", message=f"its run left it {claimed.state}; carried on from there")
+                w.action = Action.SUBMIT if claimed.state is LedgerState.PLANNED else Action.RESUME  # never a remake
+                return claimed
 
     async def place(self, w: Work) -> None:
         """A paid video from the store; a copy after the shot that makes it is done."""
@@ -104,7 +131,9 @@ class ShotMachine:
         and this run lets go of it, so a later run resumes where this one stopped."""
         try:
             await walk()
-        except (Stalled, Transient, ProviderError, Unreachable) as error:
+        except LedgerUnreachable:
+            raise  # nothing can be recorded any more: the whole run stops (session.py)
+        except (Stalled, Transient, ProviderError, Unreachable, Lost) as error:
             self._let_go(fingerprint, key, str(error))
         except Exception as error:  # a bug must not cancel the other shots' work
             self._let_go(fingerprint, key, f"internal error: {type(error).__name__}: {error}")

@@ -14,10 +14,12 @@ from .ledger_store import ShotRecord
 from .states import LedgerState
 
 
-def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]:
+def status_json(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``holders``: the live runs by id and where each runs, as the ledger knows them."""
     shots = []
     for shot in plan.shots:
         record = records.get(shot.fingerprint)
+        owner = record.owner if record else None
         shots.append(
             {
                 "key": shot.key,
@@ -32,15 +34,19 @@ def status_json(plan: Plan, records: Mapping[str, ShotRecord]) -> dict[str, Any]
                 "planned_seconds": record.planned_seconds if record else None,
                 "billed_seconds": record.billed_seconds if record else None,  # as the provider's usage says
                 "billing_differs": _differs(shot, record),
+                # which run (and host) holds the shot now; None when no live run does
+                "held_by": {"run": owner, "where": (holders or {})[owner]} if owner and owner in (holders or {}) else None,
             }
         )
     return {"shots": shots}
 
 
-def status_table(plan: Plan, records: Mapping[str, ShotRecord]) -> str:
+def status_table(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping[str, str] | None = None) -> str:
     rows = [["shot", "state", "task", "updated", "detail"]]
-    for s in status_json(plan, records)["shots"]:
+    for s in status_json(plan, records, holders)["shots"]:
         detail = s["output"] or (f"{s['code']}: {s['message']}" if s["code"] else s["message"] or "")
+        if s["held_by"]:
+            detail = f"held by run {s['held_by']['run']} on {s['held_by']['where']}" + (f" · {detail}" if detail else "")
         if s["billing_differs"]:
             detail = f"billed {s['billed_seconds']:g} s, planned {s['planned_seconds']:g} s · {detail}"
         rows.append([s["key"], s["state"], s["task_id"] or "-", s["updated"] or "-", detail])

@@ -36,6 +36,7 @@ from ..providers.base import (
 )
 from .actions import Stores
 from .adopt import DAY, Strangers, signature
+from .ledger_store import LedgerUnreachable
 from .pacing import SlotHold
 from .reach import Reaches, Unreachable, retrying
 from .states import Action, Reconciled
@@ -123,7 +124,13 @@ class Submitter:
             if not isinstance(outcome, Unsent):
                 reach.answered()
             if isinstance(outcome, Submitted):
-                self._run.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
+                try:
+                    self._run.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
+                except LedgerUnreachable:
+                    # Paid, and not recorded: said here, and the row stays 'submitting', so the
+                    # next run reconciles it with the provider's task list instead of paying again.
+                    self._run.log.event(shot.key, "submitted, not recorded", task=outcome.task_id, message="the ledger cannot be reached")
+                    raise
                 self._run.log.event(shot.key, "submitted", task=outcome.task_id, account=provider.account)
                 return True
             if isinstance(outcome, Refused):
