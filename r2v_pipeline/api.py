@@ -111,6 +111,7 @@ class RunOptions:
     junit: Path | None = None
     log: TextIO | None = None  # where the progress lines also go (None: nowhere)
     log_format: Literal["plain", "json"] = "plain"
+    ledger: str | None = None  # a shared PostgreSQL ledger's URL; None: $R2V_LEDGER_URL, else the state folder's file
 
     @property
     def simulated(self) -> bool:
@@ -368,6 +369,7 @@ def run_plan(
     InvalidInput (nothing sent) when the manifests or options cannot be used.
     Inside a running event loop (a notebook, an async service) use ``run_plan_async``."""
     from .pipeline import RunRequest, run_and_report
+    from .run.open_ledger import ledger_url
     from .run.reach import ReachPolicy
     from .run.work import RunOptions as Settings
     from .simulation import SimulateOptions
@@ -378,7 +380,10 @@ def run_plan(
     settings = Settings(selection, how.max_resubmits, settle=how.settle, reach=ReachPolicy(patience=how.give_up_after))
     simulate = SimulateOptions(sim.time_scale, sim.seed, sim.faults) if sim is not None else None
     # The log is written as JSON and read back into Events: the same lines a JSON log prints.
-    request = RunRequest(settings, simulate, how.attach, "json", how.report_dir, how.junit, how.exclusive)
+    request = RunRequest(
+        options=settings, simulate=simulate, attach=how.attach, log_format="json", report_dir=how.report_dir,
+        junit=how.junit, exclusive=how.exclusive, ledger=ledger_url(how.ledger),
+    )  # fmt: skip
     sink = _EventSink(on_event, run_options.log, run_options.log_format)
     done = run_and_report(planned, request, sink)
     shots = tuple(_shot_result(s, done.report_dir) for s in (done.report or {}).get("shots", ()))

@@ -27,7 +27,7 @@ from .simulation import SimulateOptions, opener
 from .run.work import RunOptions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # by name: the fields grow, and a shifted position would be silent
 class RunRequest:
     options: RunOptions = field(default_factory=RunOptions)
     simulate: SimulateOptions | None = None

@@ -169,3 +169,22 @@ def test_tasks_learnt_from_the_store_can_be_told_from_recorded_ones(tmp_path: Pa
     assert "task-from-store" in ledger.known_tasks("acct")
     assert ledger.known_tasks("acct", from_store=False) == {"task-1"}
     ledger.close()
+
+
+def test_a_charge_is_kept_once_per_task_and_a_run_once_whichever_store(tmp_path: Path, ledger_url: str | None) -> None:
+    ledger = open_store(ledger_url, tmp_path, run_id="run-one")
+    assert ledger.enter("fp", "s/e/a", "dashscope", "m", "acct", "http://x", "a.mp4", planned_seconds=5.0) is not None
+    assert ledger.start_submit("fp", "acct", 5)
+    ledger.submitted("fp", "task-1", "acct", "m")
+    ledger.succeeded("fp", "http://x/v.mp4", None, billed=4.0, cost=0.4)
+    ledger.succeeded("fp", "http://x/v.mp4", None, billed=4.0, cost=0.4)  # the same end recorded again
+    ledger.ended(1.0, 2.0, 0, ["s/e"])
+    ledger.close()
+    again = peek_store(ledger_url, tmp_path)
+    assert again is not None
+    try:
+        (charge,) = again.charges()
+        assert (charge.run_id, charge.task_id, charge.key, charge.seconds, charge.source, charge.cost) == ("run-one", "task-1", "s/e/a", 4.0, "provider", 0.4)
+        assert [(r.run_id, r.exit_code, r.episodes) for r in again.runs()] == [("run-one", 0, ("s/e",))]
+    finally:
+        again.close()

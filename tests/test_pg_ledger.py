@@ -27,6 +27,7 @@ from r2v_pipeline.run.ledger import Locked
 from r2v_pipeline.run.ledger_store import LedgerUnreachable, Lost
 from r2v_pipeline.run.open_ledger import BadLedgerUrl, ledger_url, redact
 from r2v_pipeline.run.pg_ledger import PgLedger
+from r2v_pipeline.run.pg_schema import MIGRATIONS
 from r2v_pipeline.sim import Simulator
 
 from .test_run import StartSim, billed_tasks_per_content
@@ -161,13 +162,30 @@ def test_hosts_starting_together_on_a_new_database_migrate_it_once(pg_url: str) 
     for t in threads:
         t.join()
     assert errors == [] and len(opened) == 6
-    assert sql(pg_url, "SELECT version FROM schema_version") == [(1,)]
+    every = [(version,) for version, _ in MIGRATIONS]
+    assert sql(pg_url, "SELECT version FROM schema_version ORDER BY version") == every  # each once
     assert sql(pg_url, "SELECT value FROM meta WHERE key = 'adoption'") == [("pending",)]
     assert opened[0].fresh  # a new ledger adopts before paying, as a new SQLite file does
     for ledger in opened:
         ledger.close()
     open_pg(pg_url).close()  # a later start finds nothing to do
-    assert sql(pg_url, "SELECT version FROM schema_version") == [(1,)]
+    assert sql(pg_url, "SELECT version FROM schema_version ORDER BY version") == every
+
+
+def test_a_ledger_made_by_an_older_r2v_gets_the_newer_migrations_and_keeps_its_rows(pg_url: str) -> None:
+    older = open_pg(pg_url)
+    older.close()
+    sql(pg_url, "INSERT INTO meta VALUES ('kept', 'yes')")
+    sql(pg_url, "DROP TABLE charges; DROP TABLE run_history; DELETE FROM schema_version WHERE version >= 2")  # as version 1 left it
+    ledger = open_pg(pg_url)
+    try:
+        assert sql(pg_url, "SELECT version FROM schema_version ORDER BY version") == [(version,) for version, _ in MIGRATIONS]
+        assert sql(pg_url, "SELECT value FROM meta WHERE key = 'kept'") == [("yes",)]
+        assert ledger.charges() == [] and ledger.runs() == []
+        ledger.ended(1.0, 2.0, 0, ["s/e"])
+        assert [(r.exit_code, r.episodes) for r in ledger.runs()] == [(0, ("s/e",))]
+    finally:
+        ledger.close()
 
 
 def test_a_ledger_migrated_by_a_newer_r2v_is_left_alone(pg_url: str) -> None:

@@ -7,7 +7,6 @@ everything r2v says names the server with the password replaced by ``***``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
