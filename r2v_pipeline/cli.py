@@ -460,6 +460,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if zone is not None:  # plain lines print local time: this process's local time is the zone's
         os.environ["TZ"] = zone
         time.tzset()
+        from . import logs
+
+        logs.use_time_zone(zone)  # JSON lines carry the zone's offset
     run_id = new_run_id()
     say = Say(log_format == "json", run_id)
     plan, selection = _load(args, say)

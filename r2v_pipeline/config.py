@@ -32,7 +32,7 @@ class Setting:
 OUTPUT_DIR = Setting("output folder", "--out", "R2V_OUTPUT_DIR", "output.dir", "`out` beside the series file")
 STATE_DIR = Setting("state folder (the ledger)", "--state", "R2V_STATE_DIR", "output.state", "`.r2v` beside the series file")
 LOG_FORMAT = Setting("log format (`tty`, `plain`, `json`)", "--log-format", "R2V_LOG_FORMAT", None, "`tty` on a terminal, else `plain`")
-LOG_TIMEZONE = Setting("time zone of plain log lines (IANA name)", "--log-timezone", "R2V_LOG_TIMEZONE", None, "the machine's (`TZ`)")
+LOG_TIMEZONE = Setting("time zone of log lines (IANA name)", "--log-timezone", "R2V_LOG_TIMEZONE", None, "plain: the machine's (`TZ`); JSON: UTC")
 LEDGER_URL = Setting("shared ledger (PostgreSQL URL)", "--ledger", "R2V_LEDGER_URL", None, "the ledger file in the state folder")
 SETTINGS = (OUTPUT_DIR, STATE_DIR, LEDGER_URL, LOG_FORMAT, LOG_TIMEZONE)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -22,9 +22,19 @@ def level_name(record: logging.LogRecord) -> str:
     return _NAMES.get(record.levelno, record.levelname.lower())
 
 
+_ZONE: list[tzinfo] = [timezone.utc]  # JSON lines' zone: UTC unless a log time zone is set
+
+
+def use_time_zone(name: str) -> None:
+    """JSON lines in this IANA zone (with its offset), as --log-timezone / R2V_LOG_TIMEZONE ask."""
+    from zoneinfo import ZoneInfo  # only when a zone is given
+
+    _ZONE[0] = ZoneInfo(name)
+
+
 def timestamp(record: logging.LogRecord) -> str:
-    """UTC, ISO 8601 with milliseconds: log shippers parse it as it is."""
-    return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+    """ISO 8601 with milliseconds and the offset (UTC unless a zone is set): log shippers parse it as it is."""
+    return datetime.fromtimestamp(record.created, _ZONE[0]).isoformat(timespec="milliseconds")
 
 
 def _plain_value(value: Any) -> Any:

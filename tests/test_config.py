@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, strategies as st
 
-from r2v_pipeline import config
+from r2v_pipeline import config, logs
 from r2v_pipeline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,6 +104,7 @@ def zone_restored() -> Iterator[None]:
     else:
         os.environ["TZ"] = saved
     time.tzset()
+    logs._ZONE[0] = timezone.utc
 
 
 def test_log_format_and_time_zone_from_the_environment(episode: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, zone_restored: None) -> None:
@@ -121,6 +122,10 @@ def test_log_format_and_time_zone_from_the_environment(episode: str, capsys: pyt
     stamp = next(line.split()[0] for line in err.splitlines() if "/cold-open downloaded" in line)
     allowed = {f"{before:%H:%M}", f"{after:%H:%M}"}
     assert stamp[:5] in allowed, (stamp, allowed)
+    # JSON lines carry the zone's offset (UTC when none is set, above)
+    assert main(["run", "--simulate", "--time-scale", "0.005", "--only", "cold-open", "--log-format", "json", episode]) == 0
+    times = [json.loads(line)["time"] for line in capsys.readouterr().err.splitlines()]
+    assert times and all(t.endswith("+05:45") for t in times), times
 
 
 def test_a_bad_setting_in_the_environment_is_exit_2_naming_the_variable(episode: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
