@@ -8,7 +8,7 @@ composes them.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,9 +35,12 @@ class RunRequest:
     junit: Path | None = None  # a JUnit XML file of the run, one test case per shot
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
 
-    @property
-    def session(self) -> Session:
-        return Session(self.options, opener(self.simulate, self.attach), self.exclusive)
+    def session(self, plan: Plan) -> Session:
+        simulate = self.simulate
+        if simulate is not None:  # the embedded simulator serves each account the manifests name
+            named = sorted({name for shot in plan.shots for name in shot.accounts if name})
+            simulate = replace(simulate, accounts=tuple(named))
+        return Session(self.options, opener(simulate, self.attach), self.exclusive)
 
 
 def report_dir_of(plan: Plan) -> Path:
@@ -49,7 +52,7 @@ def execute(plan: Plan, request: RunRequest, stream: TextIO | None = None) -> in
     """Run the plan and write its reports; the exit code."""
     log = Log.choose(request.log_format, stream or sys.stderr)
     report_dir = request.report_dir or report_dir_of(plan)
-    outcome = run_plan(plan, request.session, log, writes=[report_dir])
+    outcome = run_plan(plan, request.session(plan), log, writes=[report_dir])
     if isinstance(outcome, int):
         return outcome
     report = _report(outcome, plan, report_dir)

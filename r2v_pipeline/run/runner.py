@@ -10,7 +10,7 @@ about tasks in flight; the downloader (downloader.py) keeps paid videos.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import anyio
@@ -25,7 +25,7 @@ from .progress import Log
 from .reach import Reaches
 from .shot_machine import ShotMachine
 from .submitter import Submitter
-from .task_watch import Accounts
+from .pool import Pool
 from .states import ShotStatus
 from .work import RunContext, RunOptions, Work
 
@@ -41,12 +41,13 @@ class RunResult:
     recovered: list[dict[str, Any]]
     unreachable: list[str]
     environment: list[str]
+    accounts: list[dict[str, Any]] = field(default_factory=list)  # each account the run could use; "lost": why it left the pool
 
 
 class Runner:
     def __init__(
         self, plan: Plan, ledger: LedgerStore, log: Log, work: list[Work], orphans: Sequence[tuple[PlannedShot, ShotRecord]],
-        providers: Mapping[tuple[str, str], Provider],
+        providers: Mapping[tuple[str, str, str], Provider],
         options: RunOptions = RunOptions(), stores: Stores | None = None, downloads: httpx.AsyncClient | None = None,
     ):  # fmt: skip
         self.plan = plan
@@ -62,18 +63,21 @@ class Runner:
         self._reaches = Reaches(lambda message, fields: log.note(message, "unreachable", level="warning", **fields), options.reach)
         self._recovered: list[dict[str, Any]] = []
         self._environment: list[str] = []
+        self._pool: Pool | None = None
 
     def result(self) -> RunResult:
         """What the run did so far (all of it, once ``run`` returned or was stopped)."""
-        return RunResult(self.work, list(self._recovered), self._reaches.given_up, list(self._environment))
+        accounts = self._pool.summary() if self._pool is not None else []
+        return RunResult(self.work, list(self._recovered), self._reaches.given_up, list(self._environment), accounts)
 
     async def run(self) -> RunResult:
         # The parts hold events and locks: made inside the event loop.
         run = RunContext(self.ledger, self.log, self.options, random.Random(self.options.seed))
-        accounts = Accounts(run, self._reaches)
+        needed = [w.shot for w in self.work if w.carried and not w.offline] + [shot for shot, _ in self.orphans]
+        accounts = self._pool = Pool(run, self._reaches, self.providers, needed)
         submitter = Submitter(run, self.plan.shots, self.work, self._reaches, self.stores)
         downloader = Downloader(run, self.downloads, self.stores, self.plan.currency, self._environment)
-        machine = ShotMachine(run, self.work, self.providers, accounts, submitter, downloader, self.stores, self._recovered)
+        machine = ShotMachine(run, self.work, accounts, submitter, downloader, self.stores, self._recovered)
         self.log.expect(sum(1 for w in self.work if w.carried))
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)

@@ -101,32 +101,26 @@ class Adoption:
 
 
 class Account:
-    """The quotas of one provider account, shared by its shots, and the watcher of its tasks."""
+    """One provider account, as the run uses it: the client that talks as it, the quotas
+    its shots share, the watcher of its tasks, and whether it is still in the pool."""
 
-    def __init__(self, provider: str, quota: Mapping[str, float], watcher: Callable[[RateLimit], TaskWatcher]):
-        self.slots = Slots(int(quota["in_progress"]))
+    def __init__(
+        self, id: str, name: str, provider: Provider, endpoint: str, quota: Mapping[str, float],
+        watcher: Callable[[RateLimit], TaskWatcher], on_release: Callable[[], None] = lambda: None,
+    ):  # fmt: skip
+        self.id = id  # as the ledger records it: "provider:name", or the key's hash for a provider's one account
+        self.name = name  # as the manifest names it; "" for the provider's one account
+        self.provider = provider
+        self.endpoint = endpoint  # the provider's base URL as planned (a simulator may answer in its place)
+        self.slots = Slots(int(quota["in_progress"]), on_release)
         self.submits = RateLimit.per_second(quota["submits_per_second"])
         self.watcher = watcher(RateLimit.per_second(quota["queries_per_second"]))
-        table = registry.table(provider)
+        table = registry.table(provider.name)
         self.resubmit_codes: tuple[str, ...] = table.resubmit_codes
         self.reupload_codes: tuple[str, ...] = table.reupload_codes
         self.adoption = Adoption()
-
-
-class Accounts:
-    """The accounts a run's shots use, each made on first use."""
-
-    def __init__(self, run: RunContext, reaches: Reaches):
-        self._watcher = lambda queries: TaskWatcher(run, queries, reaches)
-        self._by_name: dict[str, Account] = {}
-
-    def of(self, provider: Provider, quota: Mapping[str, float]) -> Account:
-        if provider.account not in self._by_name:
-            self._by_name[provider.account] = Account(provider.name, {**registry.table(provider.name).quota, **quota}, self._watcher)
-        return self._by_name[provider.account]
+        self.lost: str | None = None  # why it was taken out of the pool (its queued shots went elsewhere)
 
     @property
-    def all_looked_over(self) -> bool:
-        """Some account's task list was read, and every one that was read could be."""
-        looked = [a.adoption for a in self._by_name.values() if a.adoption.looked]
-        return bool(looked) and not any(a.unlooked for a in looked)
+    def label(self) -> str:
+        return self.name or self.provider.name
