@@ -73,7 +73,7 @@ def _report(outcome: Outcome, plan: Plan, report_dir: Path) -> dict[str, Any]:
     report = build_report(
         result.work, outcome.records, report_dir, started=outcome.started, finished=outcome.finished, exit_code=outcome.code,
         interrupted=outcome.interrupted, simulated=outcome.simulated, currency=plan.currency, recovered=result.recovered,
-        unreachable=result.unreachable,
+        unreachable=result.unreachable, accounts=result.accounts,
     )  # fmt: skip
     if outcome.code == exits.OK and report["totals"]["billing_differences"]:
         report["run"]["exit_code"] = exits.FAILED  # billed other than planned: a person should look

@@ -47,6 +47,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         totals=report["totals"],
         episodes=[{"name": name, "shots": cards} for name, cards in episodes.items()],
         recovered=report.get("recovered", []),
+        accounts=report.get("accounts", []),
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
     )
