@@ -205,6 +205,7 @@ def test_a_rerun_follows_a_task_through_the_account_that_made_it(
     """A run that sent a shot through account b died; the next run, whose pool would
     send new shots to a first, polls and fetches the task with b's key: no new task."""
     from r2v_pipeline.providers.dashscope import DashScope
+    from r2v_pipeline.run.status import status_json, status_table
     from r2v_pipeline.simulation import attached_simulation
 
     media("m/x.png", "png")
@@ -226,6 +227,10 @@ def test_a_rerun_follows_a_task_through_the_account_that_made_it(
     assert ledger.start_submit(shot.fingerprint, "dashscope:b", 5, shot.target.base_url)
     ledger.submitted(shot.fingerprint, task_id, "dashscope:b", shot.spec.model)
     assert ledger.get(shot.fingerprint).account == "dashscope:b"  # type: ignore[union-attr]
+    # r2v status: each account's slots in use beside its quota
+    slots = {a["account"]: (a["in_progress"], a["slots"]) for a in status_json(plan, ledger.records())["accounts"]}
+    assert slots == {"a": (0, 5), "b": (1, 5), "c": (0, 2)}
+    assert "slots in use: a 0/5, b 1/5, c 0/2" in status_table(plan, ledger.records())
     ledger.close()  # then the run died
 
     code, report, log = run([ep], tmp_path, sim)
@@ -288,3 +293,24 @@ def test_report_pages_list_the_accounts(tmp_path: Path) -> None:
     assert "| a | 5 | 3 | 15 |" in page and "| b | 5 | 1 | 5 |" in page and "Arrearage: overdue |" in page
     assert "**account b** was taken out of the pool: Arrearage: overdue" in page
     json.dumps(report)  # plain data
+
+
+def test_simulate_serves_the_accounts_the_manifest_names(
+    tmp_path: Path, write: Callable[[str, str], Path], media: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """r2v run --simulate needs none of the accounts' keys: the embedded simulator is told
+    each account, and the shots spread over them."""
+    from r2v_pipeline.simulation import SimulateOptions
+
+    for name in KEYS:
+        monkeypatch.delenv(name, raising=False)
+    media("m/x.png", "png")
+    plan = plan_of([write("ep.yaml", episode(12, pins={0: "c"}))], tmp_path)
+    log = io.StringIO()
+    request = RunRequest(options=FAST, simulate=SimulateOptions(time_scale=0.005), log_format="plain", report_dir=tmp_path / "out")
+    assert execute(plan, request, stream=log) == 0, log.getvalue()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(s["status"] == "downloaded" for s in report["shots"])
+    used = {a["account"]: a["shots"] for a in report["accounts"]}
+    assert sum(used.values()) == 12 and all(used[name] >= 1 for name in ("a", "b", "c")), used
+    assert report["shots"][0]["account"] == "c"
