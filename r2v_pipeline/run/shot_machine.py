@@ -152,6 +152,7 @@ class ShotMachine:
                     remake = False
                     for old in holds:
                         old.release()
+                    await self.submitter.turn(shot)
                     try:
                         account, slot = await self.pool.choose(shot)
                     except NotSent as error:

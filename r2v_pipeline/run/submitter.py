@@ -80,14 +80,18 @@ class Submitter:
         finally:
             self.answered(shot)
 
-    async def _submit_in_turn(self, shot: PlannedShot, provider: Provider, account: Account, slot: SlotHold, fresh_uploads: bool) -> bool:
+    async def turn(self, shot: PlannedShot) -> None:
         """Takes the provider cannot tell apart (see adopt.py) are sent in take order, each
         after the one before it has its answer: a lost ledger then pairs them with their
-        tasks by creation time without doubt."""
+        tasks by creation time without doubt. Waited for before a slot is taken, so a
+        later take never holds a slot its earlier twin waits for."""
         for twin in self._twins.get(signature(shot), []):
             if twin.fingerprint == shot.fingerprint:
                 break
             await self._answered[twin.fingerprint].wait()
+
+    async def _submit_in_turn(self, shot: PlannedShot, provider: Provider, account: Account, slot: SlotHold, fresh_uploads: bool) -> bool:
+        await self.turn(shot)  # at once when the caller waited for its turn already
         reach = self._reaches.of(provider)
         await slot.acquire()
         try:
