@@ -14,6 +14,8 @@ from typing import Any, Callable
 import anyio
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from r2v_pipeline import exits
 from r2v_pipeline.diagnostics import Diagnostics
@@ -184,6 +186,8 @@ def test_an_account_that_answers_arrearage_leaves_the_pool_and_its_tasks_are_sti
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "account b** was taken out of the pool" in markdown
     assert "account b is out of the pool" in log
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Accounts</h2>" in page and 'class="lost"><td>b</td>' in page
 
 
 def test_a_shot_pinned_to_a_lost_account_is_not_sent_elsewhere(
@@ -314,3 +318,40 @@ def test_simulate_serves_the_accounts_the_manifest_names(
     used = {a["account"]: a["shots"] for a in report["accounts"]}
     assert sum(used.values()) == 12 and all(used[name] >= 1 for name in ("a", "b", "c")), used
     assert report["shots"][0]["account"] == "c"
+
+
+def test_each_account_talks_to_its_region_and_takes_only_the_models_it_serves(
+    tmp_path: Path, write: Callable[[str, str], Path], media: Callable[[str, str], Path]
+) -> None:
+    media("m/x.png", "png")
+    pool = "provider:\n  name: dashscope\n  accounts:\n    - {name: a, key_env: K_A}\n    - {name: u, key_env: K_U, region: us}\n"
+    text = episode(2, provider=pool) + "  - {id: w26, model: wan2.6-r2v, prompt: '{{ x }} sails'}\n"
+    plan = plan_of([write("ep.yaml", text)], tmp_path)
+    assert [s.accounts for s in plan.shots] == [("a",), ("a",), ("a", "u")]  # the us region serves wan2.6-r2v only
+    urls = {a.name: a.base_url for a in plan.shots[0].target.accounts}
+    assert urls == {"a": "https://dashscope-intl.aliyuncs.com/api/v1", "u": "https://dashscope-us.aliyuncs.com/api/v1"}
+    errors = plan_errors(write("pinned.yaml", episode(2, provider=pool, pins={1: "u"})))
+    assert len(errors) == 1 and "pinned.yaml:10:" in errors[0] and "wan2.7-r2v is not served in the region of account 'u' (us)" in errors[0], errors
+
+
+@given(after=st.integers(0, 20), seen=st.integers(0, 40), mine=st.booleans(), kind=st.sampled_from(["submit", "query", "list", "upload"]))
+def test_arrearage_fires_exactly_on_its_accounts_submits_past_n(after: int, seen: int, mine: bool, kind: str) -> None:
+    spec = FaultSpec.parse(f"arrearage=b:{after}")
+    account = "acct-b" if mine else "acct-a"
+    fired = decide(spec, 3, "dashscope", kind, "key", 0, account, seen).code == "Arrearage"
+    assert fired == (mine and kind == "submit" and seen >= after)
+
+
+def test_the_simulator_is_told_accounts_and_their_limits_on_its_command_line() -> None:
+    import argparse
+
+    from r2v_pipeline.sim.command import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--account-max-running", "b=3", "--account-max-running", "c=1", "--faults", "arrearage=b:4"])
+    config = config_from_args(args, environ={"R2V_SIM_DASHSCOPE_ACCOUNTS": "b=k1,k2;c=k3"})
+    assert config.account_max_running == {"b": 3, "c": 1}
+    assert config.accounts == {"k1": "b", "k2": "b", "k3": "c"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--account-max-running", "b=0"])
