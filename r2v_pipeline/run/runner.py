@@ -27,7 +27,7 @@ from .shot_machine import ShotMachine
 from .submitter import Submitter
 from .pool import Pool
 from .states import ShotStatus
-from .work import RunContext, RunOptions, Work
+from .work import RunContext, RunOptions, Work, shots_needing_providers
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
 
@@ -73,7 +73,7 @@ class Runner:
     async def run(self) -> RunResult:
         # The parts hold events and locks: made inside the event loop.
         run = RunContext(self.ledger, self.log, self.options, random.Random(self.options.seed))
-        needed = [w.shot for w in self.work if w.carried and not w.offline] + [shot for shot, _ in self.orphans]
+        needed = shots_needing_providers(self.work, list(self.orphans))  # the shots the providers were built for
         accounts = self._pool = Pool(run, self._reaches, self.providers, needed)
         submitter = Submitter(run, self.plan.shots, self.work, self._reaches, self.stores)
         downloader = Downloader(run, self.downloads, self.stores, self.plan.currency, self._environment)
