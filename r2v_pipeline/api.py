@@ -378,7 +378,7 @@ def run_plan(
     settings = Settings(selection, how.max_resubmits, settle=how.settle, reach=ReachPolicy(patience=how.give_up_after))
     simulate = SimulateOptions(sim.time_scale, sim.seed, sim.faults) if sim is not None else None
     # The log is written as JSON and read back into Events: the same lines a JSON log prints.
-    request = RunRequest(settings, simulate, how.attach, "json", how.report_dir, how.junit, how.exclusive)
+    request = RunRequest(settings, simulate, how.attach, "json", report_dir=how.report_dir, junit=how.junit, exclusive=how.exclusive)
     sink = _EventSink(on_event, run_options.log, run_options.log_format)
     done = run_and_report(planned, request, sink)
     shots = tuple(_shot_result(s, done.report_dir) for s in (done.report or {}).get("shots", ()))
