@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,9 +39,12 @@ class RunRequest:
     exclusive: bool = False  # end at once (exits.LOCKED) when another run works on the ledger
     ledger: str | None = None  # a shared PostgreSQL ledger's URL; None: the SQLite file in the state folder
 
-    @property
-    def session(self) -> Session:
-        return Session(self.options, opener(self.simulate, self.attach), self.exclusive, self.ledger)
+    def session(self, plan: Plan) -> Session:
+        simulate = self.simulate
+        if simulate is not None:  # the embedded simulator serves each account the manifests name
+            named = sorted({name for shot in plan.shots for name in shot.accounts if name})
+            simulate = replace(simulate, accounts=tuple(named))
+        return Session(self.options, opener(simulate, self.attach), self.exclusive, self.ledger)
 
 
 RUNS = "runs"  # <report folder>/runs/<run id>/: every run's own reports
@@ -71,7 +74,7 @@ def run_and_report(plan: Plan, request: RunRequest, stream: TextIO | None = None
     log = Log.choose(request.log_format, stream or sys.stderr, run_id=request.run_id)
     log.spend_limit(_money_budget(plan), plan.currency)
     report_dir = request.report_dir or report_dir_of(plan)
-    outcome = run_plan(plan, request.session, log, writes=[report_dir])
+    outcome = run_plan(plan, request.session(plan), log, writes=[report_dir])
     if isinstance(outcome, int):
         return Executed(outcome, None, report_dir)
     report = _report(outcome, plan, report_dir)
@@ -95,7 +98,7 @@ def _report(outcome: Outcome, plan: Plan, report_dir: Path) -> dict[str, Any]:
     report = build_report(
         result.work, outcome.records, report_dir, started=outcome.started, finished=outcome.finished, exit_code=outcome.code,
         interrupted=outcome.interrupted, simulated=outcome.simulated, currency=plan.currency, recovered=result.recovered,
-        unreachable=result.unreachable, run_id=outcome.run_id,
+        unreachable=result.unreachable, run_id=outcome.run_id, accounts=result.accounts,
         to_date=to_date(outcome.charges, [f"{s.series}/{s.episode}" for s in plan.shots]),
     )  # fmt: skip
     if outcome.code == exits.OK and report["totals"]["billing_differences"]:

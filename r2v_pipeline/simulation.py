@@ -7,6 +7,7 @@ clock, with which key), which a ``Simulation`` is.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -15,11 +16,16 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import httpx
 
-from .plan.planner import PlannedShot
+from .plan.planner import AccountTarget, PlannedShot
 from .providers.base import ProviderTime
 from .run.reach import Unreachable
 
 SIM_KEY = "sim-key"  # any non-empty key opens the simulator
+
+
+def account_sim_key(name: str) -> str:
+    """The key a named account talks to the embedded simulator with (it is told the account's name)."""
+    return f"{SIM_KEY}-{name}"
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,19 @@ class Simulation:
     time: ProviderTime
     faults: str = ""
     key: str = SIM_KEY
+    # A simulator started elsewhere may be told which keys make which account
+    # (R2V_SIM_DASHSCOPE_ACCOUNTS): a named account then talks with the key its
+    # variable holds, when set.
+    keys_from_environment: bool = False
 
     @property
     def where(self) -> str:
         return self.base_url
+
+    def account_key(self, account: AccountTarget) -> str:
+        if self.keys_from_environment and os.environ.get(account.key_variable, "").strip():
+            return os.environ[account.key_variable].strip()
+        return account_sim_key(account.name)
 
     def declare(self, shots: Sequence[PlannedShot]) -> None:
         declare_public_media(self, shots)
@@ -49,6 +64,7 @@ class SimulateOptions:
     # provider (tasks, uploads, clock) and resumes instead of finding its tasks gone;
     # None: in memory, for this run only.
     state_dir: Path | None = None
+    accounts: tuple[str, ...] = ()  # the accounts the manifests name: the simulator serves each as itself
 
 
 @contextmanager
@@ -64,6 +80,7 @@ def embedded_simulation(options: SimulateOptions) -> Iterator[Simulation]:
         # Between runs the simulated provider does not exist: at a time scale of 0.02, half an
         # hour between runs would otherwise be 25 provider hours, and every task expired.
         clock_while_stopped="paused",
+        accounts={account_sim_key(name): name for name in options.accounts},
     )
     with start_simulator(config) as sim:
         yield Simulation(sim.base_url, sim.urls, ProviderTime(now=sim.now, scale=options.time_scale), options.faults)
@@ -81,7 +98,7 @@ def attached_simulation(url: str) -> Simulation:
     def now() -> float:
         return provider_now + (time.time() - asked) / scale
 
-    return Simulation(base_url, urls, ProviderTime(now=now, scale=scale))
+    return Simulation(base_url, urls, ProviderTime(now=now, scale=scale), keys_from_environment=True)
 
 
 def declare_public_media(simulation: Simulation, shots: Sequence[PlannedShot]) -> None:

@@ -234,6 +234,17 @@ def test_every_shot_is_in_exactly_one_column(seen: list[tuple[str, str]]) -> Non
             assert eta == "due" or (":" in eta and not eta.startswith("~"))
 
 
+def test_a_pooled_shot_shows_the_account_it_was_sent_through() -> None:
+    """A shot that may go through several accounts shows none until the pool chooses one."""
+    board = Board()
+    board.expect(2, [BoardShot("s/e/a"), BoardShot("s/e/b", account="main")])
+    assert board.rows["s/e/a"].shot.account is None
+    board.event("s/e/a", "submitted", {"task": "t-1", "account": "b"})
+    board.event("s/e/b", "retry submit", {"account": "other"})  # only a submit says where it went
+    assert board.rows["s/e/a"].shot.account == "b" and board.rows["s/e/b"].shot.account == "main"
+    assert board.rows["s/e/a"].state == "running"
+
+
 def test_the_board_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
     with open(tmp_path / "log.txt", "w") as file:
         assert Log.choose("tty", file).style == "plain"  # asked for, but a file cannot show it

@@ -188,3 +188,13 @@ def test_a_charge_is_kept_once_per_task_and_a_run_once_whichever_store(tmp_path:
         assert [(r.run_id, r.exit_code, r.episodes) for r in again.runs()] == [("run-one", 0, ("s/e",))]
     finally:
         again.close()
+
+
+def test_a_shot_is_sent_through_the_account_and_endpoint_its_submit_names(opened: Opener) -> None:
+    ledger = opened()
+    enter(ledger, "a", account="acct-1")  # planned through the first account it may use
+    assert ledger.start_submit("a", "acct-2", 5, endpoint="https://other.test/v1")  # the pool chose another
+    ledger.submitted("a", "task-1", "acct-2", "wan2.7-r2v")
+    record = ledger.get("a")
+    assert record and (record.account, record.endpoint, record.task_id) == ("acct-2", "https://other.test/v1", "task-1")
+    assert ledger.in_progress("acct-2") == 1 and ledger.in_progress("acct-1") == 0

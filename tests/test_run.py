@@ -180,7 +180,7 @@ def submit_outside_a_run(sim: Simulator, tmp: Path, paths: list[Path], **plan_op
     ledger = Ledger.open(tmp / "state")
     providers, _ = build_providers(plan.shots, ledger, attached_simulation(sim.base_url))
     shot = plan.shots[0]
-    provider = providers[(shot.target.provider, shot.target.base_url)]
+    provider = providers[(shot.target.provider, shot.target.base_url, "")]
 
     async def submit() -> str:
         outcome = await provider.submit(await provider.prepare(shot.request))
@@ -215,7 +215,7 @@ def test_a_late_task_is_found_though_another_showed_up_first(
     ledger = Ledger.open(tmp_path / "state")
     providers, _ = build_providers(plan.shots, ledger, attached_simulation(sim.base_url))
     mine, other = plan.shots
-    provider = providers[(mine.target.provider, mine.target.base_url)]
+    provider = providers[(mine.target.provider, mine.target.base_url, "")]
 
     def submit_body(shot: Any) -> None:
         async def go() -> None:
@@ -372,7 +372,8 @@ def test_sigterm_stops_submitting_exits_130_and_the_next_run_finishes(tmp_path: 
     assert process.wait(timeout=60) == 130
     report = json.loads((tmp_path / "out" / "simulated" / "report.json").read_text())
     assert report["run"]["interrupted"] and report["run"]["exit_code"] == 130
-    assert r2v_process(sim, tmp_path, series).wait(timeout=120) == 0
+    again = r2v_process(sim, tmp_path, series)
+    assert again.wait(timeout=120) == 0, again.stdout.read() if again.stdout else ""
     assert_every_shot_once(sim, tmp_path, series)
 
 

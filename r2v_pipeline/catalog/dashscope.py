@@ -234,6 +234,10 @@ DEFAULT_MODEL = "wan2.7-r2v"
 
 # The account's limits [doc]: tasks in progress, submissions and task queries per second.
 QUOTA = {"in_progress": 5, "submits_per_second": 5.0, "queries_per_second": 20.0}
+# Submit refusals that are the account's, not the request's [doc: error table]: an overdue
+# account (400 Arrearage), a spent quota (429 Throttling.AllocationQuota), and the 401/403
+# of a bad key or missing permission, which every provider's table counts by status.
+ACCOUNT_LOST_CODES = ("Arrearage", "Throttling.AllocationQuota", "InvalidApiKey")
 # A FAILED task with one of these codes may succeed if submitted again (failed tasks are not billed).
 RESUBMIT_CODES = ("InternalError", "SystemError", "ModelServiceFailed")
 # A FAILED task with one of these codes could not read its media [doc: "media could not be
@@ -287,4 +291,5 @@ TABLE = ProviderTable(
     region_of=region_of,
     region_models=REGION_MODELS,
     reserved_headers=("X-DashScope-Async", "X-DashScope-WorkSpace", "X-DashScope-OssResourceResolve"),
+    account_lost_codes=ACCOUNT_LOST_CODES,
 )

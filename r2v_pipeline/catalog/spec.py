@@ -195,6 +195,15 @@ class ProviderTable:
     region_models: Mapping[str, frozenset[str]] = field(default_factory=dict)  # a region missing here serves every model
     # Headers its client writes itself or that carry its key: a manifest may not set them.
     reserved_headers: tuple[str, ...] = ()
+    # A submit refused with one of these HTTP statuses or codes says the account itself
+    # cannot be used (a bad key, no permission, unpaid, quota spent): no other shot
+    # would fare better through it, so a run takes it out of its pool.
+    account_lost_statuses: tuple[int, ...] = (401, 403)
+    account_lost_codes: tuple[str, ...] = ()
+
+    def account_lost(self, status: int | None, code: str | None) -> bool:
+        """Whether a refusal says the account, not the request, is at fault."""
+        return status in self.account_lost_statuses or bool(code and code in self.account_lost_codes)
 
     def endpoint(self, base_url: str | None, region: str | None) -> Endpoint:
         """Where requests go: a given base URL wins (its host says its region), else the

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
-from .model import SETTINGS, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
+from .model import SETTINGS, Account, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
 from .schema import check_schema, field_name
 from .selects import is_selects_file, load_selects
 from .yaml_loader import PathKey, YamlError, YamlFile, load_yaml
@@ -133,7 +133,7 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
                 file.key_at(("shots",)),
                 f"{file.name} is extended by {leaf.name}; shots are not inherited, so keep them in episode files",
             )
-    provider = _provider(chain)
+    provider = _provider(chain, diagnostics)
     defaults: dict[str, Value[Any]] = {}
     cast: dict[str, CastMember] = {}
     variables: dict[str, Value[Any]] = {}
@@ -160,6 +160,7 @@ def _build(chain: list[YamlFile], diagnostics: Diagnostics) -> Episode | None:
             diagnostics.error(var.pos, f'vars: "{name}" is also a cast name; a template could not tell them apart')
     shots = _shots(leaf, cast, diagnostics)
     selects = load_selects(leaf.path, leaf.name, shots, diagnostics)
+    _check_pins(provider, defaults, shots, diagnostics)
     if len(diagnostics.errors) > errors_before:
         return None
     return Episode(
@@ -195,10 +196,11 @@ def _last(chain: list[YamlFile], key: str) -> Any:
     return None
 
 
-def _provider(chain: list[YamlFile]) -> Provider:
+def _provider(chain: list[YamlFile], diagnostics: Diagnostics) -> Provider:
     fields: dict[str, Any] = {}
     public_urls: dict[Path, PublicUrl] = {}
     quota: dict[str, Value[float]] = {}
+    accounts: tuple[Account, ...] = ()
     for file in chain:
         section = _get(file, "provider") or {}
         for key in ("name", "region", "base_url", "workspace", "webhook_url"):
@@ -209,7 +211,58 @@ def _provider(chain: list[YamlFile]) -> Provider:
             public_urls[local] = PublicUrl(local, base, file.at(("provider", "public_urls", folder)))
         for key in section.get("quota") or {}:
             quota[key] = _value(file, ("provider", "quota", key))
-    return Provider(**fields, public_urls=tuple(public_urls.values()), quota=quota)
+        if "accounts" in section:  # the file nearest the episode names the whole pool
+            accounts = _accounts(file, diagnostics)
+    return Provider(**fields, public_urls=tuple(public_urls.values()), quota=quota, accounts=accounts)
+
+
+def _accounts(file: YamlFile, diagnostics: Diagnostics) -> tuple[Account, ...]:
+    found: list[Account] = []
+    names: dict[str, Account] = {}
+    variables: dict[str, Account] = {}
+    for i, entry in enumerate(file.data["provider"]["accounts"]):
+        base = ("provider", "accounts", i)
+
+        def optional(key: str) -> Value[Any] | None:
+            return _value(file, base + (key,)) if key in entry else None
+
+        account = Account(
+            name=_value(file, base + ("name",)),
+            key_env=_value(file, base + ("key_env",)),
+            pos=file.at(base),
+            region=optional("region"),
+            base_url=optional("base_url"),
+            workspace=optional("workspace"),
+            quota={key: _value(file, base + ("quota", key)) for key in entry.get("quota") or {}},
+        )
+        first = names.get(account.name.value)
+        if first is not None:
+            diagnostics.error(account.name.pos, f'provider.accounts[{i}].name: duplicate account "{account.name.value}" (first at line {first.name.pos.line})')
+            continue
+        twin = variables.get(account.key_env.value)
+        if twin is not None:
+            diagnostics.error(
+                account.key_env.pos,
+                f'provider.accounts[{account.name.value}].key_env: {account.key_env.value} is also account "{twin.name.value}"\'s key '
+                "(one key is one account: give each account its own variable)",
+            )
+            continue
+        names[account.name.value] = variables[account.key_env.value] = account
+        found.append(account)
+    return tuple(found)
+
+
+def _check_pins(provider: Provider, defaults: dict[str, Value[Any]], shots: list[Shot], diagnostics: Diagnostics) -> None:
+    """An ``account:`` (on a shot or the defaults) must be one provider.accounts names."""
+    names = [a.name.value for a in provider.accounts]
+    pins = [("defaults.account", defaults.get("account"))] + [(f"shots[{s.id}].account", s.settings.get("account")) for s in shots]
+    for where, pin in pins:
+        if pin is None or pin.value in names:
+            continue
+        if not names:
+            diagnostics.error(pin.pos, f'{where}: "{pin.value}" is not an account: provider.accounts names none (add it there, with its key_env)')
+        else:
+            diagnostics.error(pin.pos, f'{where}: no account "{pin.value}" in provider.accounts ({", ".join(names)}){did_you_mean(pin.value, names)}')
 
 
 def _cast_member(file: YamlFile, name: str, diagnostics: Diagnostics) -> CastMember | None:

@@ -21,7 +21,7 @@ URL_SCHEMES = ("http://", "https://", "oss://")
 # own prompt, the provider's webhook_url.
 SET_ELSEWHERE = ("prompt", "webhook_url")
 # Settings of a shot (or its defaults) that are not request settings of the catalog's.
-MANIFEST_ONLY = ("model", "extra_body", "extra_headers")
+MANIFEST_ONLY = ("model", "extra_body", "extra_headers", "account")
 # Settings a shot may set itself or take from defaults.
 SETTINGS = (
     MANIFEST_ONLY[0],
@@ -93,6 +93,19 @@ class PublicUrl:
 
 
 @dataclass(frozen=True)
+class Account:
+    """One of a provider's accounts: its key's variable (never the key), where it talks, its quotas."""
+
+    name: Value[str]
+    key_env: Value[str]
+    pos: Position  # where the entry stands
+    region: Value[str] | None = None
+    base_url: Value[str] | None = None
+    workspace: Value[str] | None = None
+    quota: dict[str, Value[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Provider:
     name: Value[str] | None = None
     region: Value[str] | None = None
@@ -101,6 +114,7 @@ class Provider:
     webhook_url: Value[str] | None = None
     public_urls: tuple[PublicUrl, ...] = ()
     quota: dict[str, Value[float]] = field(default_factory=dict)
+    accounts: tuple[Account, ...] = ()  # none: the provider's one account, keyed by its table's variable
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Knows nothing of HTTP. Every problem is collected, not raised, so one run of
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
@@ -41,6 +41,20 @@ STORE_FOLDER = ".r2v-store"
 
 
 @dataclass(frozen=True)
+class AccountTarget:
+    """One account requests may go through: the variable holding its key (never the key),
+    where it talks, and its quotas (the unit quotas count against is the account)."""
+
+    name: str  # "" for the provider's one account when the manifest names none
+    key_variable: str
+    base_url: str
+    region: str | None = None
+    workspace: str | None = None
+    quota: dict[str, float] = field(default_factory=dict)
+    where: str = ""  # where the manifest names its key variable, for messages (file:line:col)
+
+
+@dataclass(frozen=True)
 class Target:
     """Where an episode's requests go."""
 
@@ -50,6 +64,10 @@ class Target:
     workspace: str | None = None
     webhook_url: str | None = None
     quota: dict[str, float] = field(default_factory=dict)
+    accounts: tuple[AccountTarget, ...] = ()  # the pool; one unnamed account when the manifest names none
+
+    def account(self, name: str) -> AccountTarget:
+        return next(a for a in self.accounts if a.name == name)
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,11 @@ class PlannedShot:
     earlier: tuple[EarlierFormat, ...] = ()  # fingerprints earlier versions gave this request, newest first
     unchecked: tuple[str, ...] = ()  # what the manifest sends that the catalog does not know (extras.py)
     review: TakeReview = TakeReview()  # picked for the cut? approved or rejected in review (selects)
+    # The target's accounts this shot may go through, in the manifest's order: one when it
+    # is pinned (account:), else those whose region serves its model. Not in the
+    # fingerprint: moving a shot between accounts is not an edit.
+    accounts: tuple[str, ...] = ("",)
+    pinned: bool = False
 
     @property
     def key(self) -> str:
@@ -221,13 +244,32 @@ def _target(episode: Episode, options: PlanOptions, diagnostics: Diagnostics) ->
     if endpoint.unknown_host:
         where = p.base_url.pos if p.base_url and not options.base_url else episode.pos
         diagnostics.warning(where, f"{base_url}: a host r2v does not know; which models it serves is not checked")
+    table = registry.table(name)
+    workspace = p.workspace.value if p.workspace else None
+    quota = {k: v.value for k, v in p.quota.items()}
+    accounts = [AccountTarget("", table.key_variable, endpoint.base_url.rstrip("/"), endpoint.region, workspace, quota)]
+    if p.accounts:
+        accounts = []
+        for a in p.accounts:
+            # The command line's endpoint wins over everything; then the account's own; then the provider's.
+            own_url = options.base_url or (a.base_url.value if a.base_url else None)
+            own_region = options.region or (a.region.value if a.region else None)
+            place = table.endpoint(own_url, own_region) if (own_url or own_region) else endpoint
+            accounts.append(
+                AccountTarget(
+                    a.name.value, a.key_env.value, place.base_url.rstrip("/"), place.region,
+                    a.workspace.value if a.workspace else workspace, {**quota, **{k: v.value for k, v in a.quota.items()}},
+                    where=str(a.key_env.pos),
+                )
+            )  # fmt: skip
     return Target(
         provider=name,
         base_url=endpoint.base_url.rstrip("/"),
         region=endpoint.region,
-        workspace=p.workspace.value if p.workspace else None,
+        workspace=workspace,
         webhook_url=p.webhook_url.value if p.webhook_url else None,
-        quota={k: v.value for k, v in p.quota.items()},
+        quota=quota,
+        accounts=tuple(accounts),
     )
 
 
@@ -311,6 +353,9 @@ class _EpisodePlanner:
         spec = self._spec(shot, found)
         if spec is None:
             return []
+        accounts = self._accounts(shot, spec, found)
+        if accounts is None:
+            return []
         rendered = self._prompt(shot, spec, found)
         if rendered is None:
             return []
@@ -342,7 +387,7 @@ class _EpisodePlanner:
             for violation in check_request(spec, request, media.facts, LOCAL_SCHEME):
                 self._report(violation, shot, chosen, media, found)
             take = number if len(seeds) > 1 else None
-            planned.append(self._planned(shot, spec, request, chosen, media, take, found))
+            planned.append(replace(self._planned(shot, spec, request, chosen, media, take, found), accounts=accounts[0], pinned=accounts[1]))
         return planned
 
     # --- the parts of a request ----------------------------------------
@@ -357,11 +402,28 @@ class _EpisodePlanner:
             offered = ", ".join(catalog.PROVIDERS[provider])
             found.error(where, f"{provider} does not offer {model} (it offers {offered})")
             return None
-        served = registry.table(provider).serves(self.target.region, spec.table)
-        if served is not None:
-            found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
-            return None
+        if not self.target.accounts or not self.target.accounts[0].name:  # the provider's one account
+            served = registry.table(provider).serves(self.target.region, spec.table)
+            if served is not None:
+                found.error(where, f"region {self.target.region} serves only {', '.join(sorted(served))}, not {model}")
+                return None
         return spec
+
+    def _accounts(self, shot: Shot, spec: ModelSpec, found: Diagnostics) -> tuple[tuple[str, ...], bool] | None:
+        """The accounts the shot may go through (pinned: its one), those whose region serves its model."""
+        pools = self.target.accounts
+        if not pools or not pools[0].name:
+            return ("",), False
+        pin = shot.settings.get("account") or self.episode.defaults.get("account")
+        table = registry.table(spec.provider)
+        candidates = [a for a in pools if pin is None or a.name == pin.value]
+        serving = tuple(a.name for a in candidates if table.serves(a.region, spec.table) is None)
+        if not serving:
+            where = pin.pos if pin else shot.pos
+            regions = ", ".join(sorted({str(a.region) for a in candidates}))
+            found.error(where, f"{spec.model} is not served in the region of {'account ' + repr(pin.value) if pin else 'any account'} ({regions})")
+            return None
+        return serving, pin is not None
 
     def _prompt(self, shot: Shot, spec: ModelSpec, found: Diagnostics) -> tuple[str, list[CastMember], list[str]] | None:
         context = {name: v.value for name, v in {**self.episode.vars, **shot.vars}.items()}

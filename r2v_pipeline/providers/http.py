@@ -104,9 +104,9 @@ def account_id(provider: str, base_url: str, key: str) -> str:
 
 
 class MissingKey(Exception):
-    def __init__(self, provider: str):
-        self.variable = registry.table(provider).key_variable
-        super().__init__(f"{provider} needs an API key in the environment variable {self.variable}")
+    def __init__(self, provider: str, variable: str | None = None, whose: str | None = None):
+        self.variable = variable or registry.table(provider).key_variable
+        super().__init__(f"{whose or provider} needs an API key in the environment variable {self.variable}")
 
 
 def api_key(provider: str) -> str:

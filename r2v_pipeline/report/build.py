@@ -43,8 +43,10 @@ def build_report(
     unreachable: Sequence[str] = (),
     run_id: str | None = None,
     to_date: Mapping[str, Spend] | None = None,
+    accounts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started) for w in work]
+    labels = {a["ledger_id"]: a["account"] for a in accounts}
+    shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started, labels) for w in work]
     by_status = Counter(s["status"] for s in shots)
     billed_now = [s for s in shots if s["billed_in_this_run"]]
     costs = [Decimal(str(s["cost"])) for s in billed_now if s["cost"] is not None]
@@ -79,6 +81,7 @@ def build_report(
         "recovered": [
             {**r, "output": _relative(r["output"], report_dir) if r["output"] else None} for r in recovered
         ],
+        "accounts": _accounts(accounts, shots),
     }
     if to_date is not None:
         # Every run's charges the ledger knows for the run's episodes: what each has cost so far.
@@ -86,7 +89,29 @@ def build_report(
     return report
 
 
-def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: float) -> dict[str, Any]:
+def _accounts(accounts: Sequence[dict[str, Any]], shots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each account the run could send through: its slots, its shots, what it billed this run
+    (a budget holds across accounts; this says where the money went), and, for one taken
+    out of the pool, why."""
+    out = []
+    for a in accounts:
+        mine = [s for s in shots if s["account"] == a["account"]]
+        billed = [s for s in mine if s["billed_in_this_run"]]
+        costs = [Decimal(str(s["cost"])) for s in billed if s["cost"] is not None]
+        out.append(
+            {
+                "account": a["account"],
+                "slots": a["slots"],
+                "lost": a["lost"],
+                "shots": len(mine),
+                "billed_seconds_this_run": as_number(sum((Decimal(str(s["billed_seconds"])) for s in billed), Decimal(0))),
+                "cost_this_run": as_number(sum(costs, Decimal(0))) if len(costs) == len(billed) else None,
+            }
+        )
+    return out
+
+
+def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: float, labels: dict[str, str] | None = None) -> dict[str, Any]:
     shot = w.shot
     usage = record.usage_data if record else None
     actual = _provider_billed(record, usage)
@@ -122,6 +147,8 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "reason": reason,
         "code": record.code if record else None,
         "task_id": record.task_id if record else None,
+        # The account its task went through (as the manifest names it), once it was sent.
+        "account": (labels or {}).get(record.account, record.account) if record and record.task_id else None,
         "fingerprint": shot.fingerprint,
         "billed_seconds": as_number(billed),
         "billed_exact": actual is not None or shot.billed.exact or billed == 0,

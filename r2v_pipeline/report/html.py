@@ -52,6 +52,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         recovered=report.get("recovered", []),
         cuts=report.get("cuts", []),
         to_date=report.get("episodes_to_date", {}),
+        accounts=report.get("accounts", []),
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
     )

@@ -54,6 +54,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {_cell(title)} | {_MARK.get(ShotStatus(s['status']), '')} {s['status']} | {s['billed_seconds']} | "
                 f"{money_text(s['cost'], currency)} | {_cell(s['task_id'] or '')} | {video} | {_cell(s['reason'])} |"
             )
+    accounts = report.get("accounts") or []
+    if len(accounts) > 1 or any(a["lost"] for a in accounts):
+        lines += ["", "## Accounts", "", "| account | slots | shots | billed s | cost | out of the pool |", "|---|---:|---:|---:|---:|---|"]
+        lines += [
+            f"| {_cell(a['account'])} | {a['slots']} | {a['shots']} | {a['billed_seconds_this_run']} | {money_text(a['cost_this_run'], currency)} | "
+            f"{_cell(a['lost'] or '')} |"
+            for a in accounts
+        ]
     if report.get("recovered"):
         lines += ["", "## Recovered from earlier runs", ""]
         lines += [f"- {r['key']} (task {r['task_id']}): {r['state']}" + (f" → [{r['output']}]({r['output']})" if r["output"] else "") for r in report["recovered"]]
@@ -64,8 +72,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"- **{s['key']}**")
             lines += [f"  - `{_cell(change)}`" for change in s["changes"]]
     problems = [s for s in report["shots"] if ShotStatus(s["status"]).needs_attention or (s.get("review") or {}).get("pick_from") == "none"]
-    if problems:
+    lost = [a for a in accounts if a["lost"]]
+    if problems or lost:
         lines += ["", "## Needs attention", ""]
+        lines += [f"- **account {a['account']}** was taken out of the pool: {a['lost']}; its queued shots went to the other accounts" for a in lost]
         lines += [f"- **{s['key']}** ({s['status']}): {s['reason']}" for s in problems]
     return "\n".join(lines) + "\n"
 

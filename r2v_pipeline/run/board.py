@@ -11,7 +11,7 @@ again, so the event lines above it and the run's summary are all that stays.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -86,6 +86,8 @@ class Board:
             row.since = now
         if column in ("done", "failed") and row.ended is None:
             row.ended = now
+        if what == "submitted" and isinstance(fields.get("account"), str):
+            row.shot = replace(row.shot, account=fields["account"])  # the pool chose it only now
         if what == "succeeded":
             row.billed = _number(fields.get("billed_seconds"))
             row.cost = _number(fields.get("cost"))

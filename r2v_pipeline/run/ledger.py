@@ -404,8 +404,9 @@ class Ledger:
         ).fetchall()
         return [r for r in map(_record, rows) if not self.owner_alive(r.owner)]
 
-    def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
-        """planned → submitting, if the account has a free slot (counted across runs).
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+        """planned → submitting through ``account`` (a shot may move between accounts
+        until it is sent), if the account has a free slot (counted across runs).
         Written before the request goes out, in the same transaction that checks this
         run still holds the shot: raises Lost when another run took it over."""
         now = time.time()
@@ -415,7 +416,8 @@ class Ledger:
                 raise Lost(f"another r2v run took over {fingerprint[:12]}")
             if self.in_progress(account) >= slots:
                 return False
-            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None)
+            where = {"endpoint": endpoint} if endpoint else {}
+            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
         return True
 
     # --- transitions --------------------------------------------------------
@@ -431,7 +433,7 @@ class Ledger:
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )
             self._set(
-                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, submitted_at=now, result_url=None, usage=None,
+                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
                 submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
             )  # fmt: skip
 

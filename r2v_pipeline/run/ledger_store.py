@@ -193,8 +193,9 @@ class LedgerStore(LedgerView, Protocol):
         ...
 
     # --- the submit protocol and the task's outcome (each one transaction)
-    def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
-        """planned → submitting if the account has a free slot across runs; raises Lost if another run took the shot."""
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+        """planned → submitting if the account has a free slot across runs, recording the
+        account (and endpoint) it goes through; raises Lost if another run took the shot."""
         ...
 
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None: ...

@@ -72,10 +72,15 @@ class Slots:
     first served); a task an earlier run left in progress takes a slot at once,
     since it occupies one at the provider whatever the runner does."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, on_release: Callable[[], None] = lambda: None):
         self.capacity = capacity
         self.used = 0
         self._waiting: deque[anyio.Event] = deque()
+        self._on_release = on_release  # an account pool hears of every slot freed
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.used - len(self._waiting)
 
     async def acquire(self) -> None:
         if self.used < self.capacity and not self._waiting:
@@ -100,6 +105,7 @@ class Slots:
             self._waiting.popleft().set()
         else:
             self.used -= 1
+            self._on_release()
 
 
 class SlotHold:

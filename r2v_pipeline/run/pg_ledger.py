@@ -299,9 +299,10 @@ class PgLedger:
 
     # --- the submit protocol -----------------------------------------------------
 
-    def start_submit(self, fingerprint: str, account: str, slots: int) -> bool:
-        """planned → submitting if this run still holds the shot's lease (fenced by its
-        token, in this transaction) and the account has a free slot across hosts."""
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+        """planned → submitting through ``account`` (a shot may move between accounts until
+        it is sent) if this run still holds the shot's lease (fenced by its token, in this
+        transaction) and the account has a free slot across hosts."""
         now = time.time()
         with self._tx():
             # Slots are counted and taken under one lock per account: two hosts never both take the last.
@@ -314,7 +315,8 @@ class PgLedger:
                 raise Lost(f"{fingerprint[:12]} moved on to {record.state} under another run")
             if self.in_progress(account) >= slots:
                 return False
-            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None)
+            where = {"endpoint": endpoint} if endpoint else {}
+            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
         return True
 
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None:
@@ -335,7 +337,7 @@ class PgLedger:
                 return
             self.db.execute("UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = %s", (fingerprint,))
             self._set(
-                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, submitted_at=now, result_url=None, usage=None,
+                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
                 submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
             )  # fmt: skip
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import anyio
@@ -27,9 +27,9 @@ from .progress import BoardShot, Log
 from .reach import Reaches
 from .shot_machine import ShotMachine
 from .submitter import Submitter
-from .task_watch import Accounts
+from .pool import Pool, provider_key
 from .states import ShotStatus
-from .work import RunContext, RunOptions, Work
+from .work import RunContext, RunOptions, Work, shots_needing_providers
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
 
@@ -43,12 +43,13 @@ class RunResult:
     recovered: list[dict[str, Any]]
     unreachable: list[str]
     environment: list[str]
+    accounts: list[dict[str, Any]] = field(default_factory=list)  # each account the run could use; "lost": why it left the pool
 
 
 class Runner:
     def __init__(
         self, plan: Plan, ledger: LedgerStore, log: Log, work: list[Work], orphans: Sequence[tuple[PlannedShot, ShotRecord]],
-        providers: Mapping[tuple[str, str], Provider],
+        providers: Mapping[tuple[str, str, str], Provider],
         options: RunOptions = RunOptions(), stores: Stores | None = None, downloads: httpx.AsyncClient | None = None,
     ):  # fmt: skip
         self.plan = plan
@@ -64,18 +65,21 @@ class Runner:
         self._reaches = Reaches(lambda message, fields: log.note(message, "unreachable", level="warning", **fields), options.reach)
         self._recovered: list[dict[str, Any]] = []
         self._environment: list[str] = []
+        self._pool: Pool | None = None
 
     def result(self) -> RunResult:
         """What the run did so far (all of it, once ``run`` returned or was stopped)."""
-        return RunResult(self.work, list(self._recovered), self._reaches.given_up, list(self._environment))
+        accounts = self._pool.summary() if self._pool is not None else []
+        return RunResult(self.work, list(self._recovered), self._reaches.given_up, list(self._environment), accounts)
 
     async def run(self) -> RunResult:
         # The parts hold events and locks: made inside the event loop.
         run = RunContext(self.ledger, self.log, self.options, random.Random(self.options.seed))
-        accounts = Accounts(run, self._reaches)
+        needed = shots_needing_providers(self.work, list(self.orphans))  # the shots the providers were built for
+        accounts = self._pool = Pool(run, self._reaches, self.providers, needed)
         submitter = Submitter(run, self.plan.shots, self.work, self._reaches, self.stores)
         downloader = Downloader(run, self.downloads, self.stores, self.plan.currency, self._environment)
-        machine = ShotMachine(run, self.work, self.providers, accounts, submitter, downloader, self.stores, self._recovered)
+        machine = ShotMachine(run, self.work, accounts, submitter, downloader, self.stores, self._recovered)
         self.log.expect(sum(1 for w in self.work if w.carried), [self._board_shot(w.shot) for w in self.work if w.carried])
         async with anyio.create_task_group() as group:
             group.start_soon(self._heartbeat)
@@ -96,13 +100,15 @@ class Runner:
         return self.result()
 
     def _board_shot(self, shot: PlannedShot) -> BoardShot:
-        """What the board shows before the shot starts: its account, and how long tasks
-        like it took (the generation times the poll schedule learns, in wall seconds)."""
-        provider = self.providers.get((shot.target.provider, shot.target.base_url))
+        """What the board shows before the shot starts: its account (when it can go through
+        only one; else the one it is sent through, from its "submitted" event), and how long
+        tasks like it took (the generation times the poll schedule learns, in wall seconds)."""
+        name = shot.accounts[0]
+        provider = self.providers.get(provider_key(shot.target.provider, shot.target.account(name).base_url, name))
         samples = relevant(self.ledger.timings(shot.spec.provider, shot.spec.model), shot.resolution, int(shot.billed.output))
         scale = provider.time.scale if provider is not None else 1.0
         expected = statistics.median(samples) * scale if samples else None
-        account = provider.account if provider is not None else None
+        account = (name or provider.account) if provider is not None and len(shot.accounts) == 1 else None
         return BoardShot(shot.key, shot.take, account, expected, float(shot.billed.total))
 
     async def aclose(self) -> None:

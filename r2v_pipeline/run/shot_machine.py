@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 from dataclasses import InitVar, dataclass, field
-from typing import Awaitable, Callable, Mapping, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import anyio
 
 from ..plan.changes import request_record
 from ..plan.planner import PlannedShot
-from ..providers.base import Provider, ProviderError, Transient
+from ..providers.base import ProviderError, Transient
 from .actions import Stores
 from .downloader import Downloader
 from .ledger_store import LedgerUnreachable, Lost, ShotRecord
@@ -25,7 +25,8 @@ from .pacing import SlotHold
 from .reach import Unreachable
 from .states import Action, LedgerState, Reconciled, ShotStatus
 from .submitter import Submitter
-from .task_watch import Account, Accounts
+from .pool import AccountLost, Pool
+from .task_watch import Account
 from .work import Job, NotSent, RunContext, Stalled, Work
 
 _REMADE = (LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED, LedgerState.DOWNLOADED)  # made again on the user's word
@@ -47,8 +48,7 @@ class ShotMachine:
 
     run: RunContext
     work: InitVar[Sequence[Work]]
-    providers: Mapping[tuple[str, str], Provider]
-    accounts: Accounts
+    pool: Pool
     submitter: Submitter
     downloader: Downloader
     stores: Stores
@@ -58,25 +58,18 @@ class ShotMachine:
     def __post_init__(self, work: Sequence[Work]) -> None:
         self._settled = {w.shot.fingerprint: anyio.Event() for w in work}
 
-    def _provider(self, shot: PlannedShot) -> Provider:
-        return self.providers[(shot.target.provider, shot.target.base_url)]
-
-    def _account(self, provider: Provider, shot: PlannedShot) -> Account:
-        return self.accounts.of(provider, shot.target.quota)
-
     # --- a planned shot -------------------------------------------------------
 
     async def carry(self, w: Work) -> None:
         shot = w.shot
         try:
-            provider = self._provider(shot)
-            account = self._account(provider, shot)
+            first = self.pool.first(shot)  # until the shot is sent: then the account it goes through
             output = str(shot.output.resolve())  # the ledger outlives the working folder
             files = {url: f.info.sha256 for url, f in shot.files.items()}
 
             def claim() -> ShotRecord | None:
                 return self.run.ledger.enter(
-                    shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, provider.account, shot.target.base_url, output,
+                    shot.fingerprint, shot.key, shot.spec.provider, shot.spec.model, first.id, first.endpoint, output,
                     request=request_record(shot.spec, shot.body, files), planned_seconds=float(shot.billed.total),
                 )
 
@@ -89,7 +82,7 @@ class ShotMachine:
                 w.status, w.reason = ShotStatus.ELSEWHERE, "another r2v run took it"
                 return
             ended: list[Outcome] = []
-            await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, provider, account, ended))
+            await self._guarded(shot.fingerprint, shot.key, lambda: self._walk(w, ended))
             if ended:
                 w.status, w.reason = ended[0].status, ended[0].reason
             else:
@@ -148,15 +141,26 @@ class ShotMachine:
         self.run.log.event(shot.key, "not sent", message=why)
         return Outcome(ShotStatus.UNSENT, why)
 
-    async def _walk(self, w: Work, provider: Provider, account: Account, ended: list[Outcome]) -> None:
+    async def _walk(self, w: Work, ended: list[Outcome]) -> None:
         """Move one shot through its states until it is downloaded or settled; an end
-        its ledger state does not tell (unsent, taken over) goes into ``ended``."""
+        its ledger state does not tell (unsent, taken over) goes into ``ended``. A shot
+        not yet sent takes whichever account the pool gives; a task is followed through
+        the account its ledger row names."""
         shot = w.shot
         job = Job.of(shot, self.stores.of(shot))
-        slot = SlotHold(account.slots)  # held while the shot's task is (or may be) in progress
+        holds: list[SlotHold] = []  # the one slot held while the shot's task is (or may be) in progress
         resubmits = 0
         remake = w.action is Action.SUBMIT  # a done or failed row is made again once, at the start
         uploads_again = False  # once the provider could not read the shot's uploads
+
+        def hold(account: Account) -> SlotHold:
+            if holds and holds[0].slots is account.slots:
+                return holds[0]
+            for old in holds:
+                old.release()
+            holds[:] = [SlotHold(account.slots)]
+            return holds[0]
+
         try:
             while True:
                 record = self.run.ledger.get(shot.fingerprint)
@@ -167,7 +171,7 @@ class ShotMachine:
                         self.run.ledger.reset(shot.fingerprint, w.reason)
                     elif self.submitter.fresh and record.attempts == 0 and not self.run.options.selection.forced(shot):
                         try:
-                            adopted = await self.submitter.adopt_existing(w, provider, account)
+                            adopted = await self._adopt_existing(w)
                         except Unreachable as error:
                             ended.append(self._not_sent(shot, str(error)))
                             return
@@ -175,9 +179,22 @@ class ShotMachine:
                             w.adopted = adopted
                             continue  # a task an earlier run paid for: follow it instead of paying again
                     remake = False
+                    for old in holds:
+                        old.release()
+                    await self.submitter.turn(shot)
                     try:
-                        if not await self.submitter.submit(shot, provider, account, slot, fresh_uploads=uploads_again):
+                        account, slot = await self.pool.choose(shot)
+                    except NotSent as error:
+                        self.submitter.answered(shot)
+                        ended.append(self._not_sent(shot, str(error)))
+                        return
+                    holds[:] = [slot]
+                    try:
+                        if not await self.submitter.submit(shot, account.provider, account, slot, fresh_uploads=uploads_again):
                             return
+                    except AccountLost as error:
+                        self.pool.lose(account, error, shot.key)
+                        continue  # nothing was made: the shot goes to another account
                     except NotSent as error:
                         ended.append(self._not_sent(shot, str(error)))
                         return
@@ -186,15 +203,19 @@ class ShotMachine:
                         self.run.log.event(shot.key, "taken over", message=str(error))
                         return
                 elif state is LedgerState.SUBMITTING:
+                    account = self.pool.bound(record.account)
+                    slot = hold(account)
                     slot.take()  # a task the submit may have made occupies a slot
-                    found = await self.submitter.reconcile(shot, provider, account)
+                    found = await self.submitter.reconcile(shot, account.provider, account)
                     if found is Reconciled.AMBIGUOUS:
                         return
                     if found is Reconciled.NO_TASK:  # the shot is planned again
                         slot.release()
                 elif state is LedgerState.SUBMITTED:
+                    account = self.pool.bound(record.account)
+                    slot = hold(account)
                     slot.take()
-                    status = await account.watcher.follow(job, provider, record.task_id or "", record.submitted_at)
+                    status = await account.watcher.follow(job, account.provider, record.task_id or "", record.submitted_at)
                     slot.release()
                     if not uploads_again and self.submitter.unreadable_uploads(shot, status, account):
                         # Failed tasks bill nothing: upload afresh and send once more.
@@ -203,23 +224,38 @@ class ShotMachine:
                         self.run.log.event(shot.key, "uploading again", code=status.code, message="the provider could not read the uploaded files")
                         continue
                     may_resubmit = resubmits < self.run.options.max_resubmits
-                    if self.submitter.settle(job, status, provider, resubmit=may_resubmit, codes=account.resubmit_codes):
+                    if self.submitter.settle(job, status, account.provider, resubmit=may_resubmit, codes=account.resubmit_codes):
                         resubmits += 1
                     elif status.state != "succeeded":
                         return
                 elif state is LedgerState.SUCCEEDED or (state is LedgerState.DOWNLOADED and w.action is Action.DOWNLOAD):
-                    await self.downloader.download(job, provider)
+                    await self.downloader.download(job, self._downloading(record.account, shot).provider)
                     return
                 else:
                     return
         finally:
-            slot.release()
+            for old in holds:
+                old.release()
+
+    def _downloading(self, ledger_account: str, shot: PlannedShot) -> Account:
+        """The account a result is fetched through: the one that made the task, else (a video
+        the store knew before its ledger row, its account unrecorded) the shot's first."""
+        try:
+            return self.pool.bound(ledger_account)
+        except Stalled:
+            return self.pool.first(shot)
+
+    async def _adopt_existing(self, w: Work) -> str | None:
+        """On a new ledger: a task an earlier run paid for, looked up in each account the shot may use."""
+        for account in self.pool.candidates(w.shot):
+            adopted = await self.submitter.adopt_existing(w, account.provider, account)
+            if adopted is not None:
+                return adopted
+        return None
 
     # --- an earlier version's paid task ---------------------------------------
 
     async def recover(self, record: ShotRecord, shot: PlannedShot) -> None:
-        provider = self._provider(shot)
-        account = self._account(provider, shot)
         taken = self.run.ledger.adopt(record.fingerprint)
         if taken is None:
             return
@@ -230,6 +266,9 @@ class ShotMachine:
         self.run.log.event(job.key, "recovering", task=record.task_id, message="an earlier version of the shot, already paid for")
 
         async def walk() -> None:
+            # The account that made the task follows it; a result is fetched through it too.
+            account = self.pool.bound(record.account) if record.state is LedgerState.SUBMITTED else self._downloading(record.account, shot)
+            provider = account.provider
             if record.state is LedgerState.SUBMITTED:
                 slot = SlotHold(account.slots)
                 slot.take()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..manifest.load import display_name
+from ..catalog import registry
 from ..catalog.billing import bill_differs
 from ..plan.planner import Plan, PlannedShot
 from .ledger_store import ShotRecord
@@ -36,9 +37,32 @@ def status_json(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping[
                 "billing_differs": _differs(shot, record),
                 # which run (and host) holds the shot now; None when no live run does
                 "held_by": {"run": owner, "where": (holders or {})[owner]} if owner and owner in (holders or {}) else None,
+                "account": _account_label(shot, record.account) if record else None,
             }
         )
-    return {"shots": shots}
+    return {"shots": shots, "accounts": _slots(plan, records)}
+
+
+def _account_label(shot: PlannedShot, ledger_account: str) -> str:
+    """An account as the manifest names it ("dashscope:main" → main); the provider's one account by its provider."""
+    provider, colon, name = ledger_account.partition(":")
+    return name if colon and provider == shot.spec.provider else shot.spec.provider
+
+
+def _slots(plan: Plan, records: Mapping[str, ShotRecord]) -> list[dict[str, Any]]:
+    """Each account's slots in use (tasks submitted or being submitted) by the shots shown, beside its quota."""
+    used: dict[str, int] = {}
+    capacity: dict[str, int] = {}
+    for shot in plan.shots:
+        for name in shot.accounts:
+            target = shot.target.account(name)
+            quota = {**registry.table(shot.spec.provider).quota, **target.quota}
+            capacity.setdefault(name or shot.spec.provider, int(quota["in_progress"]))
+        record = records.get(shot.fingerprint)
+        if record is not None and record.state.in_progress:
+            label = _account_label(shot, record.account)
+            used[label] = used.get(label, 0) + 1
+    return [{"account": name, "in_progress": used.get(name, 0), "slots": slots} for name, slots in capacity.items()]
 
 
 def status_table(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping[str, str] | None = None) -> str:
@@ -51,7 +75,11 @@ def status_table(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping
             detail = f"billed {s['billed_seconds']:g} s, planned {s['planned_seconds']:g} s · {detail}"
         rows.append([s["key"], s["state"], s["task_id"] or "-", s["updated"] or "-", detail])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+    slots = status_json(plan, records)["accounts"]
+    if len(slots) > 1:
+        table += "\n\nslots in use: " + ", ".join(f"{a['account']} {a['in_progress']}/{a['slots']}" for a in slots)
+    return table
 
 
 def _differs(shot: PlannedShot, record: ShotRecord | None) -> bool:

@@ -34,12 +34,14 @@ from ..providers.base import (
     Unsendable,
     Unsent,
 )
+from ..catalog import registry
 from .actions import Stores
 from .adopt import DAY, Strangers, signature
 from .ledger_store import LedgerUnreachable
 from .pacing import SlotHold
 from .reach import Reaches, Unreachable, retrying
 from .states import Action, Reconciled
+from .pool import AccountLost
 from .task_watch import Account
 from .work import Job, NotSent, RunContext, Stalled, Work
 
@@ -81,14 +83,18 @@ class Submitter:
         finally:
             self.answered(shot)
 
-    async def _submit_in_turn(self, shot: PlannedShot, provider: Provider, account: Account, slot: SlotHold, fresh_uploads: bool) -> bool:
+    async def turn(self, shot: PlannedShot) -> None:
         """Takes the provider cannot tell apart (see adopt.py) are sent in take order, each
         after the one before it has its answer: a lost ledger then pairs them with their
-        tasks by creation time without doubt."""
+        tasks by creation time without doubt. Waited for before a slot is taken, so a
+        later take never holds a slot its earlier twin waits for."""
         for twin in self._twins.get(signature(shot), []):
             if twin.fingerprint == shot.fingerprint:
                 break
             await self._answered[twin.fingerprint].wait()
+
+    async def _submit_in_turn(self, shot: PlannedShot, provider: Provider, account: Account, slot: SlotHold, fresh_uploads: bool) -> bool:
+        await self.turn(shot)  # at once when the caller waited for its turn already
         reach = self._reaches.of(provider)
         await slot.acquire()
         try:
@@ -99,6 +105,8 @@ class Submitter:
             prepared = await retrying(lambda: provider.prepare(shot.request, fresh_uploads), backoff, self._run.rng, reach=reach)
         except (ProviderError, Unsendable, OSError) as error:
             slot.release()
+            if isinstance(error, ProviderError) and registry.table(provider.name).account_lost(None, error.code):
+                raise AccountLost(error.code, error.message) from None  # the account's key, not the shot: nothing recorded
             self._run.ledger.failed(shot.fingerprint, getattr(error, "code", "Unsendable"), str(error))
             self._run.log.event(shot.key, "failed", message=str(error))
             return False
@@ -114,7 +122,7 @@ class Submitter:
                 slot.release()
                 raise NotSent(str(error)) from None
             await account.submits.acquire()
-            while not self._run.ledger.start_submit(shot.fingerprint, provider.account, account.slots.capacity):
+            while not self._run.ledger.start_submit(shot.fingerprint, account.id, account.slots.capacity, account.endpoint):
                 await anyio.sleep(self._run.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
             outcome = await self._send(provider, prepared, shot.fingerprint)
             if isinstance(outcome, Unsent) and outcome.unreachable:
@@ -125,14 +133,18 @@ class Submitter:
                 reach.answered()
             if isinstance(outcome, Submitted):
                 try:
-                    self._run.ledger.submitted(shot.fingerprint, outcome.task_id, provider.account, shot.spec.model)
+                    self._run.ledger.submitted(shot.fingerprint, outcome.task_id, account.id, shot.spec.model)
                 except LedgerUnreachable:
                     # Paid, and not recorded: said here, and the row stays 'submitting', so the
                     # next run reconciles it with the provider's task list instead of paying again.
                     self._run.log.event(shot.key, "submitted, not recorded", task=outcome.task_id, message="the ledger cannot be reached")
                     raise
-                self._run.log.event(shot.key, "submitted", task=outcome.task_id, account=provider.account)
+                self._run.log.event(shot.key, "submitted", task=outcome.task_id, account=account.name or provider.account)
                 return True
+            if isinstance(outcome, Refused) and registry.table(provider.name).account_lost(outcome.status, outcome.code):
+                slot.release()  # refused for the account's sake: nothing was made; the shot goes elsewhere
+                self._run.ledger.not_submitted(shot.fingerprint, outcome.code, outcome.message)
+                raise AccountLost(outcome.code, outcome.message)
             if isinstance(outcome, Refused):
                 slot.release()
                 self._run.ledger.failed(shot.fingerprint, outcome.code, outcome.message)
@@ -223,7 +235,7 @@ class Submitter:
             )
             if ids is None:
                 return None
-            known = self._run.ledger.known_tasks(provider.account) | self._claimed
+            known = self._run.ledger.known_tasks(account.id) | self._claimed
             return [task_id for task_id in ids if task_id not in known]
 
         prompt = shot.prompt
@@ -286,10 +298,10 @@ class Submitter:
             # Only a succeeded task is billed, and it reports its prompt: a failed or
             # unknown stranger costs nothing, whoever made it. A task some shot recorded
             # while we watched is that shot's.
-            taken = task_id in self._claimed or task_id in self._run.ledger.known_tasks(provider.account)
+            taken = task_id in self._claimed or task_id in self._run.ledger.known_tasks(account.id)
             if status.state == "succeeded" and status.prompt == prompt and not taken:
                 self._claimed.add(task_id)
-                self._run.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model)
+                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model)
                 self._run.log.event(shot.key, "reconciled", task=task_id)
                 return True
         if trouble:  # a candidate we could not see to its end may be ours: decide later
@@ -327,7 +339,7 @@ class Submitter:
         if task_id is None or task_id in self._claimed:
             return None
         self._claimed.add(task_id)
-        self._run.ledger.submitted(shot.fingerprint, task_id, provider.account, shot.spec.model, adopted=True)
+        self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model, adopted=True)
         self._run.log.event(shot.key, "adopted", task=task_id, message="a task an earlier run paid for: fetched, not made again")
         return task_id
 
@@ -353,14 +365,14 @@ class Submitter:
         listed = await self._list_recent(provider, account)
         if listed is None:
             return None
-        known = self._run.ledger.known_tasks(provider.account) | self._claimed
+        known = self._run.ledger.known_tasks(account.id) | self._claimed
         # A task the ledger does not know, made moments ago: a run that was just killed may
         # still have a submit on the wire (its ledger gone, no row says so). Give it the
         # settle time to land, then look again. Tasks the ledger knows were made by runs
         # that recorded their submits first: an unanswered one of theirs is a row in
         # ``submitting``, reconciled, not adopted, so they are no reason to wait.
         # (A task known only from the video store proves nothing of the sort: its run's ledger is the one lost.)
-        recorded = self._run.ledger.known_tasks(provider.account, from_store=False)
+        recorded = self._run.ledger.known_tasks(account.id, from_store=False)
         ages = [(now - t.created) * provider.time.scale for t in listed if t.created is not None and t.task_id not in recorded]
         wait = self._run.options.settle - min(ages, default=self._run.options.settle)
         if wait > 0:

@@ -75,8 +75,9 @@ async def _cannot_list(since: float, until: float) -> None:
 class TaskWatcher:
     """Follows an account's tasks to their end, inside the account's query rate."""
 
-    def __init__(self, run: RunContext, queries: RateLimit, reaches: Reaches):
+    def __init__(self, run: RunContext, queries: RateLimit, reaches: Reaches, name: str = ""):
         self._run = run
+        self._name = name  # the account as the manifest names it, for the log ("": the provider's one account)
         self._queries = queries
         self._reaches = reaches
         self._watching: dict[str, anyio.Event] = {}  # task id -> set when a shared watch of it ended
@@ -187,7 +188,7 @@ class TaskWatcher:
                     self._listing = _Listing()
                     if failures == FALLBACK_NOTED:
                         self._run.log.note(
-                            f"{provider.name} account {provider.account}: the task list failed {failures} times running"
+                            f"{provider.name} account {self._name or provider.account}: the task list failed {failures} times running"
                             f" ({type(error).__name__}); each task is asked about on its own until it answers",
                             event="list_fallback", level="warning",
                         )
@@ -196,7 +197,7 @@ class TaskWatcher:
                     self._can_list = False
                     return
                 if failures >= FALLBACK_NOTED:
-                    self._run.log.note(f"{provider.name} account {provider.account}: the task list answers again", event="list_recovered")
+                    self._run.log.note(f"{provider.name} account {self._name or provider.account}: the task list answers again", event="list_recovered")
                 failures = 0
                 self._listing = _Listing(asked, frozenset(t for t, s in states.items() if s in ("pending", "running")))
                 for task_id, flight in list(self._flights.items()):
@@ -237,41 +238,26 @@ class Adoption:
 
 
 class Account:
-    """The quotas of one provider account, shared by its shots, and the watcher of its tasks."""
+    """One provider account, as the run uses it: the client that talks as it, the quotas
+    its shots share, the watcher of its tasks, and whether it is still in the pool."""
 
-    def __init__(self, provider: str, quota: Mapping[str, float], watcher: Callable[[RateLimit], TaskWatcher]):
-        self.slots = Slots(int(quota["in_progress"]))
+    def __init__(
+        self, id: str, name: str, provider: Provider, endpoint: str, quota: Mapping[str, float],
+        watcher: Callable[[RateLimit, str], TaskWatcher], on_release: Callable[[], None] = lambda: None,
+    ):  # fmt: skip
+        self.id = id  # as the ledger records it: "provider:name", or the key's hash for a provider's one account
+        self.name = name  # as the manifest names it; "" for the provider's one account
+        self.provider = provider
+        self.endpoint = endpoint  # the provider's base URL as planned (a simulator may answer in its place)
+        self.slots = Slots(int(quota["in_progress"]), on_release)
         self.submits = RateLimit.per_second(quota["submits_per_second"])
-        self.watcher = watcher(RateLimit.per_second(quota["queries_per_second"]))
-        table = registry.table(provider)
+        self.watcher = watcher(RateLimit.per_second(quota["queries_per_second"]), name)  # its own query rate, its own list loop
+        table = registry.table(provider.name)
         self.resubmit_codes: tuple[str, ...] = table.resubmit_codes
         self.reupload_codes: tuple[str, ...] = table.reupload_codes
         self.adoption = Adoption()
-
-
-class Accounts:
-    """The accounts a run's shots use, each made on first use."""
-
-    def __init__(self, run: RunContext, reaches: Reaches):
-        self._watcher = lambda queries: TaskWatcher(run, queries, reaches)
-        self._by_name: dict[str, Account] = {}
-        self._group: TaskGroup | None = None
-
-    def attach(self, group: TaskGroup) -> None:
-        """Where the accounts' list loops run (the run's task group)."""
-        self._group = group
-        for account in self._by_name.values():
-            account.watcher.attach(group)
-
-    def of(self, provider: Provider, quota: Mapping[str, float]) -> Account:
-        if provider.account not in self._by_name:
-            self._by_name[provider.account] = Account(provider.name, {**registry.table(provider.name).quota, **quota}, self._watcher)
-            if self._group is not None:
-                self._by_name[provider.account].watcher.attach(self._group)
-        return self._by_name[provider.account]
+        self.lost: str | None = None  # why it was taken out of the pool (its queued shots went elsewhere)
 
     @property
-    def all_looked_over(self) -> bool:
-        """Some account's task list was read, and every one that was read could be."""
-        looked = [a.adoption for a in self._by_name.values() if a.adoption.looked]
-        return bool(looked) and not any(a.unlooked for a in looked)
+    def label(self) -> str:
+        return self.name or self.provider.name

@@ -85,6 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generation-seconds", type=_span, default=defaults.generation_seconds, metavar="LO:HI", help="generation time, uniform, provider seconds (default: 60:300)")
     parser.add_argument("--generation-by", choices=("task", "prompt"), default=defaults.generation_by, help="what fixes a task's generation time within the spread: its id, or its prompt so two clients get the same times (default: %(default)s)")
     parser.add_argument("--max-running", type=int, default=defaults.max_running, metavar="N", help="DashScope tasks in progress per account; 0: no limit (default: %(default)s)")
+    parser.add_argument(
+        "--account-max-running", action="append", default=[], type=_account_count, metavar="ACCOUNT=N",
+        help="an account's own limit of tasks in progress (ACCOUNT as R2V_SIM_DASHSCOPE_ACCOUNTS names it); repeatable",
+    )  # fmt: skip
     parser.add_argument("--submit-rate", type=int, default=defaults.submit_rate[0].count, metavar="N", help="DashScope submissions per second per account (default: %(default)s)")
     parser.add_argument("--query-rate", type=int, default=defaults.query_rate[0].count, metavar="N", help="DashScope task queries per second per account (default: %(default)s)")
     parser.add_argument("--rate-clock", choices=("wall", "provider"), default=defaults.rate_clock, help="the clock rate windows run on (default: %(default)s)")
@@ -115,6 +119,7 @@ def config_from_args(args: argparse.Namespace, environ: Any = os.environ) -> Sim
         generation_seconds=args.generation_seconds,
         generation_by=args.generation_by,
         max_running=args.max_running or None,
+        account_max_running=dict(args.account_max_running),
         submit_rate=(Rate(args.submit_rate, 1.0),),
         query_rate=(Rate(args.query_rate, 1.0),),
         rate_clock=args.rate_clock,
@@ -143,6 +148,13 @@ def read_media_facts(path: Path) -> dict[str, Any]:
     except ValueError as err:
         raise ValueError(f"--media-facts {path}: {err}") from None
     return found
+
+
+def _account_count(text: str) -> tuple[str, int]:
+    name, eq, count = text.partition("=")
+    if not eq or not name.strip() or not count.strip().isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ACCOUNT=N, N a whole number of 1 or more")
+    return name.strip(), int(count)
 
 
 def parse_accounts(text: str) -> dict[str, str]:

@@ -80,6 +80,8 @@ class SimConfig:
     # progress, submits and queries per second) [doc] and see its tasks and uploads; a
     # key not listed is an account of its own. Freepik limits each key by itself [doc].
     accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # An account's own limit of tasks in progress (account name -> count), over max_running.
+    account_max_running: Mapping[str, int] = field(default_factory=dict)
 
     # Content moderation: a prompt holding the first word is refused at submit,
     # one holding the second fails the task (output moderation). Case-insensitive.
@@ -143,6 +145,9 @@ class SimConfig:
             raise ValueError(f"pending_seconds must be 0 or more, not {self.pending_seconds}")
         if not math.isfinite(self.billing_offset_seconds):
             raise ValueError(f"billing_offset_seconds must be a finite number, not {self.billing_offset_seconds}")
+        for name, count in self.account_max_running.items():
+            if not ACCOUNT_NAME.match(name) or count < 1:
+                raise ValueError(f"account_max_running {name}={count}: an account name and a count of 1 or more")
         for name in set(self.accounts.values()):
             if not ACCOUNT_NAME.match(name):
                 raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")

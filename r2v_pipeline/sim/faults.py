@@ -16,6 +16,9 @@ Spec grammar (``r2v sim --faults SPEC``, ``SimConfig(faults=SPEC)``)::
     slow              P:SECONDS   answer SECONDS later, in wall seconds (client timeouts run on real time)
     task_internal_error P         the task ends FAILED with InternalError (not billed)
     cut_download      P           a download announces its full length and closes half way
+    arrearage         ACCOUNT:N   the account answers 400 Arrearage (an overdue bill) to every
+                                  submit after its first N (ACCOUNT: a name R2V_SIM_DASHSCOPE_ACCOUNTS
+                                  gives, or the account id the ledger shows)
 
     P is a probability from 0 to 1. KIND is one of submit, query, list, cancel,
     policy, upload, download, webhook, task; FAMILY is dashscope, oss (uploads
@@ -51,9 +54,10 @@ HTTP_KINDS = frozenset({"submit", "query", "list", "cancel", "policy", "upload",
 class FaultKind:
     effect: Effect
     status: int | None  # the HTTP status of a "reply" fault
-    args: Literal["p", "p:seconds", "n[:p]"]
+    args: Literal["p", "p:seconds", "n[:p]", "account:n"]
     kinds: frozenset[str]  # endpoint kinds hit when the item has no scope
     about: str
+    code: str | None = None  # the error code of a "reply" fault, where not the status's stock one
 
 
 FAULTS: dict[str, FaultKind] = {
@@ -66,6 +70,7 @@ FAULTS: dict[str, FaultKind] = {
     "slow": FaultKind("delay", None, "p:seconds", HTTP_KINDS, "answer SECONDS (wall) later"),
     "task_internal_error": FaultKind("task", None, "p", frozenset({"task"}), "the task fails with InternalError"),
     "cut_download": FaultKind("cut", None, "p", frozenset({"download"}), "close a download half way"),
+    "arrearage": FaultKind("reply", 400, "account:n", frozenset({"submit"}), "the account answers Arrearage after N submits", "Arrearage"),
 }
 
 
@@ -78,7 +83,8 @@ class FaultItem:
     name: str
     probability: float
     seconds: float = 0.0  # slow
-    count: int = 0  # burst429
+    count: int = 0  # burst429; arrearage: submits let through first
+    account: str = ""  # arrearage: whose
     scope: frozenset[str] = frozenset()
     text: str = ""  # as written; salts the hash so two items never fire together by construction
 
@@ -88,7 +94,9 @@ class FaultItem:
             return kind in defaults
         return kind in self.scope or f"{family}.{kind}" in self.scope or (family in self.scope and kind in defaults)
 
-    def fires(self, seed: int, key: str, n: int) -> bool:
+    def fires(self, seed: int, key: str, n: int, account: str | None = None, account_n: int = 0) -> bool:
+        if self.name == "arrearage":  # from the account's (N+1)-th request of the kind on, for good
+            return account is not None and account in (self.account, f"acct-{self.account}") and account_n >= self.count
         if self.name == "burst429":  # a chosen request is refused on its first N tries
             return n < self.count and unit(seed, self.text, key) < self.probability
         return unit(seed, self.text, key, n) < self.probability
@@ -113,6 +121,7 @@ class Decision:
     status: int | None = None
     delay: float = 0.0  # wall seconds, summed over the slow items that fired
     applied: tuple[str, ...] = ()
+    code: str | None = None  # a reply's own error code (arrearage)
 
     @property
     def fault(self) -> str | None:
@@ -129,23 +138,25 @@ def unit(seed: int, *parts: object) -> float:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2.0**64
 
 
-def decide(spec: FaultSpec, seed: int, family: str, kind: str, key: str, n: int) -> Decision:
-    """The faults of the ``n``-th occurrence (from 0) of request ``key``."""
+def decide(spec: FaultSpec, seed: int, family: str, kind: str, key: str, n: int, account: str | None = None, account_n: int = 0) -> Decision:
+    """The faults of the ``n``-th occurrence (from 0) of request ``key``, the ``account_n``-th
+    request of its kind from ``account``."""
     effect: Effect | None = None
     status: int | None = None
+    code: str | None = None
     delay = 0.0
     applied: list[str] = []
     for item in spec.items:
-        if not item.applies(family, kind) or not item.fires(seed, key, n):
+        if not item.applies(family, kind) or not item.fires(seed, key, n, account, account_n):
             continue
         fault = FAULTS[item.name]
         if fault.effect == "delay":
             delay += item.seconds
             applied.append(item.name)
         elif effect is None:
-            effect, status = fault.effect, fault.status
+            effect, status, code = fault.effect, fault.status, fault.code
             applied.append(item.name)
-    return Decision(effect, status, delay, tuple(applied)) if applied else NO_FAULT
+    return Decision(effect, status, delay, tuple(applied), code=code) if applied else NO_FAULT
 
 
 class FaultBook:
@@ -155,13 +166,16 @@ class FaultBook:
         self.spec = spec
         self.seed = seed
         self._seen: Counter[tuple[str, str, str]] = Counter()
+        self._by_account: Counter[tuple[str, str, str]] = Counter()
 
-    def decide(self, family: str, kind: str, key: str) -> Decision:
+    def decide(self, family: str, kind: str, key: str, account: str | None = None) -> Decision:
         if not self.spec.items:
             return NO_FAULT
         n = self._seen[(family, kind, key)]
         self._seen[(family, kind, key)] = n + 1
-        return decide(self.spec, self.seed, family, kind, key, n)
+        account_n = self._by_account[(family, kind, account or "-")]
+        self._by_account[(family, kind, account or "-")] = account_n + 1
+        return decide(self.spec, self.seed, family, kind, key, n, account, account_n)
 
 
 def request_key(method: str, target: str, account: str | None, body: bytes) -> str:
@@ -186,6 +200,12 @@ def _parse_item(text: str) -> FaultItem:
     if "@" in text and not scope:
         raise FaultSpecError(f"{text!r}: empty scope after '@'")
     form = FAULTS[name].args
+    if form == "account:n":
+        account, colon, count_text = args.strip().rpartition(":")
+        count = _number(count_text, text, "N") if colon else -1.0
+        if not account or count != int(count) or count < 0:
+            raise FaultSpecError(f"{text!r}: {name} takes ACCOUNT:N (N a whole number of 0 or more)")
+        return FaultItem(name, 1.0, count=int(count), account=account, scope=scope, text=text)
     first, colon, second = args.strip().partition(":")
     if form == "p":
         if colon:

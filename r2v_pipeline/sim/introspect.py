@@ -34,6 +34,7 @@ def stats(state: SimState) -> dict[str, Any]:
         "tasks": state.tasks.counts(),
         "in_flight": state.tasks.in_flight,
         "peak_in_flight": state.tasks.peak_in_flight,
+        "peak_in_flight_by_account": state.tasks.peaks(),
         "requests": state.ledger.request_count,
     }
 

@@ -24,6 +24,11 @@ from .tasks import SUCCEEDED, Output, Task
 SECRET_HEADERS = frozenset({"authorization", "x-freepik-api-key", "x-magnific-api-key", "cookie", "proxy-authorization"})
 
 
+def account_name(name: str) -> str:
+    """How the ledger names an account SimConfig.accounts gives its keys."""
+    return f"acct-{name}"
+
+
 def account_id(key: str) -> str:
     """The account a key stands for, as the ledger names it."""
     return "acct-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]

@@ -15,8 +15,8 @@ from ..catalog import registry
 from . import introspect, media, results, uploads
 from .family import Family, RouteHandler, family, limits
 from .faults import NO_FAULT, request_key
-from .ledger import account_id
-from .replies import quota_refusal, stock
+from .ledger import account_id, account_name
+from .replies import quota_refusal, shape_of, stock
 from .server import HttpRequest, HttpResponse
 from .state import Call, SimState
 
@@ -83,7 +83,7 @@ def account_of(route: Route, req: HttpRequest, state: SimState) -> str | None:
     if not key or (allowed is not None and key not in allowed):
         return None
     shared = state.config.accounts.get(key) if of.shared_accounts else None
-    return account_id(key) if shared is None else f"acct-{shared}"
+    return account_id(key) if shared is None else account_name(shared)
 
 
 async def dispatch(state: SimState, req: HttpRequest) -> HttpResponse | None:
@@ -124,12 +124,14 @@ async def _serve(state: SimState, req: HttpRequest, call: Call) -> HttpResponse 
     call.family, call.kind, call.provider = route.family, route.kind, route.provider
     if route.provider:
         call.account = account_of(route, req, state)
-    decision = NO_FAULT if route.family == "sim" else state.faults.decide(route.family, route.kind, request_key(req.method, req.target, call.account, req.body))
+    decision = NO_FAULT if route.family == "sim" else state.faults.decide(route.family, route.kind, request_key(req.method, req.target, call.account, req.body), call.account)
     call.fault = decision.fault
     if decision.delay:
         await anyio.sleep(decision.delay)
     if decision.effect == "drop_before":
         return None
+    if decision.effect == "reply" and decision.status is not None and decision.code is not None:
+        return shape_of(route.family).render(decision.status, decision.code, f"injected fault: {decision.code}", call.request_id)
     if decision.effect == "reply" and decision.status is not None:
         return stock(route.family, decision.status, call.request_id)
     if route.provider and call.account is None:

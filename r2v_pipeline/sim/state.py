@@ -12,7 +12,7 @@ from .clock import SimClock
 from .config import SimConfig
 from .facts import read_declarations
 from .faults import FaultBook
-from .ledger import Ledger, task_entry
+from .ledger import Ledger, account_name, task_entry
 from .media import MediaBook
 from .persist import Saved, SimStore, resumed_now
 from .quota import RateBook
@@ -81,7 +81,7 @@ def build_state(
     secret = (saved and saved.secret) or hashlib.sha256(f"r2v-sim|{config.seed}".encode()).digest()
     rate_now = clock.now if config.rate_clock == "provider" else time.monotonic
     cache_dir = config.cache_dir or (config.state_dir / "videos" if config.state_dir else default_cache_dir())
-    tasks = TaskBook(clock, max_running, config.pending_seconds)
+    tasks = TaskBook(clock, max_running, config.pending_seconds, {account_name(name): n for name, n in config.account_max_running.items()})
     state = SimState(
         config=config,
         base_url=f"http://{_url_host(config.host)}:{port}",

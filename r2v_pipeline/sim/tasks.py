@@ -81,9 +81,12 @@ class Task:
 
 
 class TaskBook:
-    def __init__(self, clock: SimClock, max_running: Mapping[str, int | None], pending_seconds: float = 0.0):
+    def __init__(
+        self, clock: SimClock, max_running: Mapping[str, int | None], pending_seconds: float = 0.0, account_limits: Mapping[str, int] | None = None
+    ):
         self.clock = clock
         self._limits = max_running
+        self._account_limits = dict(account_limits or {})  # account -> tasks in progress, over its provider's
         self._pending = pending_seconds
         self.on_change: Callable[[Task], None] = lambda task: None  # told of every status change
         self._tasks: dict[str, Task] = {}
@@ -95,6 +98,10 @@ class TaskBook:
         self._wake: anyio.Event | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
+        # Tasks waiting or running per (provider, account), and the most there ever were:
+        # what a client keeping to an account's quota must never push above it.
+        self.in_flight_by: Counter[tuple[str, str]] = Counter()
+        self.peak_by: Counter[tuple[str, str]] = Counter()
         clock.on_advance(self.poke)
 
     def __len__(self) -> int:
@@ -113,6 +120,7 @@ class TaskBook:
         self._tasks[task.task_id] = task
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self._count(task, +1)
         self.on_change(task)
         self._push(task.submitted + self._pending, READY, task)
         self.settle(self.clock.now())
@@ -124,6 +132,7 @@ class TaskBook:
             return False
         task.status, task.ended = CANCELED, at
         self.in_flight -= 1
+        self._count(task, -1)
         self.on_change(task)  # it stays in its queue; _pump skips it
         return True
 
@@ -140,6 +149,7 @@ class TaskBook:
                 self._due_push(task)
             if task.status in ACTIVE:
                 self.in_flight += 1
+                self._count(task, +1)
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def resume(self) -> None:
@@ -184,8 +194,16 @@ class TaskBook:
             with anyio.move_on_after(delay):
                 await self._wake.wait()
 
+    def _count(self, task: Task, change: int) -> None:
+        self.in_flight_by[task.slot] += change
+        self.peak_by[task.slot] = max(self.peak_by[task.slot], self.in_flight_by[task.slot])
+
+    def peaks(self) -> dict[str, int]:
+        """The most tasks each account ever had waiting or running at once, as "provider/account"."""
+        return {f"{provider}/{account}": peak for (provider, account), peak in sorted(self.peak_by.items())}
+
     def _pump(self, slot: tuple[str, str], at: float) -> None:
-        limit = self._limits.get(slot[0])
+        limit = self._account_limits.get(slot[1], self._limits.get(slot[0]))
         queue = self._queues[slot]
         while queue and (limit is None or self._running[slot] < limit):
             task = queue.popleft()
@@ -212,5 +230,6 @@ class TaskBook:
         task.status = FAILED if failure else SUCCEEDED
         self._running[task.slot] -= 1
         self.in_flight -= 1
+        self._count(task, -1)
         self.on_change(task)
         self._pump(task.slot, at)
