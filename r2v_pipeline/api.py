@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .diagnostics import Diagnostics
     from .plan.planner import Plan as _Plan, PlanOptions
     from .run.selection import Selection
+    from .run.ledger_store import LedgerView
 
 __all__ = [
     "__version__",
@@ -83,6 +84,7 @@ class Options:
     state_dir: Path | None = None
     simulated: bool = False  # the ledger and videos of simulated runs (a run with a simulator sets it)
     only: tuple[str, ...] = ()  # glob patterns over id, episode/id or series/episode/id; empty: all
+    ledger: str | None = None  # a shared PostgreSQL ledger's URL; None: $R2V_LEDGER_URL, else the state folder's file
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,6 @@ class RunOptions:
     junit: Path | None = None
     log: TextIO | None = None  # where the progress lines also go (None: nowhere)
     log_format: Literal["plain", "json"] = "plain"
-    ledger: str | None = None  # a shared PostgreSQL ledger's URL; None: $R2V_LEDGER_URL, else the state folder's file
 
     @property
     def simulated(self) -> bool:
@@ -342,11 +343,15 @@ def make_plan(files: Files, options: Options = Options()) -> Plan:
     Raises InvalidInput when the manifests cannot be used."""
     from .plan.budget import over_budget
     from .plan.output import NOT_MADE, to_submit
-    from .run.actions import decide_from_ledger
-    from .plan.planner import state_dir_of
+    from .run.actions import Stores, decide_all
 
     planned, selection, warnings = _load(files, options, None)
-    decisions = decide_from_ledger(planned.shots, state_dir_of(planned), selection, time.time())
+    ledger = _peek(planned, options)
+    try:
+        decisions = decide_all(planned.shots, ledger, Stores(), selection, time.time())
+    finally:
+        if ledger:
+            ledger.close()
     shots = []
     for s in planned.shots:
         decided = decisions.get(s.key, NOT_MADE)
@@ -382,7 +387,7 @@ def run_plan(
     # The log is written as JSON and read back into Events: the same lines a JSON log prints.
     request = RunRequest(
         options=settings, simulate=simulate, attach=how.attach, log_format="json", report_dir=how.report_dir,
-        junit=how.junit, exclusive=how.exclusive, ledger=ledger_url(how.ledger),
+        junit=how.junit, exclusive=how.exclusive, ledger=ledger_url(options.ledger),
     )  # fmt: skip
     sink = _EventSink(on_event, run_options.log, run_options.log_format)
     done = run_and_report(planned, request, sink)
@@ -415,12 +420,8 @@ async def run_plan_async(
 
 def status(files: Files, options: Options = Options()) -> tuple[ShotState, ...]:
     """Each planned shot (``options.only`` applies) as the ledger knows it."""
-    from .plan.planner import state_dir_of
-    from .run.ledger import Ledger
-
     planned, selection, _ = _load(files, options, None)
-    folder = state_dir_of(planned)
-    ledger = Ledger.peek(folder) if folder else None
+    ledger = _peek(planned, options)
     try:
         records = ledger.records() if ledger else {}
     finally:
@@ -446,14 +447,10 @@ def status(files: Files, options: Options = Options()) -> tuple[ShotState, ...]:
 def history(files: Files, options: Options = Options()) -> tuple[ShotHistory, ...]:
     """What the ledger remembers of each planned shot: every version of its request
     (one per edit that changed what is sent), newest first, with the ledger's events."""
-    from .plan.planner import state_dir_of
-    from .run.ledger import Ledger
-
     planned, selection, _ = _load(files, options, None)
     shots = [s for s in planned.shots if selection.selected(s)]
     current = {s.fingerprint for s in shots}
-    folder = state_dir_of(planned)
-    ledger = Ledger.peek(folder) if folder else None
+    ledger = _peek(planned, options)
     if ledger is None:
         return tuple(ShotHistory(s.key, ()) for s in shots)
     try:
@@ -515,6 +512,16 @@ def _plan_options(options: Options, simulated: bool) -> PlanOptions:
         state_dir=config.given(config.STATE_DIR, options.state_dir, Path),
         **same,
     )
+
+
+def _peek(planned: _Plan, options: Options) -> LedgerView | None:
+    """The plan's ledger for reading (the shared one when a URL is given, here or in
+    $R2V_LEDGER_URL); None when no run has made it. Raises ValueError (a bad URL) or
+    LedgerUnreachable (the server cannot be reached)."""
+    from .plan.planner import state_dir_of
+    from .run.open_ledger import ledger_url, peek_store
+
+    return peek_store(ledger_url(options.ledger), state_dir_of(planned), options.simulated)
 
 
 def _load(files: Files, options: Options, run_options: RunOptions | None) -> tuple[_Plan, Selection, tuple[Diagnostic, ...]]:

@@ -42,6 +42,17 @@ above_zero = within(0.0, math.inf, says="above 0")
 not_negative = within(0.0, math.inf, low_included=True, says="0 or more")
 
 
+def port(text: str) -> int:
+    """A TCP port, 1-65535, or 0 for a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0 (a free port) or 1-65535")
+    return value
+
+
 def amount(text: str) -> Decimal:
     """A budget: a finite decimal above 0, kept exact."""
     try:

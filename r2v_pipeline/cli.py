@@ -171,7 +171,7 @@ def _parser(with_sim: bool = True) -> argparse.ArgumentParser:
         "which plan, run, assemble and the report read (a manifest's pick: wins). Ctrl-C ends it.",
     )
     _plan_arguments(review, view=True)
-    review.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
+    review.add_argument("--port", type=argtypes.port, default=0, metavar="N", help="port on 127.0.0.1, 1-65535 (default: a free one)")
     review.set_defaults(func=cmd_review)
 
     gc = commands.add_parser(

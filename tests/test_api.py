@@ -172,3 +172,18 @@ def test_environment_folders_apply_when_options_leave_them_open(tmp_path: Path, 
     assert shot.output.is_relative_to(tmp_path / "from-env")
     (shot, *_) = make_plan([episode], Options(output_dir=tmp_path / "given")).shots
     assert shot.output.is_relative_to(tmp_path / "given")  # the argument beats the environment
+
+
+def test_plan_status_and_history_read_the_ledger_the_run_wrote_whichever_store(
+    tmp_path: Path, episode: Path, ledger_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("R2V_LEDGER_URL", raising=False)
+    options = _options(tmp_path, simulated=True, ledger=ledger_url)
+    done = run_plan([episode], options, RunOptions(simulator=FAST))
+    assert done.ok, done.exit_code
+    # Planning afterwards reads the same ledger: nothing is left to pay for, whichever store holds it.
+    assert {s.action for s in make_plan([episode], options).shots} == {Action.SKIP}
+    assert {s.state for s in status([episode], options)} == {LedgerState.DOWNLOADED}
+    assert all(len(h.versions) == 1 for h in history([episode], options))
+    if ledger_url is not None:  # the file in the state folder was never the ledger
+        assert {s.state for s in status([episode], _options(tmp_path, simulated=True))} == {None}

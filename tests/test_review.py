@@ -212,3 +212,11 @@ def test_the_command_prints_its_loopback_url_and_ends_on_ctrl_c(made: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(made: Path, port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["review", "--port", port, str(made)])
+    assert stopped.value.code == 2
+    assert "--port" in capsys.readouterr().err

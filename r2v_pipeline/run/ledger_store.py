@@ -122,6 +122,10 @@ class LedgerView(Protocol):
         """Every request recorded for each shot key, newest first."""
         ...
 
+    def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
+        """What happened to one request, oldest first: (time, event, detail)."""
+        ...
+
     def owner_alive(self, owner: str | None) -> bool:
         """Whether the run that holds a shot still lives."""
         ...

@@ -78,7 +78,7 @@ def add_command(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SimConfig()
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=argtypes.port, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--time-scale", type=argtypes.above_zero, default=1.0, metavar="F", help="wall seconds per provider second: 0.01 makes a 2-minute generation take 1.2 s (default: 1)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every random choice: task ids, generation times, faults (default: 0)")
     parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC", help="faults to inject; grammar below")
