@@ -22,6 +22,7 @@ from r2v_pipeline.diagnostics import Diagnostics
 from r2v_pipeline.pipeline import RunRequest, execute
 from r2v_pipeline.plan.planner import PlanOptions, make_plan
 from r2v_pipeline.run.ledger import Ledger
+from r2v_pipeline.run.work import RunOptions
 from r2v_pipeline.sim import Simulator
 from r2v_pipeline.sim.faults import FaultSpec, FaultSpecError, decide
 
@@ -224,20 +225,13 @@ def test_a_shot_pinned_to_a_lost_account_is_not_sent_elsewhere(
     assert code != 0 and not [t for t in sim.ledger.tasks() if t.account == "acct-c"]
 
 
-def test_a_rerun_follows_a_task_through_the_account_that_made_it(
-    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None
-) -> None:
-    """A run that sent a shot through account b died; the next run, whose pool would
-    send new shots to a first, polls and fetches the task with b's key: no new task."""
+def sent_through_b(sim: Simulator, tmp_path: Path, shot: Any) -> tuple[Ledger, str]:
+    """What an earlier r2v left: a task made with account b's key, its row naming the
+    account in the older form "dashscope:b" (before ids held the key's hash). The ledger
+    is returned open."""
     from r2v_pipeline.providers.dashscope import DashScope
-    from r2v_pipeline.run.status import status_json, status_table
     from r2v_pipeline.simulation import attached_simulation
 
-    media("m/x.png", "png")
-    sim = pool_sim(start_sim)
-    ep = write("ep.yaml", episode(1))
-    plan = plan_of([ep], tmp_path)
-    shot = plan.shots[0]
     time_ = attached_simulation(sim.base_url).time
 
     async def submit() -> str:
@@ -251,6 +245,22 @@ def test_a_rerun_follows_a_task_through_the_account_that_made_it(
     ledger.enter(shot.fingerprint, shot.key, "dashscope", shot.spec.model, "dashscope:a", shot.target.base_url, str(shot.output.resolve()))
     assert ledger.start_submit(shot.fingerprint, "dashscope:b", 5, shot.target.base_url)
     ledger.submitted(shot.fingerprint, task_id, "dashscope:b", shot.spec.model)
+    return ledger, task_id
+
+
+def test_a_rerun_follows_a_task_through_the_account_that_made_it(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None
+) -> None:
+    """A run that sent a shot through account b died; the next run, whose pool would
+    send new shots to a first, polls and fetches the task with b's key: no new task."""
+    from r2v_pipeline.run.status import status_json, status_table
+
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim)
+    ep = write("ep.yaml", episode(1))
+    plan = plan_of([ep], tmp_path)
+    shot = plan.shots[0]
+    ledger, task_id = sent_through_b(sim, tmp_path, shot)
     assert ledger.get(shot.fingerprint).account == "dashscope:b"  # type: ignore[union-attr]
     # r2v status: each account's slots in use beside its quota
     slots = {a["account"]: (a["in_progress"], a["slots"]) for a in status_json(plan, ledger.records())["accounts"]}
@@ -376,3 +386,119 @@ def test_the_simulator_is_told_accounts_and_their_limits_on_its_command_line() -
     assert config.accounts == {"k1": "b", "k2": "b", "k3": "c"}
     with pytest.raises(SystemExit):
         parser.parse_args(["--account-max-running", "b=0"])
+
+
+# --- a task followed through the account that made it, as it stands now ------------------
+
+REGIONS = "provider:\n  name: dashscope\n  accounts:\n    - {name: a, key_env: R2V_TEST_KEY_A}\n    - {name: u, key_env: R2V_TEST_KEY_C, region: us}\n"
+LET_GO = RunOptions(poll=FAST.poll, seed=7, patience=60.0)  # a run that stops watching before the task ends
+
+
+def ledger_rows(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    ledger = Ledger.open(tmp_path / "state")
+    try:
+        return {r.key.rsplit("/", 1)[1]: (r.state.value, r.account) for r in ledger.records().values()}
+    finally:
+        ledger.close()
+
+
+def test_a_task_sent_through_an_account_with_its_own_region_is_followed_by_the_next_run(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None
+) -> None:
+    """The ledger row records account u's own endpoint (us), not the provider's: a later
+    run follows the task, never takes it for one sent elsewhere."""
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim, generation_seconds=(900.0, 900.0))
+    ep = write("ep.yaml", REGIONS + "cast: {x: {image: m/x.png}}\nshots:\n  - {id: w, model: wan2.6-r2v, account: u, prompt: '{{ x }} sails', resolution: 720P, duration: 5}\n")
+    code, report, log = run([ep], tmp_path, sim, LET_GO)
+    assert report["shots"][0]["status"] == "unfinished", log
+    assert ledger_rows(tmp_path)["w"][0] == "submitted"
+    code, report, log = run([ep], tmp_path, sim)
+    (shot,) = report["shots"]
+    assert code == 0 and shot["status"] == "downloaded", log
+    assert shot["account"] == "u"
+    assert [t.account for t in sim.ledger.tasks()] == ["acct-c"]  # followed, never sent again
+
+
+def test_a_named_account_whose_key_changed_leaves_its_task_for_a_later_run(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Account b's variable now holds another account's key: its task is not asked about
+    through that key (it would answer UNKNOWN) nor declared expired; with b's key back,
+    the next run fetches it."""
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim, generation_seconds=(900.0, 900.0))
+    ep = write("ep.yaml", episode(1, pins={0: "b"}))
+    run([ep], tmp_path, sim, LET_GO)
+    state, made_by = ledger_rows(tmp_path)["s00"]
+    assert state == "submitted", state
+    (task,) = sim.ledger.tasks()
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")  # another account's key
+    code, report, log = run([ep], tmp_path, sim)
+    (shot,) = report["shots"]
+    assert code != 0 and shot["status"] == "unfinished", log
+    assert "another key or region" in log
+    assert ledger_rows(tmp_path)["s00"][0] == "submitted"
+    assert not [r for r in sim.ledger.requests(kind="query") if task.task_id in r.path and r.account != "acct-b"]
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b1")
+    code, report, log = run([ep], tmp_path, sim)
+    assert code == 0 and report["shots"][0]["status"] == "downloaded" and report["shots"][0]["account"] == "b", log
+    assert len(sim.ledger.tasks()) == 1
+    assert made_by.startswith("dashscope:b:"), made_by  # the id holds a hash of the key (and endpoint)
+    # ... and what people read names the account only
+    from r2v_pipeline.run.history import history
+    from r2v_pipeline.run.status import status_json
+
+    ledger = Ledger.open(tmp_path / "state")
+    try:
+        assert status_json(plan_of([ep], tmp_path), ledger.records())["shots"][0]["account"] == "b"
+        assert list(history([], ledger.charges())["by_account"]) == ["dashscope:b"]
+    finally:
+        ledger.close()
+
+
+def test_a_row_of_the_older_name_only_form_asked_through_a_changed_key_is_not_expired(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row an earlier r2v wrote as "dashscope:b" is followed through account b; when b's
+    key is no longer the one that made the task, the provider answers UNKNOWN for a task
+    younger than a day: that is left for a later run, not recorded as expired."""
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim)
+    ep = write("ep.yaml", episode(1, pins={0: "b"}))
+    ledger, task_id = sent_through_b(sim, tmp_path, plan_of([ep], tmp_path).shots[0])
+    ledger.close()
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")
+    code, report, log = run([ep], tmp_path, sim)
+    assert code != 0 and report["shots"][0]["status"] == "unfinished", log
+    assert "key or region may have changed" in log
+    assert ledger_rows(tmp_path)["s00"][0] == "submitted"
+    assert len(sim.ledger.tasks()) == 1
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b2")  # the account's other key: the same account, so its task
+    code, report, log = run([ep], tmp_path, sim)
+    assert code == 0 and report["shots"][0]["status"] == "downloaded" and report["shots"][0]["task_id"] == task_id, log
+    assert len(sim.ledger.tasks()) == 1
+
+
+def test_takes_alike_keep_their_order_when_an_account_is_lost_under_the_first(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None
+) -> None:
+    """Take 0 goes to account b, which refuses it for its unpaid bill: take 0 is sent
+    through a, and its twin take 1 only after it (a lost ledger pairs them by order)."""
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim, faults="arrearage=b:0")
+    pool = "provider:\n  name: dashscope\n  accounts:\n    - {name: b, key_env: R2V_TEST_KEY_B}\n    - {name: a, key_env: R2V_TEST_KEY_A}\n"
+    text = pool + "cast: {x: {image: m/x.png}}\ndefaults: {model: wan2.7-r2v, resolution: 720P, duration: 5}\nshots:\n"
+    text += "  - {id: t, prompt: '{{ x }} walks', takes: 2}\n"
+    code, report, log = run([write("ep.yaml", text)], tmp_path, sim)
+    assert code == 0, log
+    made = {t.task_id: t for t in sim.ledger.tasks()}
+    first, second = (made[s["task_id"]] for s in report["shots"])  # in take order
+    assert first.account == second.account == "acct-a"
+    assert first.submitted_at < second.submitted_at, log

@@ -265,6 +265,10 @@ def test_expired_tasks_and_results_are_reported(tmp_path: Path, start_sim: Start
     sim = start_sim(time_scale=0.005, rate_clock="wall")
     submit_outside_a_run(sim, tmp_path, [ep])  # an earlier run that submitted and then vanished for a day
     sim.advance(25 * 3600)
+    ledger = Ledger.open(tmp_path / "state")  # the day passed on the runner's clock too
+    ledger.db.execute("UPDATE shots SET submitted_at = submitted_at - ?", (25 * 3600 * 0.005,))
+    ledger.db.commit()
+    ledger.close()
     code, report, _ = run([ep], tmp_path, sim)
     assert code == 1
     (only,) = report["shots"]

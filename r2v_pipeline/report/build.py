@@ -148,7 +148,7 @@ def _shot(w: Work, record: ShotRecord | None, report_dir: Path, run_started: flo
         "code": record.code if record else None,
         "task_id": record.task_id if record else None,
         # The account its task went through (as the manifest names it), once it was sent.
-        "account": (labels or {}).get(record.account, record.account) if record and record.task_id else None,
+        "account": (labels or {}).get(record.account, _name(record.account)) if record and record.task_id else None,
         "fingerprint": shot.fingerprint,
         "billed_seconds": as_number(billed),
         "billed_exact": actual is not None or shot.billed.exact or billed == 0,
@@ -280,3 +280,10 @@ def money_text(amount: float | None, currency: str | None) -> str:
         return "-"
     text = money(Decimal(str(amount)))
     return f"{text} {currency}" if currency else text
+
+
+def _name(ledger_account: str) -> str:
+    """An account no account of this run has the id of (its key or region changed since):
+    its name as the manifest gives it ("dashscope:b:<key hash>" → b)."""
+    provider, colon, rest = ledger_account.partition(":")
+    return rest.partition(":")[0] if colon else ledger_account

@@ -89,7 +89,7 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | No
         return Decision(Action.REUSE, _paid_by(stored.meta))
     if record is None or state == LedgerState.PLANNED:
         return Decision(Action.SUBMIT, Action.SUBMIT.meaning)
-    if state in (LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.SUCCEEDED) and record.endpoint and record.endpoint != shot.target.base_url:
+    if state in (LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.SUCCEEDED) and record.endpoint and record.endpoint not in endpoints(shot):
         return Decision(Action.ELSEWHERE, f"its task went to {record.endpoint}: run with that provider setting (--region, --base-url) to fetch it")
     if state == LedgerState.DOWNLOADED:
         if record.result_url and now - (record.finished_at or 0) < RESULT_LIFE:
@@ -111,6 +111,12 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | No
         return Decision(Action.EXPIRED, f"{record.message} (--force to make it again)")
     # A state nobody taught this function: never pay on a guess.
     raise AssertionError(f"internal error: no decision for a shot in state {state}")
+
+
+def endpoints(shot: PlannedShot) -> set[str]:
+    """Where the shot's task may have gone: the endpoint of each account it may use (an
+    account may have a region of its own), and the provider's."""
+    return {shot.target.base_url, *(shot.target.account(name).base_url for name in shot.accounts)}
 
 
 def _made_before(shot: PlannedShot, records: dict[str, ShotRecord], store: VideoStore, now: float) -> Decision | None:

@@ -96,10 +96,16 @@ def history(runs: Sequence[RunRecord], charges: Sequence[Charge], currency: str 
         "runs": rows,
         "by_series": _json(by(charges, lambda c: c.key.split("/")[0])),
         "by_episode": _json(by(charges, lambda c: episode_of(c.key))),
-        "by_account": _json(by(charges, lambda c: c.account)),
+        "by_account": _json(by(charges, lambda c: _account(c.account))),
         "by_month": _json(by(charges, lambda c: month_of(c.at))),
         "total": total(charges).as_json(),
     }
+
+
+def _account(ledger_id: str) -> str:
+    """A named account as "provider:name", whatever key it had (its id also holds the key's hash)."""
+    provider, colon, rest = ledger_id.partition(":")
+    return f"{provider}:{rest.partition(':')[0]}" if colon else ledger_id
 
 
 def history_text(data: dict[str, Any]) -> str:

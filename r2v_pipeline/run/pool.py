@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Mapping, Sequence
 
 import anyio
@@ -38,6 +39,14 @@ class AccountLost(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def named_id(provider: str, name: str, key_account: str, endpoint: str) -> str:
+    """A named account's ledger id: its name and a hash of its key (``key_account``, the
+    provider's hash of key and the URL it talks to) and planned endpoint, so a task is
+    never followed through another key or region that took the name over."""
+    digest = hashlib.sha256(f"{key_account}\n{endpoint}".encode()).hexdigest()
+    return f"{provider}:{name}:{digest[:12]}"
 
 
 def provider_key(provider: str, base_url: str, account: str) -> tuple[str, str, str]:
@@ -66,7 +75,7 @@ class Pool:
         found = self._by_key.get(key)
         if found is None:
             provider = self._providers[key]
-            ledger_id = f"{provider.name}:{name}" if name else provider.account
+            ledger_id = named_id(provider.name, name, provider.account, target.base_url) if name else provider.account
             found = self._by_id.get(ledger_id)
             if found is None:
                 quota = {**registry.table(provider.name).quota, **target.quota}
@@ -75,6 +84,8 @@ class Pool:
                     found.watcher.attach(self._group)
                 self._by_id[ledger_id] = found
                 self._by_id.setdefault(provider.account, found)  # rows an unnamed run of the same key wrote
+                if name:  # rows written before ids carried the key's hash: followed; an answer of UNKNOWN stalls them (settle)
+                    self._by_id.setdefault(f"{provider.name}:{name}", found)
             self._by_key[key] = found
         return found
 
@@ -100,6 +111,13 @@ class Pool:
         """The account that made a task, to follow it through: in this run or a later one."""
         found = self._by_id.get(ledger_account)
         if found is None:
+            provider, _, rest = ledger_account.partition(":")
+            name = rest.partition(":")[0]
+            if any(a.name == name and a.provider.name == provider for a in self.accounts):
+                raise Stalled(
+                    f"its task was made through account {name} with another key or region than it has now; "
+                    "give the account back the key and region it had to follow the task (sending it again would pay twice)"
+                )
             raise Stalled(
                 f"its task was made through account {ledger_account}, which this run has no key for; "
                 "name that account in provider.accounts again to follow the task"

@@ -44,9 +44,10 @@ def status_json(plan: Plan, records: Mapping[str, ShotRecord], holders: Mapping[
 
 
 def _account_label(shot: PlannedShot, ledger_account: str) -> str:
-    """An account as the manifest names it ("dashscope:main" → main); the provider's one account by its provider."""
+    """An account as the manifest names it ("dashscope:main:<key hash>", or the older
+    "dashscope:main" → main); the provider's one account by its provider."""
     provider, colon, name = ledger_account.partition(":")
-    return name if colon and provider == shot.spec.provider else shot.spec.provider
+    return name.partition(":")[0] if colon and provider == shot.spec.provider else shot.spec.provider
 
 
 def _slots(plan: Plan, records: Mapping[str, ShotRecord]) -> list[dict[str, Any]]:

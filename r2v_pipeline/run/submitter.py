@@ -78,10 +78,15 @@ class Submitter:
     async def submit(self, shot: PlannedShot, provider: Provider, account: Account, slot: SlotHold, fresh_uploads: bool = False) -> bool:
         """Submit until a task exists (True, holding a slot) or the shot is settled otherwise
         (False). Raises NotSent when the provider stays unreachable or busy: no task exists."""
+        lost = False
         try:
             return await self._submit_in_turn(shot, provider, account, slot, fresh_uploads)
+        except AccountLost:
+            lost = True  # nothing was made: the shot is sent through another account, still before its later twins
+            raise
         finally:
-            self.answered(shot)
+            if not lost:
+                self.answered(shot)
 
     async def turn(self, shot: PlannedShot) -> None:
         """Takes the provider cannot tell apart (see adopt.py) are sent in take order, each
@@ -198,6 +203,15 @@ class Submitter:
         code = status.code or status.state.capitalize()
         message = status.message or f"the task ended {status.state}"
         if status.state == "unknown":
+            record = self._run.ledger.get(fp)
+            sent = record.submitted_at if record is not None else None
+            if sent is not None and (time.time() - sent) / provider.time.scale < DAY:
+                # The provider keeps tasks a day: one younger is asked through the wrong key or
+                # endpoint (the account's key or region changed), not gone. Left for a later run.
+                raise Stalled(
+                    f"the provider does not know task {record.task_id if record else ''} through this account, though it was made less than 24 hours ago: "
+                    "the account's key or region may have changed since; give it back the key and region it had to fetch the task"
+                )
             self._run.ledger.expired(fp, "the provider no longer knows the task (tasks are kept 24 hours)")
             self._run.log.event(job.key, "expired")
             return False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..plan.budget import fit
 from ..plan.planner import Plan, PlannedShot
-from .actions import Decision, Selection, Stores, decide_all
+from .actions import Decision, Selection, Stores, decide_all, endpoints
 from .ledger_store import LedgerStore, ShotRecord
 from .pacing import Backoff
 from .polling import PollPolicy
@@ -135,7 +135,7 @@ def orphan_rows(plan: Plan, ledger: LedgerStore) -> list[tuple[PlannedShot, Shot
         (by_key[r.key], r)
         for r in ledger.unfinished_elsewhere()
         if r.key in by_key and r.fingerprint not in planned and r.state in (LedgerState.SUBMITTED, LedgerState.SUCCEEDED)
-        and r.endpoint in (None, by_key[r.key].target.base_url)
+        and (r.endpoint is None or r.endpoint in endpoints(by_key[r.key]))
     ]
 
 
