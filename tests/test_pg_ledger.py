@@ -7,6 +7,7 @@ test_ledger.py; here is what only a ledger shared by hosts has to show.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -116,6 +117,57 @@ def test_a_fenced_runs_late_answer_is_kept_and_never_undone(pg_url: str) -> None
         second.start_submit("a", "acct", 5)  # nothing pays for it again
     first.close()
     second.close()
+
+
+def test_a_late_answer_and_the_answer_of_the_run_that_took_over_are_both_fetched(
+    tmp_path: Path, pg_url: str, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path]
+) -> None:
+    """Run A submits and goes quiet; B takes the shot over, finds no task yet, submits; A's
+    answer lands, then B's. Both tasks are paid: the next run fetches one as the shot's
+    video and the other into superseded/, and loses neither."""
+    import anyio
+
+    from r2v_pipeline.run.targets import build_providers
+    from r2v_pipeline.simulation import attached_simulation
+
+    sim = start_sim(time_scale=0.005, rate_clock="wall")
+    ep = episode(write, media, 1)
+    plan = make_plan([ep], PlanOptions(output_dir=tmp_path / "out", state_dir=tmp_path / "state"), Diagnostics())
+    (shot,) = plan.shots
+    fp = shot.fingerprint
+    first, second = (PgLedger.open(pg_url, redact(pg_url), None, "r2v_simulated") for _ in range(2))
+    providers, _ = build_providers(plan.shots, first, attached_simulation(sim.base_url))
+    provider = providers[(shot.target.provider, shot.target.base_url, "")]
+    account = provider.account
+
+    async def submit_twice() -> list[str]:
+        prepared = await provider.prepare(shot.request)
+        ids = [(await provider.submit(prepared)).task_id for _ in range(2)]  # type: ignore[union-attr]
+        await provider.aclose()
+        return ids
+
+    first.enter(fp, shot.key, "dashscope", shot.spec.model, account, shot.target.base_url, str(shot.output.resolve()))
+    assert first.start_submit(fp, account, 5)
+    with psycopg.connect(pg_url, autocommit=True, options="-c search_path=r2v_simulated") as db:
+        db.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 120 WHERE run_id = %s", (first.run_id,))  # A goes quiet
+    assert second.adopt(fp) is not None
+    second.not_submitted(fp, "Reconciled", "the list showed no task yet")
+    assert second.start_submit(fp, account, 5)
+    late, mine = anyio.run(submit_twice)
+    first.submitted(fp, late, account, shot.spec.model)  # A's answer, late
+    second.submitted(fp, mine, account, shot.spec.model)  # B's
+    first.close()
+    second.close()
+    done = subprocess.run(run_command(ep, sim, pg_url, tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == exits.OK, done.stderr
+    assert len(sim.ledger.tasks()) == 2  # nothing paid a third time
+    with psycopg.connect(pg_url, autocommit=True, options="-c search_path=r2v_simulated") as db:
+        rows = dict(db.execute("SELECT task_id, state FROM shots").fetchall())
+    assert rows == {late: "downloaded", mine: "downloaded"}
+    (video,) = list((tmp_path / "out").rglob("s00.mp4"))  # the shot's video, in place
+    (aside,) = list((tmp_path / "out").rglob("superseded/s00-*.mp4"))  # the other paid task's, kept aside
+    assert video.read_bytes() != b"" and aside.read_bytes() != b""
+    assert json.loads(aside.with_suffix(".json").read_text())["task_id"] in (late, mine)
 
 
 def test_hosts_together_never_take_more_slots_than_the_account_has(pg_url: str) -> None:
