@@ -269,6 +269,42 @@ def test_the_password_is_never_shown() -> None:
     assert "s3cret" not in str(error.value)
 
 
+MALFORMED = [
+    ("postgresql://bob:ab%zzcdPW@127.0.0.1:5432/db", "ab%zzcdPW"),  # a literal % in the password
+    ("postgresql://bob@127.0.0.1:5432/db?password=ab%zzcdPW", "ab%zzcdPW"),  # the same, in the query
+    ("postgresql://bob@127.0.0.1:5432/db?password=s3cretPW&bogus=1", "s3cretPW"),  # an option the driver refuses
+    ("postgresql://u:s3cretPW@[::1/db", "s3cretPW"),  # an unclosed bracket
+    ("postgresql://u:s3cretPW@127.0.0.1:port/db", "s3cretPW"),  # a port that is no number
+]
+
+
+@pytest.mark.parametrize(("url", "password"), MALFORMED)
+def test_a_malformed_ledger_url_is_bad_input_and_its_password_is_never_shown(
+    tmp_path: Path, write: Callable[[str, str], Path], media: Callable[[str, str], Path], capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, url: str, password: str,
+) -> None:  # fmt: skip
+    ep = episode(write, media, 1)
+    for log_format in ("plain", "json"):
+        assert main(["run", str(ep), "--simulate", "--ledger", url, "--log-format", log_format, *where(tmp_path)]) == exits.INVALID
+        out, err = capfd.readouterr()
+        assert "--ledger" in err and "cannot be read" in err, err
+        assert password not in out + err and "ab%zz" not in out + err and "Traceback" not in err
+    monkeypatch.setenv("R2V_LEDGER_URL", url)
+    for command in (["status", str(ep)], ["history", str(ep)], ["run", str(ep), "--simulate"]):
+        assert main([*command, *where(tmp_path)]) == exits.INVALID, command
+        out, err = capfd.readouterr()
+        assert "$R2V_LEDGER_URL" in err and password not in out + err, err
+    assert not list((tmp_path / "state").rglob("*.sqlite"))
+
+
+def test_a_driver_error_is_scrubbed_of_the_password_in_every_form() -> None:
+    from r2v_pipeline.run.pg_ledger import _guard
+
+    with pytest.raises(LedgerUnreachable) as error, _guard("postgresql://bob:***@h/db", "p%41ss"):
+        raise psycopg.ProgrammingError('bad token "p%41ss" or "pAss"')
+    assert "p%41ss" not in str(error.value) and "pAss" not in str(error.value) and "cannot be used" in str(error.value)
+
+
 def episode(write: Callable[[str, str], Path], media: Callable[[str, str], Path], shots: int) -> Path:
     media("m/a.png", "png")
     lines = "".join(f"  - {{id: s{i:02d}, duration: 2, prompt: 'scene {i} with {{{{ a }}}}'}}\n" for i in range(shots))

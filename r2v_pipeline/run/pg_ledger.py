@@ -39,6 +39,7 @@ from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
 from .ledger_store import FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
@@ -517,17 +518,17 @@ def _record(row: tuple[Any, ...]) -> ShotRecord:
 
 @contextmanager
 def _guard(where: str, secret: str | None) -> Iterator[None]:
-    """A server that cannot be reached (or went away) becomes LedgerUnreachable, its
-    message scrubbed of the password."""
+    """A server that cannot be reached (or went away), or refuses what r2v asks, becomes
+    LedgerUnreachable, its message scrubbed of the password."""
     import psycopg
 
     try:
         yield
-    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-        detail = " ".join(str(error).split()).rstrip(".") or type(error).__name__
-        if secret:
-            detail = detail.replace(secret, "***")
-        raise LedgerUnreachable(f"the ledger database {where} cannot be reached: {detail}") from None
+    except psycopg.Error as error:
+        # Any of the driver's errors: its message may echo the URL or its password.
+        detail = scrub(" ".join(str(error).split()).rstrip("."), secret) or type(error).__name__
+        gone = isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+        raise LedgerUnreachable(f"the ledger database {where} cannot be {'reached' if gone else 'used'}: {detail}") from None
 
 
 def _connect(url: str, where: str, secret: str | None, schema: str) -> Any:
