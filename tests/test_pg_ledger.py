@@ -358,6 +358,33 @@ def test_status_shows_which_run_on_which_host_holds_a_shot(
     ledger.close()
 
 
+def test_history_on_a_shared_ledger_sums_only_the_plans_episodes(
+    tmp_path: Path, pg_url: str, write: Callable[[str, str], Path], media: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Other series share the ledger (priced, maybe, in another currency): `r2v history`
+    of an episode sums its own runs and charges, not theirs."""
+    ep = episode(write, media, 1)
+    plan = make_plan([ep], PlanOptions(output_dir=tmp_path / "out", state_dir=tmp_path / "state"), Diagnostics())
+    (shot,) = plan.shots
+    for run_id, fp, key, seconds in (("run-mine", "a", shot.key, 5.0), ("run-other", "b", "other/x/s1", 99.0)):
+        ledger = PgLedger.open(pg_url, redact(pg_url), None, "r2v", run_id=run_id)
+        ledger.enter(fp, key, "dashscope", "m", "acct", "http://x", f"{fp}.mp4", planned_seconds=seconds)
+        assert ledger.start_submit(fp, "acct", 5)
+        ledger.submitted(fp, f"task-{fp}", "acct", "m")
+        ledger.succeeded(fp, "http://x/v.mp4", None, billed=seconds, cost=seconds / 10)
+        ledger.ended(1.0, 2.0, 0, ["/".join(key.split("/")[:2])])
+        ledger.close()
+    assert main(["history", str(ep), "--json", "--ledger", pg_url, *where(tmp_path)]) == exits.OK
+    data = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in data["runs"]] == ["run-mine"]
+    assert (data["total"]["tasks"], data["total"]["billed_seconds"]) == (1, 5.0)
+    assert list(data["by_series"]) == [shot.series]
+    sql(pg_url, "DROP TABLE charges")  # a ledger the server no longer lets r2v read
+    assert main(["history", str(ep), "--ledger", pg_url, *where(tmp_path)]) == exits.ENVIRONMENT
+    err = capsys.readouterr().err
+    assert "the ledger database postgresql://r2v@127.0.0.1" in err and "Traceback" not in err
+
+
 # --- several r2v runs on one ledger ---------------------------------------------------------
 
 
