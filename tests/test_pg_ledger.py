@@ -262,6 +262,7 @@ def test_exclusive_on_a_shared_ledger_refuses_only_another_run_of_this_host(pg_u
 
 
 def test_the_password_is_never_shown() -> None:
+    assert ledger_url("postgresql://r2v:pw@db1:5432,db2:5433/ledger?target_session_attrs=read-write")  # libpq's list of hosts is a URL
     assert redact("postgresql://r2v:s3cret@db.example:5432/ledger") == "postgresql://r2v:***@db.example:5432/ledger"
     assert "s3cret" not in redact("postgresql://r2v@db.example/ledger?password=s3cret&sslmode=require")
     with pytest.raises(BadLedgerUrl) as error:
@@ -274,7 +275,6 @@ MALFORMED = [
     ("postgresql://bob@127.0.0.1:5432/db?password=ab%zzcdPW", "ab%zzcdPW"),  # the same, in the query
     ("postgresql://bob@127.0.0.1:5432/db?password=s3cretPW&bogus=1", "s3cretPW"),  # an option the driver refuses
     ("postgresql://u:s3cretPW@[::1/db", "s3cretPW"),  # an unclosed bracket
-    ("postgresql://u:s3cretPW@127.0.0.1:port/db", "s3cretPW"),  # a port that is no number
 ]
 
 

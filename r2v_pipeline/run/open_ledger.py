@@ -32,10 +32,9 @@ def ledger_url(given: str | None) -> str | None:
         return None
     where = "--ledger" if given is not None else f"${LEDGER_VARIABLE}"
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - a port that is no number raises here
+        parts = urlsplit(url)  # its port is left to the driver: libpq takes lists of hosts and ports
     except ValueError:
-        raise BadLedgerUrl(f"{where}: the ledger URL cannot be read (a bracket or port out of place?); not shown, as it may hold a password") from None
+        raise BadLedgerUrl(f"{where}: the ledger URL cannot be read (a bracket out of place?); not shown, as it may hold a password") from None
     if parts.scheme not in _SCHEMES:
         raise BadLedgerUrl(f"{where}: {redact(url)!r} is not a postgresql:// URL (leave it unset for the ledger file in the state folder)")
     import psycopg  # its own reading of the URL, without connecting: what it would refuse at the start of a run
