@@ -491,13 +491,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .run.history import history, history_text
+    from .run.history import episode_of, history, history_text, of_episodes
+    from .run.ledger_store import LedgerUnreachable
 
     say = Say()
     plan, _ = _load(args, say)
     ledger = _peek(args, plan, say)
     try:
-        data = history(ledger.runs(), ledger.charges(), plan.currency) if ledger else history([], [], plan.currency)
+        try:
+            runs, charges = (ledger.runs(), ledger.charges()) if ledger else ([], [])
+        except LedgerUnreachable as error:
+            say(f"r2v: {error}", "environment", "error")
+            return exits.ENVIRONMENT
+        data = history(*of_episodes(runs, charges, {episode_of(s.key) for s in plan.shots}), plan.currency)
     finally:
         if ledger:
             ledger.close()

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from hypothesis import given, strategies as st
 
-from r2v_pipeline.run.history import by, episode_of, history, history_text, month_of, to_date, total
+from r2v_pipeline.run.history import by, episode_of, history, history_text, month_of, of_episodes, to_date, total
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.ledger_store import Charge, RunRecord
 
@@ -107,6 +107,15 @@ def test_three_runs_history_matches_what_the_simulator_billed(tmp_path: Path, se
 
     code, text, _ = cli("history", str(episode), "--simulated", *folders)
     assert code == 0 and all(run_id in text for run_id in ids) and "by episode:" in text and "lighthouse/ep01" in text
+
+
+def test_history_keeps_only_what_concerns_the_episodes_asked() -> None:
+    runs = [RunRecord("r1", "h", 1.0, 2.0, 0, ("s/e1",)), RunRecord("r2", "h", 3.0, 4.0, 0, ("t/x",)), RunRecord("r3", "h", 5.0, 6.0, 0, ("s/e1", "t/x"))]
+    charges = [Charge(r, f"task-{r}-{k}", k, "dashscope", "m", "acct", 5.0, 5.0, 1.0, 1.0) for r, k in (("r1", "s/e1/a"), ("r2", "t/x/b"), ("r3", "t/x/c"), ("r3", "s/e1/d"))]
+    kept_runs, kept_charges = of_episodes(runs, charges, {"s/e1"})
+    assert [r.run_id for r in kept_runs] == ["r1", "r3"]
+    assert [c.key for c in kept_charges] == ["s/e1/a", "s/e1/d"]
+    assert of_episodes(runs, charges, set()) == ([], [])
 
 
 def test_history_of_a_ledger_with_no_runs_says_so(tmp_path: Path, series: Path) -> None:

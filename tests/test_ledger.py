@@ -156,10 +156,35 @@ def test_an_illegal_move_is_refused_but_a_task_id_in_hand_is_kept(opened: Opener
     ledger.succeeded("a", "http://x/v.mp4", None)
     ledger.downloaded("a", "/out/a.mp4", "ab" * 32, 1000)
     with pytest.raises(IllegalTransition):
-        ledger.submitted("a", "task-2", "acct", "wan2.7-r2v")  # downloaded → submitted is no move a run makes
+        ledger.failed("a", "Oops", "downloaded → failed is no move a run makes")
     record = ledger.get("a")
     assert record and (record.state, record.task_id) == ("downloaded", "task-1")
-    assert ledger.known_tasks("acct") == {"task-1", "task-2"}  # the second, paid, task is still known
+    ledger.close()
+
+
+@pytest.mark.parametrize("state", ["submitted", "succeeded", "downloaded"])
+def test_a_second_task_of_a_shot_gets_a_row_of_its_own_and_is_never_lost(opened: Opener, state: str) -> None:
+    """Another task answered for a shot whose row follows one (a fenced run's late answer
+    racing the run that took over): the row keeps its task, the second is an unplanned
+    row of the same key, submitted and held by no run: what runs recover and fetch aside."""
+    from r2v_pipeline.run.ledger_store import second_task
+
+    ledger = submitted_shot(opened)
+    if state != "submitted":
+        ledger.succeeded("a", "http://x/v.mp4", None)
+    if state == "downloaded":
+        ledger.downloaded("a", "/out/a.mp4", "ab" * 32, 1000)
+    ledger.submitted("a", "task-2", "acct", "wan2.7-r2v")
+    record = ledger.get("a")
+    assert record and (record.state, record.task_id) == (state, "task-1")
+    aside = ledger.get(second_task("a", "task-2"))
+    assert aside and (aside.key, aside.state, aside.task_id, aside.owner) == ("s/e/a", "submitted", "task-2", None)
+    assert aside.submitted_by == ledger.run_id and aside.endpoint == "https://api.test/v1"
+    assert ledger.known_tasks("acct") == {"task-1", "task-2"}
+    assert [r.fingerprint for r in ledger.unfinished_elsewhere()] == [aside.fingerprint]  # for the next run to recover
+    ledger.submitted("a", "task-2", "acct", "wan2.7-r2v")  # recorded again: still one row
+    assert sorted(r.task_id or "" for r in ledger.records().values()) == ["task-1", "task-2"]
+    assert "second task" in [e for _, e, _ in ledger.events("a")]
     ledger.close()
 
 

@@ -7,6 +7,7 @@ test_ledger.py; here is what only a ledger shared by hosts has to show.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -118,6 +119,57 @@ def test_a_fenced_runs_late_answer_is_kept_and_never_undone(pg_url: str) -> None
     second.close()
 
 
+def test_a_late_answer_and_the_answer_of_the_run_that_took_over_are_both_fetched(
+    tmp_path: Path, pg_url: str, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path]
+) -> None:
+    """Run A submits and goes quiet; B takes the shot over, finds no task yet, submits; A's
+    answer lands, then B's. Both tasks are paid: the next run fetches one as the shot's
+    video and the other into superseded/, and loses neither."""
+    import anyio
+
+    from r2v_pipeline.run.targets import build_providers
+    from r2v_pipeline.simulation import attached_simulation
+
+    sim = start_sim(time_scale=0.005, rate_clock="wall")
+    ep = episode(write, media, 1)
+    plan = make_plan([ep], PlanOptions(output_dir=tmp_path / "out", state_dir=tmp_path / "state"), Diagnostics())
+    (shot,) = plan.shots
+    fp = shot.fingerprint
+    first, second = (PgLedger.open(pg_url, redact(pg_url), None, "r2v_simulated") for _ in range(2))
+    providers, _ = build_providers(plan.shots, first, attached_simulation(sim.base_url))
+    provider = providers[(shot.target.provider, shot.target.base_url, "")]
+    account = provider.account
+
+    async def submit_twice() -> list[str]:
+        prepared = await provider.prepare(shot.request)
+        ids = [(await provider.submit(prepared)).task_id for _ in range(2)]  # type: ignore[union-attr]
+        await provider.aclose()
+        return ids
+
+    first.enter(fp, shot.key, "dashscope", shot.spec.model, account, shot.target.base_url, str(shot.output.resolve()))
+    assert first.start_submit(fp, account, 5)
+    with psycopg.connect(pg_url, autocommit=True, options="-c search_path=r2v_simulated") as db:
+        db.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 120 WHERE run_id = %s", (first.run_id,))  # A goes quiet
+    assert second.adopt(fp) is not None
+    second.not_submitted(fp, "Reconciled", "the list showed no task yet")
+    assert second.start_submit(fp, account, 5)
+    late, mine = anyio.run(submit_twice)
+    first.submitted(fp, late, account, shot.spec.model)  # A's answer, late
+    second.submitted(fp, mine, account, shot.spec.model)  # B's
+    first.close()
+    second.close()
+    done = subprocess.run(run_command(ep, sim, pg_url, tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == exits.OK, done.stderr
+    assert len(sim.ledger.tasks()) == 2  # nothing paid a third time
+    with psycopg.connect(pg_url, autocommit=True, options="-c search_path=r2v_simulated") as db:
+        rows = dict(db.execute("SELECT task_id, state FROM shots").fetchall())
+    assert rows == {late: "downloaded", mine: "downloaded"}
+    (video,) = list((tmp_path / "out").rglob("s00.mp4"))  # the shot's video, in place
+    (aside,) = list((tmp_path / "out").rglob("superseded/s00-*.mp4"))  # the other paid task's, kept aside
+    assert video.read_bytes() != b"" and aside.read_bytes() != b""
+    assert json.loads(aside.with_suffix(".json").read_text())["task_id"] in (late, mine)
+
+
 def test_hosts_together_never_take_more_slots_than_the_account_has(pg_url: str) -> None:
     runs = [open_pg(pg_url) for _ in range(6)]
     for i, run in enumerate(runs):
@@ -210,11 +262,47 @@ def test_exclusive_on_a_shared_ledger_refuses_only_another_run_of_this_host(pg_u
 
 
 def test_the_password_is_never_shown() -> None:
+    assert ledger_url("postgresql://r2v:pw@db1:5432,db2:5433/ledger?target_session_attrs=read-write")  # libpq's list of hosts is a URL
     assert redact("postgresql://r2v:s3cret@db.example:5432/ledger") == "postgresql://r2v:***@db.example:5432/ledger"
     assert "s3cret" not in redact("postgresql://r2v@db.example/ledger?password=s3cret&sslmode=require")
     with pytest.raises(BadLedgerUrl) as error:
         ledger_url("mysql://r2v:s3cret@db.example/ledger")
     assert "s3cret" not in str(error.value)
+
+
+MALFORMED = [
+    ("postgresql://bob:ab%zzcdPW@127.0.0.1:5432/db", "ab%zzcdPW"),  # a literal % in the password
+    ("postgresql://bob@127.0.0.1:5432/db?password=ab%zzcdPW", "ab%zzcdPW"),  # the same, in the query
+    ("postgresql://bob@127.0.0.1:5432/db?password=s3cretPW&bogus=1", "s3cretPW"),  # an option the driver refuses
+    ("postgresql://u:s3cretPW@[::1/db", "s3cretPW"),  # an unclosed bracket
+]
+
+
+@pytest.mark.parametrize(("url", "password"), MALFORMED)
+def test_a_malformed_ledger_url_is_bad_input_and_its_password_is_never_shown(
+    tmp_path: Path, write: Callable[[str, str], Path], media: Callable[[str, str], Path], capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, url: str, password: str,
+) -> None:  # fmt: skip
+    ep = episode(write, media, 1)
+    for log_format in ("plain", "json"):
+        assert main(["run", str(ep), "--simulate", "--ledger", url, "--log-format", log_format, *where(tmp_path)]) == exits.INVALID
+        out, err = capfd.readouterr()
+        assert "--ledger" in err and "cannot be read" in err, err
+        assert password not in out + err and "ab%zz" not in out + err and "Traceback" not in err
+    monkeypatch.setenv("R2V_LEDGER_URL", url)
+    for command in (["status", str(ep)], ["history", str(ep)], ["run", str(ep), "--simulate"]):
+        assert main([*command, *where(tmp_path)]) == exits.INVALID, command
+        out, err = capfd.readouterr()
+        assert "$R2V_LEDGER_URL" in err and password not in out + err, err
+    assert not list((tmp_path / "state").rglob("*.sqlite"))
+
+
+def test_a_driver_error_is_scrubbed_of_the_password_in_every_form() -> None:
+    from r2v_pipeline.run.pg_ledger import _guard
+
+    with pytest.raises(LedgerUnreachable) as error, _guard("postgresql://bob:***@h/db", "p%41ss"):
+        raise psycopg.ProgrammingError('bad token "p%41ss" or "pAss"')
+    assert "p%41ss" not in str(error.value) and "pAss" not in str(error.value) and "cannot be used" in str(error.value)
 
 
 def episode(write: Callable[[str, str], Path], media: Callable[[str, str], Path], shots: int) -> Path:
@@ -268,6 +356,33 @@ def test_status_shows_which_run_on_which_host_holds_a_shot(
     assert "elsewhere" in next(line for line in planned.splitlines() if held.shot in line)
     assert "elsewhere" not in next(line for line in planned.splitlines() if plan.shots[1].shot in line)
     ledger.close()
+
+
+def test_history_on_a_shared_ledger_sums_only_the_plans_episodes(
+    tmp_path: Path, pg_url: str, write: Callable[[str, str], Path], media: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Other series share the ledger (priced, maybe, in another currency): `r2v history`
+    of an episode sums its own runs and charges, not theirs."""
+    ep = episode(write, media, 1)
+    plan = make_plan([ep], PlanOptions(output_dir=tmp_path / "out", state_dir=tmp_path / "state"), Diagnostics())
+    (shot,) = plan.shots
+    for run_id, fp, key, seconds in (("run-mine", "a", shot.key, 5.0), ("run-other", "b", "other/x/s1", 99.0)):
+        ledger = PgLedger.open(pg_url, redact(pg_url), None, "r2v", run_id=run_id)
+        ledger.enter(fp, key, "dashscope", "m", "acct", "http://x", f"{fp}.mp4", planned_seconds=seconds)
+        assert ledger.start_submit(fp, "acct", 5)
+        ledger.submitted(fp, f"task-{fp}", "acct", "m")
+        ledger.succeeded(fp, "http://x/v.mp4", None, billed=seconds, cost=seconds / 10)
+        ledger.ended(1.0, 2.0, 0, ["/".join(key.split("/")[:2])])
+        ledger.close()
+    assert main(["history", str(ep), "--json", "--ledger", pg_url, *where(tmp_path)]) == exits.OK
+    data = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in data["runs"]] == ["run-mine"]
+    assert (data["total"]["tasks"], data["total"]["billed_seconds"]) == (1, 5.0)
+    assert list(data["by_series"]) == [shot.series]
+    sql(pg_url, "DROP TABLE charges")  # a ledger the server no longer lets r2v read
+    assert main(["history", str(ep), "--ledger", pg_url, *where(tmp_path)]) == exits.ENVIRONMENT
+    err = capsys.readouterr().err
+    assert "the ledger database postgresql://r2v@127.0.0.1" in err and "Traceback" not in err
 
 
 # --- several r2v runs on one ledger ---------------------------------------------------------

@@ -69,6 +69,13 @@ def to_date(charges: Sequence[Charge], episodes: Iterable[str]) -> dict[str, Spe
     return {name: sums.get(name, Spend()) for name in sorted(set(episodes))}
 
 
+def of_episodes(runs: Sequence[RunRecord], charges: Sequence[Charge], episodes: Iterable[str]) -> tuple[list[RunRecord], list[Charge]]:
+    """What concerns these episodes (series/episode): a ledger (a shared one above all)
+    also keeps other series' runs and charges, maybe priced in another currency."""
+    mine = set(episodes)
+    return [r for r in runs if mine & set(r.episodes)], [c for c in charges if episode_of(c.key) in mine]
+
+
 def history(runs: Sequence[RunRecord], charges: Sequence[Charge], currency: str | None = None) -> dict[str, Any]:
     """The runs, oldest first, each with what it billed; then the sums. A run that was
     killed left no row of its own: it shows by the charges that name it."""

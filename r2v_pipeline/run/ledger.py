@@ -31,7 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import Charge, Lost, RunRecord, ShotRecord
+from .ledger_store import FOLLOWING, Charge, Lost, RunRecord, ShotRecord, second_task_row
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -429,6 +429,16 @@ class Ledger:
         with self._write():  # the paid task's id first, on its own: kept even if the state move below is refused
             self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
         with self._write():
+            record = self.get(fingerprint)
+            if record is not None and record.task_id not in (None, task_id) and record.state in FOLLOWING:
+                # The row follows another paid task: it keeps it, and this one gets a row of
+                # its own that runs fetch aside (as the shared ledger does).
+                row = second_task_row(record, task_id, account, model, None if adopted else self.run_id, now)
+                check_transition(row["fingerprint"], None, LedgerState.SUBMITTED)
+                self.db.execute(f"INSERT OR IGNORE INTO shots ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+                self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, "second task", f"task {task_id} from run {self.run_id}: kept as {row['fingerprint'][:12]}"))
+                self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, row["fingerprint"], LedgerState.SUBMITTED.value, row["message"]))
+                return
             self.db.execute(
                 "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
             )

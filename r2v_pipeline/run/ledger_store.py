@@ -8,6 +8,7 @@ at a time, and a state is only written along ``states.TRANSITIONS``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,29 @@ class ShotRecord:
     @property
     def usage_data(self) -> dict[str, Any] | None:
         return json.loads(self.usage) if self.usage else None
+
+
+# A shot's row in these states follows a paid task: a second task recorded for the
+# shot never replaces it, it gets a row of its own (see second_task).
+FOLLOWING = frozenset({LedgerState.SUBMITTED, LedgerState.SUCCEEDED, LedgerState.DOWNLOADED})
+
+
+def second_task(fingerprint: str, task_id: str) -> str:
+    """The row name of a second paid task of one shot (a fenced run's late answer racing
+    the run that took over): unplanned, so runs fetch it into superseded/ as they do an
+    earlier version's task. Its own 12-character prefix: superseded/ names files by it."""
+    return hashlib.sha256(f"{fingerprint}\n{task_id}".encode()).hexdigest()
+
+
+def second_task_row(record: ShotRecord, task_id: str, account: str, model: str, paid_by: str | None, now: float) -> dict[str, Any]:
+    """The row of a second paid task of ``record``'s shot: submitted, held by no run, so
+    the next run that plans the shot recovers it (work.orphan_rows)."""
+    return {
+        "fingerprint": second_task(record.fingerprint, task_id), "key": record.key, "provider": record.provider, "model": model,
+        "account": account, "endpoint": record.endpoint, "state": LedgerState.SUBMITTED.value, "task_id": task_id, "attempts": 1,
+        "output": record.output, "submitted_at": now, "submitted_by": paid_by, "request": record.request,
+        "planned_seconds": record.planned_seconds, "message": f"a second task of {record.fingerprint[:12]}, fetched aside", "updated_at": now,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ It keeps the SQLite ledger's promises (ledger_store.py) across machines:
   checks, in the same transaction, that this run's token is still the shot's;
   a run that lost its lease (paused, partitioned) raises ``Lost`` and sends
   nothing. A late answer from such a run is still recorded (it names a paid
-  task, which is never lost), but never over another task;
+  task, which is never lost), but never over another task: a second task of a
+  shot gets a row of its own, fetched aside as an earlier version's task is;
 * tasks in progress are counted per account across hosts under one advisory
   lock per account, so hosts together never overfill an account's slots.
 
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord
+from .ledger_store import FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
@@ -327,13 +329,18 @@ class PgLedger:
             )
         with self._tx():
             record = self._locked(fingerprint)
-            holds = self._holds(fingerprint)
-            if record is not None and not holds and record.task_id not in (None, task_id) and record.state in (
-                LedgerState.SUBMITTED, LedgerState.SUCCEEDED, LedgerState.DOWNLOADED,
-            ):  # fmt: skip
-                # A late answer of a run that lost the shot, after another run's task: both
-                # are kept (the tasks table), the row keeps the task it follows.
-                self._event(now, fingerprint, "late answer", f"task {task_id} from run {self.run_id}, after the shot moved on")
+            if record is not None and record.task_id not in (None, task_id) and record.state in FOLLOWING:
+                # Another task came first (a fenced run's late answer, or the answer of the run
+                # that took over after it): the row keeps the task it follows, and this one,
+                # paid too, gets a row of its own that runs fetch aside.
+                row = second_task_row(record, task_id, account, model, None if adopted else self.run_id, now)
+                check_transition(row["fingerprint"], None, LedgerState.SUBMITTED)
+                self.db.execute(
+                    f"INSERT INTO shots ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))}) ON CONFLICT (fingerprint) DO NOTHING",
+                    tuple(row.values()),
+                )
+                self._event(now, fingerprint, "second task", f"task {task_id} from run {self.run_id}: kept as {row['fingerprint'][:12]}")
+                self._event(now, row["fingerprint"], LedgerState.SUBMITTED.value, row["message"])
                 return
             self.db.execute("UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = %s", (fingerprint,))
             self._set(
@@ -511,17 +518,17 @@ def _record(row: tuple[Any, ...]) -> ShotRecord:
 
 @contextmanager
 def _guard(where: str, secret: str | None) -> Iterator[None]:
-    """A server that cannot be reached (or went away) becomes LedgerUnreachable, its
-    message scrubbed of the password."""
+    """A server that cannot be reached (or went away), or refuses what r2v asks, becomes
+    LedgerUnreachable, its message scrubbed of the password."""
     import psycopg
 
     try:
         yield
-    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-        detail = " ".join(str(error).split()).rstrip(".") or type(error).__name__
-        if secret:
-            detail = detail.replace(secret, "***")
-        raise LedgerUnreachable(f"the ledger database {where} cannot be reached: {detail}") from None
+    except psycopg.Error as error:
+        # Any of the driver's errors: its message may echo the URL or its password.
+        detail = scrub(" ".join(str(error).split()).rstrip("."), secret) or type(error).__name__
+        gone = isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+        raise LedgerUnreachable(f"the ledger database {where} cannot be {'reached' if gone else 'used'}: {detail}") from None
 
 
 def _connect(url: str, where: str, secret: str | None, schema: str) -> Any:

@@ -45,7 +45,9 @@ _S = LedgerState
 # Every state a shot may move to from each state; None: no row yet. Writing any
 # other move is a bug (it could lose a paid task), so the ledger refuses it.
 TRANSITIONS: dict[LedgerState | None, frozenset[LedgerState]] = {
-    None: frozenset({_S.PLANNED, _S.DOWNLOADED}),  # a planned shot; a paid video found in the store
+    # A planned shot; a paid video found in the store; a second paid task of a shot whose
+    # row follows another (its own row, fetched aside as an earlier version's task is).
+    None: frozenset({_S.PLANNED, _S.DOWNLOADED, _S.SUBMITTED}),
     _S.PLANNED: frozenset({_S.SUBMITTING, _S.SUBMITTED, _S.FAILED}),  # submit; adopt a found task; unsendable
     _S.SUBMITTING: frozenset({_S.SUBMITTED, _S.PLANNED, _S.FAILED, _S.AMBIGUOUS}),  # answered; provably no task; refused; unknown
     _S.SUBMITTED: frozenset({_S.SUCCEEDED, _S.FAILED, _S.PLANNED, _S.EXPIRED}),  # the task's end; PLANNED: failed, to submit again
