@@ -276,3 +276,43 @@ def test_the_report_names_an_absolute_cast_path_by_its_file_name(tmp_path: Path,
     assert code == 0
     assert report["shots"][0]["references"][0]["source"] == "a.png"
     assert str(tmp_path) not in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_submit_the_ledger_keeps_open_ends_the_walk_instead_of_asking_forever(
+    tmp_path: Path, start_sim: Any, write: Any, media: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared ledger declines to reopen a submit this run does not hold (or that a task was
+    recorded for since): reconciling again would find the same, so the walk ends unfinished,
+    for the holder or a later run, and nothing is sent."""
+    from r2v_pipeline.run.ledger import Ledger
+    from r2v_pipeline.run.submitter import Submitter
+    from r2v_pipeline.run.targets import build_providers
+    from r2v_pipeline.simulation import attached_simulation
+
+    media("m/a.png", "png")
+    ep = write("ep.yaml", "cast: {a: {image: m/a.png}}\nshots:\n  - {id: one, duration: 2, prompt: '{{ a }} waits'}\n")
+    sim = fast_sim(start_sim)
+    plan = plan_of([ep], tmp_path)
+    shot = plan.shots[0]
+    ledger = Ledger.open(tmp_path / "state")  # a run that began a submit and ended before its answer
+    providers, _ = build_providers(plan.shots, ledger, attached_simulation(sim.base_url))
+    account = providers[(shot.target.provider, shot.target.base_url, "")].account
+    ledger.enter(shot.fingerprint, shot.key, "dashscope", shot.spec.model, account, shot.target.base_url, str(shot.output.resolve()))
+    assert ledger.start_submit(shot.fingerprint, account, 5)
+    ledger.close()
+
+    monkeypatch.setattr(Ledger, "not_submitted", lambda self, fingerprint, code=None, message=None: None)  # kept open
+    asked: list[str] = []
+    reconcile = Submitter.reconcile
+
+    async def counted(self: Submitter, shot: Any, provider: Any, account: Any) -> Any:
+        asked.append(shot.key)
+        assert len(asked) <= 3, "asked again and again"
+        return await reconcile(self, shot, provider, account)
+
+    monkeypatch.setattr(Submitter, "reconcile", counted)
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=0.2))
+    (result,) = report["shots"]
+    assert result["status"] == "unfinished" and "resumes it" in result["reason"], (result, log)
+    assert asked == [shot.key]  # asked once, not again and again
+    assert not sim.ledger.tasks()  # nothing sent
