@@ -13,7 +13,6 @@ from typing import Callable
 
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.ledger_store import LedgerStore
-from r2v_pipeline.run import ledger as sqlite_ledger, pg_ledger
 from r2v_pipeline.run.open_ledger import open_store, peek_store
 
 Opener = Callable[[], LedgerStore]
@@ -44,7 +43,7 @@ def test_states_and_events(opened: Opener) -> None:
     ledger.close()
 
 
-def test_slots_are_counted_across_runs_and_a_dead_runs_only_while_recent(opened: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slots_are_counted_across_live_runs_only(opened: Opener) -> None:
     first, second = opened(), opened()
     for fp in "abc":
         enter(first, fp)
@@ -54,10 +53,7 @@ def test_slots_are_counted_across_runs_and_a_dead_runs_only_while_recent(opened:
     assert second.start_submit("d", "acct", 4)
     enter(second, "e")
     assert not second.start_submit("e", "acct", 4)  # the account is full, across both runs
-    first.close()  # the first run ends: its submitting rows stay, and their tasks may be generating
-    assert second.in_progress("acct") == 4  # so they still take the account's slots
-    for module in (sqlite_ledger, pg_ledger):  # ... until long after: nobody acts on them, they stop blocking
-        monkeypatch.setattr(module, "DEAD_RUN_IN_FLIGHT", -1.0)
+    first.close()  # the first run ends: its submitting rows stay, but no live run holds them
     assert second.in_progress("acct") == 1
     second.close()
 
@@ -85,7 +81,7 @@ def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path, ledger_url: str | No
     record = ledger.get("a")
     assert record is not None and record.state == "submitting" and record.owner
     assert not ledger.owner_alive(record.owner)
-    assert ledger.in_progress("acct") == 1  # its task may be generating: it still takes a slot
+    assert ledger.in_progress("acct") == 0
     assert [r.fingerprint for r in ledger.unfinished_elsewhere()] == ["a"]
     assert ledger.adopt("a") is not None
     ledger.close()

@@ -120,13 +120,6 @@ class RunRecord:
     episodes: tuple[str, ...]
 
 
-# A task a dead run left in progress still takes a slot at the provider: counted for this
-# long after its row last changed (generations take 1-5 minutes, queues more), so hosts
-# that survive a killed one do not send past the account's limit before they take its
-# shots over; older ones, which nobody may ever act on, no longer block a slot.
-DEAD_RUN_IN_FLIGHT = 900.0
-
-
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 

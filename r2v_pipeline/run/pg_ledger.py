@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
 from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
@@ -219,13 +219,10 @@ class PgLedger:
         return live
 
     def in_progress(self, account: str) -> int:
-        """Tasks in progress on the account held by live runs of every host, and a dead
-        run's recent ones (DEAD_RUN_IN_FLIGHT, by the writer's clock); an old one nobody
-        acts on does not block."""
-        rows = self._rows("SELECT owner, updated_at FROM shots WHERE account = %s AND state = ANY(%s)", (account, _IN_PROGRESS))
-        live = self._live([owner for owner, _ in rows if owner is not None])
-        recent = time.time() - DEAD_RUN_IN_FLIGHT
-        return sum(1 for owner, updated in rows if owner in live or (updated or 0.0) > recent)
+        """Tasks in progress on the account held by live runs of every host."""
+        owners = [r[0] for r in self._rows("SELECT owner FROM shots WHERE account = %s AND state = ANY(%s)", (account, _IN_PROGRESS))]
+        live = self._live([o for o in owners if o is not None])
+        return sum(1 for owner in owners if owner in live)
 
     def known_tasks(self, account: str, from_store: bool = True) -> set[str]:
         accounts = [account, "?"] if from_store else [account]
