@@ -209,18 +209,8 @@ class ShotMachine:
                     found = await self.submitter.reconcile(shot, account.provider, account)
                     if found is Reconciled.AMBIGUOUS:
                         return
-                    if found is Reconciled.NO_TASK:  # the shot is planned again ...
+                    if found is Reconciled.NO_TASK:  # the shot is planned again
                         slot.release()
-                        after = self.run.ledger.get(shot.fingerprint)
-                        if after is not None and after.state is LedgerState.SUBMITTING:
-                            # ... unless the ledger kept the submit open: another run holds the
-                            # shot now, or a task was recorded since the submit began. Asking
-                            # again would find the same: its holder or a later run settles it.
-                            elsewhere = after.owner not in (None, self.run.ledger.run_id) and self.run.ledger.owner_alive(after.owner)
-                            status = ShotStatus.ELSEWHERE if elsewhere else ShotStatus.UNFINISHED
-                            reason = "the ledger keeps its unanswered submit open (another run holds it, or a task was recorded since); a later run settles it"
-                            ended.append(Outcome(status, reason))
-                            return
                 elif state is LedgerState.SUBMITTED:
                     account = self.pool.bound(record.account)
                     slot = hold(account)
