@@ -21,13 +21,19 @@ from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
 from .build import money_text
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("r2v_pipeline.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+def page_environment(package: str) -> jinja2.Environment:
+    """The Jinja2 setup of r2v's pages (the report, the review page): everything from a
+    manifest escaped, an unknown name an error, the templates in ``package``/templates."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+_ENV = page_environment("r2v_pipeline.report")
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
+from ..report.html import page_environment, pin_scripts
 
-from ..report.html import pin_scripts
-
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("r2v_pipeline.review", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENV = page_environment("r2v_pipeline.review")
 
 
 def render_page(episodes: list[dict[str, Any]], token: str) -> str:
