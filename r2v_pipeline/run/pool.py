@@ -41,12 +41,17 @@ class AccountLost(Exception):
         self.message = message
 
 
-def named_id(provider: str, name: str, key_account: str, endpoint: str) -> str:
-    """A named account's ledger id: its name and a hash of its key (``key_account``, the
-    provider's hash of key and the URL it talks to) and planned endpoint, so a task is
-    never followed through another key or region that took the name over."""
-    digest = hashlib.sha256(f"{key_account}\n{endpoint}".encode()).hexdigest()
+def named_id(provider: str, name: str, endpoint: str) -> str:
+    """A named account's ledger id: its name and a hash of its endpoint. Not its key: every
+    key of an account shares its quotas and sees its tasks (the unit is the account), so
+    hosts holding different keys of one account count its slots together and follow each
+    other's tasks, and a rotated key follows the tasks the old one made. A key that now
+    belongs to another account is harmless: the provider does not know the task, and an
+    unknown task younger than the provider keeps tasks is left for a later run, never
+    sent again."""
+    digest = hashlib.sha256(endpoint.encode()).hexdigest()
     return f"{provider}:{name}:{digest[:12]}"
+
 
 
 def provider_key(provider: str, base_url: str, account: str) -> tuple[str, str, str]:
@@ -75,7 +80,7 @@ class Pool:
         found = self._by_key.get(key)
         if found is None:
             provider = self._providers[key]
-            ledger_id = named_id(provider.name, name, provider.account, target.base_url) if name else provider.account
+            ledger_id = named_id(provider.name, name, target.base_url) if name else provider.account
             found = self._by_id.get(ledger_id)
             if found is None:
                 quota = {**registry.table(provider.name).quota, **target.quota}
@@ -84,8 +89,6 @@ class Pool:
                     found.watcher.attach(self._group)
                 self._by_id[ledger_id] = found
                 self._by_id.setdefault(provider.account, found)  # rows an unnamed run of the same key wrote
-                if name:  # rows written before ids carried the key's hash: followed; an answer of UNKNOWN stalls them (settle)
-                    self._by_id.setdefault(f"{provider.name}:{name}", found)
             self._by_key[key] = found
         return found
 
@@ -111,13 +114,13 @@ class Pool:
         """The account that made a task, to follow it through: in this run or a later one."""
         found = self._by_id.get(ledger_account)
         if found is None:
+            # A named account's rows of an older id form (its name alone; its name and a hash
+            # of key and endpoint) are followed through the account of that name: a task sent
+            # to another endpoint never gets here (the plan's decision sends it elsewhere).
             provider, _, rest = ledger_account.partition(":")
             name = rest.partition(":")[0]
-            if any(a.name == name and a.provider.name == provider for a in self.accounts):
-                raise Stalled(
-                    f"its task was made through account {name} with another key or region than it has now; "
-                    "give the account back the key and region it had to follow the task (sending it again would pay twice)"
-                )
+            found = next((a for a in self.accounts if name and a.name == name and a.provider.name == provider), None)
+        if found is None:
             raise Stalled(
                 f"its task was made through account {ledger_account}, which this run has no key for; "
                 "name that account in provider.accounts again to follow the task"
