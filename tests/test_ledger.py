@@ -11,6 +11,8 @@ import pytest
 
 from typing import Callable
 
+from r2v_pipeline.run import ledger as ledger_module
+from r2v_pipeline.run import pg_ledger as pg_ledger_module
 from r2v_pipeline.run.ledger import Ledger
 from r2v_pipeline.run.ledger_store import LedgerStore
 from r2v_pipeline.run.open_ledger import open_store, peek_store
@@ -53,7 +55,7 @@ def test_slots_are_counted_across_live_runs_only(opened: Opener) -> None:
     assert second.start_submit("d", "acct", 4)
     enter(second, "e")
     assert not second.start_submit("e", "acct", 4)  # the account is full, across both runs
-    first.close()  # the first run ends: its submitting rows stay, but no live run holds them
+    first.close()  # the first run ends and lets its rows go: no run follows them, they hold no slot
     assert second.in_progress("acct") == 1
     second.close()
 
@@ -68,7 +70,11 @@ def test_a_shot_held_by_a_live_run_cannot_be_claimed(opened: Opener) -> None:
     second.close()
 
 
-def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path, ledger_url: str | None, opened: Opener) -> None:
+def test_a_killed_runs_claims_lapse_at_once(
+    tmp_path: Path, ledger_url: str | None, opened: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shot is free at once; the task its submit may have made still takes its slot
+    for a while (the provider runs it whether or not a run follows it), then no longer."""
     script = (
         "import sys, os, signal; sys.path.insert(0, {root!r});"
         "from pathlib import Path; from r2v_pipeline.run.open_ledger import open_store;"
@@ -81,9 +87,13 @@ def test_a_killed_runs_claims_lapse_at_once(tmp_path: Path, ledger_url: str | No
     record = ledger.get("a")
     assert record is not None and record.state == "submitting" and record.owner
     assert not ledger.owner_alive(record.owner)
+    assert ledger.in_progress("acct") == 1
+    for store in (ledger_module, pg_ledger_module):
+        monkeypatch.setattr(store, "DEAD_RUN_IN_FLIGHT", -1.0)  # as if it last changed long ago
     assert ledger.in_progress("acct") == 0
     assert [r.fingerprint for r in ledger.unfinished_elsewhere()] == ["a"]
     assert ledger.adopt("a") is not None
+    assert ledger.in_progress("acct") == 1  # held by a live run again
     ledger.close()
 
 

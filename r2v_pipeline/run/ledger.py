@@ -31,7 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import FOLLOWING, Charge, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, Lost, RunRecord, ShotRecord, second_task_row
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -288,12 +288,14 @@ class Ledger:
         return {row[0]: _record(row) for row in rows if wanted is None or row[0] in wanted}
 
     def in_progress(self, account: str) -> int:
-        """Tasks in progress on the account held by live runs (this one included). A dead
-        run's are counted once a run adopts them; one nobody can act on does not block."""
-        owners = self.db.execute(
-            f"SELECT owner FROM shots WHERE account = ? AND state IN ({_marks(IN_PROGRESS)})", (account, *_words(IN_PROGRESS))
+        """Tasks in progress on the account held by live runs (this one included), and
+        those a killed run held that changed lately (DEAD_RUN_IN_FLIGHT)."""
+        rows = self.db.execute(
+            f"SELECT owner, updated_at FROM shots WHERE account = ? AND owner IS NOT NULL AND state IN ({_marks(IN_PROGRESS)})",
+            (account, *_words(IN_PROGRESS)),
         ).fetchall()
-        return sum(1 for (owner,) in owners if self.owner_alive(owner))
+        recent = time.time() - DEAD_RUN_IN_FLIGHT
+        return sum(1 for owner, updated in rows if (updated or 0.0) > recent or self.owner_alive(owner))
 
     def known_tasks(self, account: str, from_store: bool = True) -> set[str]:
         # '?': a task known from the video store after the ledger was lost; its account is not recorded there.

@@ -120,6 +120,15 @@ class RunRecord:
     episodes: tuple[str, ...]
 
 
+# A task a killed run left in progress still takes a slot at the provider: its row keeps
+# the dead run as owner (a run that ends lets its rows go) and is counted for this long
+# after it last changed (generations take 1-5 minutes, queues more), so the runs that
+# outlive a killed one stay inside the account's limit until one of them takes the shot
+# over. A row let go (no owner) is not counted: nobody follows it, and a task that ended
+# long ago must not hold a slot for ever.
+DEAD_RUN_IN_FLIGHT = 900.0
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
 from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
@@ -219,10 +219,14 @@ class PgLedger:
         return live
 
     def in_progress(self, account: str) -> int:
-        """Tasks in progress on the account held by live runs of every host."""
-        owners = [r[0] for r in self._rows("SELECT owner FROM shots WHERE account = %s AND state = ANY(%s)", (account, _IN_PROGRESS))]
-        live = self._live([o for o in owners if o is not None])
-        return sum(1 for owner in owners if owner in live)
+        """Tasks in progress on the account held by live runs of every host, and those a
+        killed run held that changed lately (DEAD_RUN_IN_FLIGHT)."""
+        rows = self._rows(
+            "SELECT owner, updated_at > %s FROM shots WHERE account = %s AND owner IS NOT NULL AND state = ANY(%s)",
+            (time.time() - DEAD_RUN_IN_FLIGHT, account, _IN_PROGRESS),
+        )
+        live = self._live([owner for owner, recent in rows if not recent])
+        return sum(1 for owner, recent in rows if recent or owner in live)
 
     def known_tasks(self, account: str, from_store: bool = True) -> set[str]:
         accounts = [account, "?"] if from_store else [account]
