@@ -18,15 +18,14 @@ every problem at its file:line:col. A ``pick:`` in the manifest wins over it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
+from ..files import write_atomically
 from .model import Shot
 from .yaml_loader import YamlError, YamlFile, load_yaml
 
@@ -299,17 +298,7 @@ def _scalar(text: str) -> str:
     return text if plain else _quoted(text)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` whole: a reader (or git) never sees half a file."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private; a file for git gets the usual mode (or the one it had).
-        os.chmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def write_selects(path: Path, text: str) -> None:
+    """Replace the selects file whole and on disk: a reader (or git) never sees half of
+    it, and a crash never loses picks someone made by hand."""
+    write_atomically(path, text, sync=True)

@@ -23,6 +23,8 @@ from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
+from ..files import temporary_beside
+
 VIDEO_CODEC, PIXEL_FORMAT = "libx264", "yuv420p"  # what any player plays
 X264_OPTIONS = {"preset": "veryfast", "crf": "18"}  # visually lossless; a re-encode should not show
 AUDIO_CODEC = "aac"
@@ -114,9 +116,12 @@ def concatenate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     video_reasons = _video_reasons(clips)
     audio_mode, audio_reasons = _audio_plan(clips)
     dest = Path(output)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.part")  # same folder: the rename is atomic
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = temporary_beside(dest, ".part")  # same folder: the rename is atomic; a name of this writer's own
+    except OSError as error:
+        raise ConcatError(f"writing {dest}: {error}") from None
+    try:
         with av.open(os.fspath(partial), "w", format="mp4", options={"movflags": "+faststart"}) as out:
             video, audio = _tracks(out, clips, bool(video_reasons), audio_mode)
             start = Fraction(0)

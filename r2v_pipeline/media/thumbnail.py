@@ -12,6 +12,7 @@ from typing import cast
 
 import av
 
+from ..files import write_atomically
 from .probe import file_sha256
 
 THUMBS_FOLDER = "thumbs"  # in the video store: a cache, safe to delete at any time
@@ -70,9 +71,7 @@ class Thumbnails:
         jpeg = thumbnail(path, width, at)
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            part = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-            part.write_bytes(jpeg or b"")
-            os.replace(part, kept)
+            write_atomically(kept, jpeg or b"")
         except OSError:
             pass
         return jpeg

@@ -21,6 +21,8 @@ from xml.etree import ElementTree
 import av
 import opentimelineio as otio
 
+from ..files import write_atomically
+
 TIMELINE_FORMATS = {"otio_json": ".otio", "fcp_xml": ".xml", "cmx_3600": ".edl"}  # adapter → file ending
 METADATA_KEY = "r2v"
 
@@ -151,7 +153,5 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(path, text)
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from ..diagnostics import Diagnostics
 from ..manifest.model import Episode, Shot
-from ..manifest.selects import NOTE_MAX, PickSource, Selects, ShotSelect, choose, load_selects, render_selects, take_count, write_atomically
+from ..manifest.selects import NOTE_MAX, PickSource, Selects, ShotSelect, choose, load_selects, render_selects, take_count, write_selects
 from ..plan.planner import Plan, PlannedShot
 
 
@@ -115,7 +115,7 @@ class Review:
             selects = self.selects(item)
             current = dict(selects.shots)
             current[shot.id] = selected
-            write_atomically(selects.path, render_selects(item.episode.file.name, [s.id for s in item.episode.shots], current))
+            write_selects(selects.path, render_selects(item.episode.file.name, [s.id for s in item.episode.shots], current))
         pick = choose(shot, selected)
         return {"saved": selects.path.name, "picked": pick.take, "attention": pick.source is PickSource.NONE}
 

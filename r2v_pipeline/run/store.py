@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..files import write_atomically
 from ..media.probe import file_sha256
 from ..media.thumbnail import THUMBS_FOLDER
 
@@ -291,15 +292,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one; a write
-    that fails (disk full) leaves no temporary file behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Atomically, under a temporary name of this writer's own (hosts share the folder)."""
+    write_atomically(path, text)
 
 
 STALE_TEMPORARY = 600.0  # seconds: a temporary file this old belongs to no live writer
