@@ -233,3 +233,49 @@ def test_a_shot_is_sent_through_the_account_and_endpoint_its_submit_names(opened
     record = ledger.get("a")
     assert record and (record.account, record.endpoint, record.task_id) == ("acct-2", "https://other.test/v1", "task-1")
     assert ledger.in_progress("acct-2") == 1 and ledger.in_progress("acct-1") == 0
+
+
+# A run that dies between a submit's two transactions: the answer is recorded, then the
+# process is killed before the row moves on (its store's state write for that task kills it).
+DIES_BETWEEN = """
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from r2v_pipeline.run import ledger, pg_ledger
+from r2v_pipeline.run.open_ledger import open_store
+from r2v_pipeline.run.states import LedgerState
+
+for store in (ledger.Ledger, pg_ledger.PgLedger):
+    def dying(self, fingerprint, state, now, _real=store._set, **values):
+        if state is LedgerState.SUBMITTED and values.get("task_id") == "task-2":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _real(self, fingerprint, state, now, **values)
+    store._set = dying
+
+l = open_store({url!r}, Path({state!r}))
+l.enter("a", "k", "dashscope", "m", "acct", "e", "o")
+l.start_submit("a", "acct", 5)
+l.submitted("a", "task-1", "acct", "m")
+l.failed("a", "InternalError", "the task failed: nothing billed", retry=True)
+time.sleep(0.01)
+l.start_submit("a", "acct", 5)
+l.submitted("a", "task-2", "acct", "m")
+"""
+
+
+def test_a_task_recorded_before_its_run_ended_is_found_for_the_submit_that_made_it(
+    tmp_path: Path, ledger_url: str | None, opened: Opener
+) -> None:
+    """A submit's answer is written first, in its own transaction: a run killed before the
+    row moved on leaves it ``submitting`` with its task known. That task is the submit's;
+    an earlier attempt's (recorded before the submit began) is not."""
+    script = DIES_BETWEEN.format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path), url=ledger_url)
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    ledger = opened()
+    record = ledger.get("a")
+    assert record is not None and record.state == "submitting" and record.task_id == "task-1"
+    assert ledger.recorded_task("a") == ("task-2", "acct", "m")
+    assert ledger.adopt("a") is not None
+    ledger.submitted("a", "task-2", "acct", "m")
+    assert ledger.recorded_task("a") is None  # the row moved on: nothing left to recover
+    ledger.close()

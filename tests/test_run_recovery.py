@@ -28,8 +28,8 @@ StartSim = Callable[..., Simulator]
 ONE_SHOT = "cast: {a: {image: m/a.png}}\nshots:\n  - {id: one, duration: 2, prompt: '{{ a }} at dawn'}\n"
 
 
-def states(tmp: Path) -> dict[str, str]:
-    db = sqlite3.connect(tmp / "state" / "ledger.sqlite")
+def states(tmp: Path, namespace: str = "") -> dict[str, str]:
+    db = sqlite3.connect(tmp / "state" / namespace / "ledger.sqlite")
     return dict(db.execute("SELECT key, state FROM shots").fetchall())
 
 
@@ -276,3 +276,44 @@ def test_the_report_names_an_absolute_cast_path_by_its_file_name(tmp_path: Path,
     assert code == 0
     assert report["shots"][0]["references"][0]["source"] == "a.png"
     assert str(tmp_path) not in (tmp_path / "out" / "report.html").read_text()
+
+
+DIES_AFTER_THE_ANSWER = """
+import os, signal, sys
+from r2v_pipeline.cli import main
+from r2v_pipeline.run import ledger
+from r2v_pipeline.run.states import LedgerState
+
+def dying(self, fingerprint, state, now, _real=ledger.Ledger._set, **values):
+    if state is LedgerState.SUBMITTED:  # the answer's task id is written; the row has not moved on
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(self, fingerprint, state, now, **values)
+
+ledger.Ledger._set = dying
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_after_writing_the_answer_and_before_the_state_is_followed_not_paid_again(
+    tmp_path: Path, start_sim: StartSim, write: Write, media: Media
+) -> None:
+    """The task id is written first, in a transaction of its own; a run killed before the
+    row left ``submitting`` leaves the task known to the ledger, so the provider's list
+    (which shows only tasks the ledger does not know) holds nothing for it. The next run
+    follows the recorded task instead of concluding no task was made."""
+    import subprocess
+    import sys
+
+    media("m/a.png", "png")
+    ep = write("ep.yaml", ONE_SHOT)
+    sim = fast_sim(start_sim)
+    where = ["--simulator", sim.base_url, "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"), "--settle", "1"]
+    killed = subprocess.run([sys.executable, "-c", DIES_AFTER_THE_ANSWER, "run", *where, str(ep)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert states(tmp_path, "simulated") == {"ep/ep/one": "submitting"} and len(sim.ledger.tasks()) == 1
+
+    again = subprocess.run([sys.executable, "-m", "r2v_pipeline", "run", *where, "--log-format", "plain", str(ep)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "its answer was recorded before the run that sent it ended" in again.stdout + again.stderr
+    assert states(tmp_path, "simulated") == {"ep/ep/one": "downloaded"}
+    assert len(sim.ledger.tasks()) == 1  # followed, not paid again

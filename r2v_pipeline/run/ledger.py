@@ -303,6 +303,14 @@ class Ledger:
         marks = ", ".join("?" for _ in accounts)
         return {row[0] for row in self.db.execute(f"SELECT task_id FROM tasks WHERE account IN ({marks})", accounts)}
 
+    def recorded_task(self, fingerprint: str) -> tuple[str, str, str] | None:
+        row = self.db.execute(
+            "SELECT t.task_id, t.account, t.model FROM tasks t JOIN shots s ON s.fingerprint = t.fingerprint"
+            " WHERE t.fingerprint = ? AND s.state = ? AND t.created_at >= coalesce(s.submit_started, 0) ORDER BY t.created_at LIMIT 1",
+            (fingerprint, LedgerState.SUBMITTING.value),
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:
             return False

@@ -229,6 +229,12 @@ class LedgerStore(LedgerView, Protocol):
         """A run on a fresh ledger found what the provider had made: no longer fresh."""
         ...
 
+    def recorded_task(self, fingerprint: str) -> tuple[str, str, str] | None:
+        """(task id, account, model) of a task recorded for a shot in ``submitting`` since
+        its submit began: the answer was written (its own transaction, first) and the run
+        ended before the row moved on. The submit made that task; it is not to be sent again."""
+        ...
+
     # --- the submit protocol and the task's outcome (each one transaction)
     def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
         """planned → submitting if the account has a free slot across runs, recording the

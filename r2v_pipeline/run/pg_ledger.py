@@ -232,6 +232,14 @@ class PgLedger:
         accounts = [account, "?"] if from_store else [account]
         return {row[0] for row in self._rows("SELECT task_id FROM tasks WHERE account = ANY(%s)", (accounts,))}
 
+    def recorded_task(self, fingerprint: str) -> tuple[str, str, str] | None:
+        rows = self._rows(
+            "SELECT t.task_id, t.account, t.model FROM tasks t JOIN shots s ON s.fingerprint = t.fingerprint"
+            " WHERE t.fingerprint = %s AND s.state = %s AND t.created_at >= coalesce(s.submit_started, 0) ORDER BY t.created_at LIMIT 1",
+            (fingerprint, LedgerState.SUBMITTING.value),
+        )
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return [tuple(r) for r in self._rows("SELECT at, event, detail FROM events WHERE fingerprint = %s ORDER BY id", (fingerprint,))]  # type: ignore[misc]
 
@@ -354,12 +362,14 @@ class PgLedger:
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None:
         """submitting → planned: the request provably made no task. Only while this run
-        holds the shot and no task was recorded for it since the submit began (a late
-        answer of another host's submit): then the row is left as it is."""
+        holds the shot (else Lost) and no task was recorded for it since the submit began
+        (a late answer of another host's submit): then the row is left as it is."""
         with self._tx():
             record = self._locked(fingerprint)
-            if record is None or not self._holds(fingerprint) or record.state is not LedgerState.SUBMITTING:
+            if record is None or record.state is not LedgerState.SUBMITTING:
                 return
+            if not self._holds(fingerprint):  # its walk ends; the run holding the shot settles the submit
+                raise Lost(f"another r2v run took over {fingerprint[:12]} (this run's lease on it lapsed)")
             recorded = self.db.execute(
                 "SELECT 1 FROM tasks WHERE fingerprint = %s AND created_at >= %s", (fingerprint, record.submit_started or 0.0)
             ).fetchone()

@@ -236,6 +236,12 @@ class Submitter:
         'submitted'), none (submitting again is safe), or ambiguous (recorded so)."""
         record = self._run.ledger.get(shot.fingerprint)
         assert record is not None
+        recorded = self._run.ledger.recorded_task(shot.fingerprint)
+        if recorded is not None:  # the answer was written, then the run ended: the list would hide it as known
+            task_id, made_by, model = recorded
+            self._run.ledger.submitted(shot.fingerprint, task_id, made_by, model)
+            self._run.log.event(shot.key, "reconciled", task=task_id, message="its answer was recorded before the run that sent it ended")
+            return Reconciled.ADOPTED
         started = record.submit_started or time.time()
         scale = provider.time.scale
         provider_started = provider.time.now() - (time.time() - started) / scale
