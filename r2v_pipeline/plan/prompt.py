@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.lexer import TOKEN_DATA, Token, TokenStream
+from jinja2.parser import Parser
 from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import Cycler, Namespace, generate_lorem_ipsum
@@ -648,16 +650,54 @@ def _simple(source: str) -> Template | None:
     return Template(source, None, tuple(p for p in parts if p != ""), frozenset(lines), lines)
 
 
-# Compiled code by template shape. Templates that differ only in their literal
-# text (a series' prompts written from one pattern) share one compilation: the
-# text is lifted out of the code into the context, under a name no manifest
-# can use (manifest names cannot start with "__").
+# Compiled code by template skeleton. Templates that differ only in their
+# literal text (a series' prompts written from one pattern) share one parse and
+# one compilation: the skeleton is Jinja's own token stream with the text
+# tokens' values left out, so only lexing is paid per distinct template. The
+# parser decides nothing from a text token's value (the lexer drops empty
+# ones), so a skeleton parses alike whatever its texts; the text is lifted out
+# of the code into the context, under a name no manifest can use (manifest
+# names cannot start with "__"). tests/test_prompt.py holds the shared path to
+# Jinja's own rendering of each source.
 _TEXTS = "__r2v_texts"
-_SHAPES: dict[tuple[str, tuple[int, ...]], jinja2.Template] = {}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    compiled: jinja2.Template
+    names: frozenset[str]
+    name_lines: Mapping[str, int]
+    slots: tuple[int, ...]  # for each lifted text, which of the template's text tokens it is
+
+
+_SHAPES: dict[tuple[tuple[int, str, str | None], ...], _Shape] = {}
 
 
 def _jinja(source: str) -> Template:
-    tree = _ENV.parse(source)
+    try:
+        tokens = list(_ENV._tokenize(source, None))  # the stream Environment.parse would read
+    except jinja2.TemplateSyntaxError:
+        _ENV.parse(source)  # the parser may stop at an earlier error than the lexer's: say that one
+        raise
+    skeleton = tuple((t.lineno, t.type, None if t.type == TOKEN_DATA else t.value) for t in tokens)
+    shape = _SHAPES.get(skeleton)
+    if shape is None:
+        shape = _SHAPES[skeleton] = _parse_skeleton(tokens)
+    texts = [t.value for t in tokens if t.type == TOKEN_DATA]
+    return Template(source, shape.compiled, (), shape.names, shape.name_lines, tuple(texts[i] for i in shape.slots))
+
+
+def _parse_skeleton(tokens: list[Token]) -> _Shape:
+    """Parse the token stream with each text token's value replaced by its index."""
+    numbered: list[Token] = []
+    count = 0
+    for token in tokens:
+        if token.type == TOKEN_DATA:
+            token, count = Token(token.lineno, TOKEN_DATA, str(count)), count + 1
+        numbered.append(token)
+    parser = Parser(_ENV, "")
+    parser.stream = TokenStream(iter(numbered), None, None)
+    tree = parser.parse()
     lines: dict[str, int] = {}
     assigned: set[str] = set()
     for node in tree.find_all(nodes.Name):
@@ -666,19 +706,15 @@ def _jinja(source: str) -> Template:
         else:
             assigned.add(node.name)
     names = frozenset(lines) - assigned - _GLOBALS - _BUILTIN_NAMES
-    texts: list[str] = []
+    slots: list[int] = []
     for output in tree.find_all(nodes.Output):
         for i, child in enumerate(output.nodes):
             if isinstance(child, nodes.TemplateData):
-                lookup = nodes.Getitem(nodes.Name(_TEXTS, "load"), nodes.Const(len(texts)), "load")
+                lookup = nodes.Getitem(nodes.Name(_TEXTS, "load"), nodes.Const(len(slots)), "load")
                 lookup.set_lineno(child.lineno)
                 output.nodes[i] = lookup
-                texts.append(child.data)
-    shape = (repr(tree), tuple(node.lineno for node in tree.find_all(nodes.Node)))
-    compiled = _SHAPES.get(shape)
-    if compiled is None:
-        compiled = _SHAPES[shape] = _ENV.from_string(tree)
-    return Template(source, compiled, (), names, lines, tuple(texts))
+                slots.append(int(child.data))
+    return _Shape(_ENV.from_string(tree), names, lines, tuple(slots))
 
 
 def undefined_names(template: Template, known: Mapping[str, Any]) -> list[tuple[str, int]]:
