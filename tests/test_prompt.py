@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2v_pipeline.plan import prompt
+from r2v_pipeline.plan import prompt, sandbox
 from r2v_pipeline.plan.prompt import PromptError, compile_prompt, render, render_labelled, render_tracking
 
 
@@ -169,7 +169,7 @@ def _fill(fragments: list[object], texts: list[str]) -> str:
 
 def _jinja_alone(source: str) -> prompt.Template:
     """The source compiled by Jinja on its own: no skeleton shared, no text lifted."""
-    return prompt.Template(source, prompt._ENV.from_string(source), (), frozenset(), {})
+    return prompt.Template(source, sandbox._ENV.from_string(source), (), frozenset(), {})
 
 
 @settings(max_examples=400, deadline=None)
@@ -189,10 +189,10 @@ def test_templates_sharing_a_skeleton_render_as_jinja_renders_each(fragments: li
             assert (caught.value.message, caught.value.line) == (f"template syntax: {err.message}", err.lineno)
             continue
         shared = compile_prompt(source, simple=False)
-        tree = prompt._ENV.parse(source)
+        tree = sandbox._ENV.parse(source)
         loaded = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "load"}
         stored = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "store"}
-        assert shared.names == loaded - stored - prompt._GLOBALS - prompt._BUILTIN_NAMES
+        assert shared.names == loaded - stored - sandbox._GLOBALS - sandbox._BUILTIN_NAMES
         outcomes = []
         for template in (shared, alone):
             try:
