@@ -38,6 +38,8 @@ from r2v_pipeline.plan import prompt
 from r2v_pipeline.plan.planner import PlanOptions, make_plan
 
 MODELS = ["wan2.7-r2v", "wan2.6-r2v", "wan2.6-r2v-flash"]
+# Every run probes its media files, as on first sight: no verdicts from a probe cache.
+os.environ.setdefault("R2V_CACHE_DIR", "off")
 
 
 def write_manifests(folder: Path, shots: int, statements: bool = False) -> Path:
