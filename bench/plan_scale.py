@@ -38,6 +38,8 @@ from r2v_pipeline.plan import prompt
 from r2v_pipeline.plan.planner import PlanOptions, make_plan
 
 MODELS = ["wan2.7-r2v", "wan2.6-r2v", "wan2.6-r2v-flash"]
+# Every run probes its media files, as on first sight: no verdicts from a probe cache.
+os.environ.setdefault("R2V_CACHE_DIR", "off")
 
 
 def write_manifests(folder: Path, shots: int, statements: bool = False) -> Path:
@@ -83,6 +85,16 @@ GOALS = {False: 1.5, True: 3.0}  # validate + plan / safe_load, by whether promp
 LINEAR_GOAL = 5.0  # 50k shots / 10k shots: linear growth
 
 
+def clear_template_caches() -> None:
+    """Forget compiled templates (their shapes live in prompt.py or, since Jinja loads
+    lazily, in sandbox.py: --against compares either)."""
+    prompt._CACHE.clear()
+    for module in (prompt, sys.modules.get("r2v_pipeline.plan.sandbox")):
+        shapes = getattr(module, "_SHAPES", None)
+        if shapes is not None:
+            shapes.clear()
+
+
 def best_of(repeat: int, fn, clock=time.perf_counter) -> float:
     return min(timed(repeat, fn, clock))
 
@@ -112,8 +124,7 @@ def measure(shots: int, repeat: int, statements: bool, cpu: bool = False) -> dic
         text = episode.read_text()
 
         def plan() -> None:
-            prompt._CACHE.clear()  # every run compiles its templates afresh
-            prompt._SHAPES.clear()
+            clear_template_caches()  # every run compiles its templates afresh
             diagnostics = Diagnostics()
             result = make_plan([episode], PlanOptions(), diagnostics)
             assert not diagnostics.errors, diagnostics.errors[:3]

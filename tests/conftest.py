@@ -27,6 +27,15 @@ REMOTE_MEDIA = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def probe_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Probe verdicts go to a folder of the test session (r2v processes the tests start
+    inherit it), never to the user's own cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("R2V_CACHE_DIR", str(tmp_path_factory.mktemp("r2v-cache")))
+        yield
+
+
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
     """write(name, text_or_bytes) -> path, in a fresh folder; text is dedented."""

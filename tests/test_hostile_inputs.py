@@ -29,7 +29,7 @@ from r2v_pipeline.manifest.model import Source
 from r2v_pipeline.manifest.schema import manifest_schema
 from r2v_pipeline.media import synth
 from r2v_pipeline.media.probe import MediaKind, NotAFile, TooLarge, file_sha256, probe_bytes, probe_file
-from r2v_pipeline.plan import prompt
+from r2v_pipeline.plan import sandbox
 from r2v_pipeline.plan.media import MediaFiles, largest_media_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -279,10 +279,10 @@ def test_names_templates_cannot_hold_are_refused(name: str, tmp_path: Path, caps
 
 
 def test_reserved_names_cover_what_the_template_code_sets_aside() -> None:
-    """prompt.py drops these from the names a template reads; a cast member so named
+    """sandbox.py drops these from the names a template reads; a cast member so named
     would silently never be sent."""
     reserved = set(manifest_schema()["$defs"]["name"]["allOf"][1]["not"]["enum"])
-    assert prompt._GLOBALS | prompt._BUILTIN_NAMES <= reserved
+    assert sandbox._GLOBALS | sandbox._BUILTIN_NAMES <= reserved
 
 
 def test_non_finite_numbers_anywhere_are_refused_once(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

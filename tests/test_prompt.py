@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2v_pipeline.plan import prompt
+from r2v_pipeline.plan import prompt, sandbox
 from r2v_pipeline.plan.prompt import PromptError, compile_prompt, render, render_labelled, render_tracking
 
 
@@ -125,3 +126,84 @@ def test_simple_path_equals_jinja(source: str, context: dict[str, object]) -> No
     if fast.compiled is None:  # it took the simple path
         assert render(fast, context) == render(slow, context)
         assert fast.names == slow.names
+
+
+# --- templates sharing a skeleton render exactly as Jinja renders each one ----------------
+
+jinja_text = st.text(alphabet=st.sampled_from(list("abc \n\t-.")), max_size=6) | st.sampled_from(["{", "}", "%", "#", "a{b"]) | st.sampled_from(["", " ", "\n", "  \n  "])
+
+
+@st.composite
+def jinja_skeletons(draw: st.DrawFn, depth: int = 0) -> list[object]:
+    """A template as fragments: fixed tags and ``None`` where literal text goes."""
+    out: list[object] = []
+    for _ in range(draw(st.integers(0, 3))):
+        out.append(None)
+        dash = draw(st.sampled_from(["", "-"]))
+        kind = draw(st.sampled_from(["name", "if", "for", "comment", "raw", "set", "bad"] if depth < 2 else ["name", "comment"]))
+        if kind == "name":
+            out.append("{{ " + draw(names) + draw(st.sampled_from(["", " | upper", " ~ '}'"])) + " }}")
+        elif kind == "if":
+            out += ["{%" + dash + " if " + draw(names) + " %}", *draw(jinja_skeletons(depth + 1))]
+            if draw(st.booleans()):
+                out += ["{% else " + dash + "%}", *draw(jinja_skeletons(depth + 1))]
+            out.append("{% endif %}")
+        elif kind == "for":
+            out += ["{% for x in [1, 2] %}", *draw(jinja_skeletons(depth + 1)), "{{ x }}{% endfor %}"]
+        elif kind == "comment":
+            out.append("{# a note #}")
+        elif kind == "raw":
+            out += ["{% raw %}", None, "{% endraw %}"]
+        elif kind == "set":
+            out.append("{% set town = 'Dover' %}")
+        else:
+            out.append(draw(st.sampled_from(["{% if %}", "{% endif %}", "{{ }}", "{% for %}", "{{ mia"])))
+    out.append(None)
+    return out
+
+
+def _fill(fragments: list[object], texts: list[str]) -> str:
+    filled = iter(texts)
+    return "".join(next(filled) if f is None else str(f) for f in fragments)
+
+
+def _jinja_alone(source: str) -> prompt.Template:
+    """The source compiled by Jinja on its own: no skeleton shared, no text lifted."""
+    return prompt.Template(source, sandbox._ENV.from_string(source), (), frozenset(), {})
+
+
+@settings(max_examples=400, deadline=None)
+@given(jinja_skeletons(), st.data(), values)
+def test_templates_sharing_a_skeleton_render_as_jinja_renders_each(fragments: list[object], data: st.DataObject, context: dict[str, object]) -> None:
+    holes = sum(1 for f in fragments if f is None)
+    texts = data.draw(st.lists(jinja_text, min_size=holes, max_size=holes))
+    # other texts on the same lines, so that the second mostly shares the first's skeleton
+    others = [data.draw(st.text(alphabet=st.sampled_from(list("ab -.}")), max_size=5)) + "\n" * t.count("\n") for t in texts]
+    first, second = _fill(fragments, texts), _fill(fragments, others)
+    for source in (first, second):  # the second finds the first's skeleton, when its texts keep the lines
+        try:
+            alone = _jinja_alone(source)
+        except jinja2.TemplateSyntaxError as err:
+            with pytest.raises(PromptError) as caught:
+                compile_prompt(source, simple=False)
+            assert (caught.value.message, caught.value.line) == (f"template syntax: {err.message}", err.lineno)
+            continue
+        shared = compile_prompt(source, simple=False)
+        tree = sandbox._ENV.parse(source)
+        loaded = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "load"}
+        stored = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "store"}
+        assert shared.names == loaded - stored - sandbox._GLOBALS - sandbox._BUILTIN_NAMES
+        outcomes = []
+        for template in (shared, alone):
+            try:
+                outcomes.append(render(template, context))
+            except PromptError as err:
+                outcomes.append(("error", err.message, err.line))
+        assert outcomes[0] == outcomes[1]
+
+
+def test_a_skeleton_is_parsed_once() -> None:
+    a = compile_prompt("Rain in Dover. {% if x %}It pours.{% endif %}", simple=False)
+    b = compile_prompt("Sun in Leeds. {% if x %}It shines.{% endif %}", simple=False)
+    assert a.compiled is b.compiled and a.texts != b.texts
+    assert (render(a, {"x": True}), render(b, {"x": False})) == ("Rain in Dover. It pours.", "Sun in Leeds.")

@@ -6,13 +6,15 @@ import functools
 import json
 import math
 from importlib import resources
-from typing import Any, Iterable, Iterator
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..diagnostics import Diagnostic, did_you_mean
+from .schema_verdict import Check, Undecided, compile_schema
 from .yaml_loader import PathKey, YamlFile
+
+if TYPE_CHECKING:  # jsonschema is imported only for a document the fast verdict does not pass
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_WORDS = {
     "integer": "a whole number",
@@ -38,7 +40,22 @@ def manifest_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(manifest_schema())
+
+
+@functools.cache
+def _verdict() -> Check:
+    return compile_schema(manifest_schema())
+
+
+def passes_fast(data: Any) -> bool:
+    """True only when the document certainly satisfies the schema (see schema_verdict)."""
+    try:
+        return _verdict()(data)
+    except Undecided:
+        return False
 
 
 def check_schema(file: YamlFile) -> list[Diagnostic]:
@@ -47,6 +64,8 @@ def check_schema(file: YamlFile) -> list[Diagnostic]:
         what = _TYPE_WORDS.get(_json_type(file.data), type(file.data).__name__)
         return [Diagnostic(file.at(()), f"a manifest is a mapping of keys (series, cast, shots, …), not {what}")]
     problems = list(_non_finite(file.data, (), file))
+    if passes_fast(file.data):
+        return problems
     # The finiteness message says it better than "nan must be above 0" (and NaN passes
     # every bound, so jsonschema alone would let it through).
     errors = (e for e in _validator().iter_errors(file.data) if not _is_non_finite(e.instance))
@@ -148,7 +167,9 @@ def _explain(error: ValidationError, file: YamlFile) -> Iterable[Diagnostic]:
             return
         # Explain by the branch of the value's own type: "takes: 0" is a count too small, not "not a list".
         same_type = [e for e in context if e.validator != "type"]
-        yield from _explain(jsonschema.exceptions.best_match(same_type or context), file)
+        from jsonschema.exceptions import best_match
+
+        yield from _explain(best_match(same_type or context), file)
     else:
         yield Diagnostic(position, f"{name}: {error.message}")
 

@@ -17,6 +17,7 @@ every problem at its file:line:col. A ``pick:`` in the manifest wins over it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -32,7 +33,15 @@ from .yaml_loader import YamlError, YamlFile, load_yaml
 SUFFIX = ".selects.yaml"
 NOTE_MAX = 2000  # characters; a note is a remark, not a document
 _SHOT_KEYS = ("pick", "approved", "rejected", "note")
-_UNPRINTABLE = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _unprintable() -> re.Pattern[str]:
+    """Compiled when a selects file is written: the class spans all of Unicode and takes
+    milliseconds to compile, which every `r2v validate` would pay at import."""
+    return re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -289,7 +298,7 @@ def render_selects(episode_name: str, order: Iterable[str], shots: Mapping[str, 
 def _quoted(text: str) -> str:
     """A double-quoted YAML scalar, readable (accents and emoji as they are) but with
     what YAML may not carry raw, or would read as a line break, escaped."""
-    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
+    return _unprintable().sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _scalar(text: str) -> str:

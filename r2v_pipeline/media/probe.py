@@ -17,13 +17,15 @@ import errno
 import hashlib
 import io
 import os
-import stat
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Callable, Iterator
 
 import av
 
 from ..catalog.media_info import FORMAT_NAMES, MediaInfo, MediaKind
+from .local_file import NotAFile, TooLarge, hash_open, open_regular
+
+__all__ = ["MediaInfo", "MediaKind", "NotAFile", "TooLarge", "file_sha256", "probe_bytes", "probe_file", "probe_open", "read_regular"]
 
 # PyAV's demuxer name -> (format, kind). The ISO media family is told apart below.
 _DEMUXERS: dict[str, tuple[str, MediaKind]] = {
@@ -83,41 +85,28 @@ TRUNCATION_SLACK_SHARE = 0.01
 # hold a few back (B-frame reordering), and a stream may open on a damaged packet.
 FIRST_FRAME_PACKETS = 32
 
-_CHUNK = 1 << 20
 _FFMPEG_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 # A JPEG cut short decodes with grey fill unless told to fail on the first error.
 _STRICT_IMAGE_OPTIONS = {**_FFMPEG_OPTIONS, "err_detect": "explode"}
 _PROBE_ERRORS = (av.FFmpegError, ValueError, OSError, UnicodeDecodeError, OverflowError, IndexError, ZeroDivisionError)
 
 
-class NotAFile(OSError):
-    """A path that names something other than a regular file (a device, FIFO, socket, folder)."""
-
-    def __init__(self, path: str | os.PathLike[str], what: str):
-        self.what = what  # "a FIFO", "a character device", …
-        super().__init__(errno.EINVAL, f"is {what}, not a media file", os.fspath(path))
-
-
-class TooLarge(OSError):
-    """A file over the caller's bound: refused before, or as soon as, the bound is passed."""
-
-    def __init__(self, path: str | os.PathLike[str], size: int, limit: int):
-        self.size = size  # bytes seen: the whole file, or limit + 1 when it was still growing
-        self.limit = limit
-        super().__init__(errno.EFBIG, f"is {size / 1e6:.1f} MB, over the {limit / 1e6:g} MB limit", os.fspath(path))
-
-
 def probe_file(path: str | os.PathLike[str], *, max_bytes: int | None = None, sha256: str | None = None) -> MediaInfo:
     """Probe a local file. OSError propagates (missing file, no access); NotAFile
     for anything but a regular file; TooLarge past ``max_bytes``. ``sha256``: the
     content hash, where the caller computed it while writing the file (not read again)."""
-    with _open_regular(path) as f:
+    with open_regular(path) as f:
         if sha256 is None:
-            sha256, size = _hash(f, path, max_bytes)
+            sha256, size = hash_open(f, path, max_bytes)
             f.seek(0)
         else:
             size = os.fstat(f.fileno()).st_size
         return _probe(f, size, sha256)
+
+
+def probe_open(f: BinaryIO, size: int, sha256: str) -> MediaInfo:
+    """Probe a file already opened by ``open_regular`` and hashed (at its start again)."""
+    return _probe(f, size, sha256)
 
 
 def probe_bytes(data: bytes) -> MediaInfo:
@@ -125,71 +114,20 @@ def probe_bytes(data: bytes) -> MediaInfo:
 
 
 def file_sha256(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> str:
-    with _open_regular(path) as f:
-        return _hash(f, path, max_bytes)[0]
+    with open_regular(path) as f:
+        return hash_open(f, path, max_bytes)[0]
 
 
 def read_regular(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (NotAFile, TooLarge otherwise):
     what is sent is read under the same guard as what was probed."""
-    with _open_regular(path) as f:
+    with open_regular(path) as f:
         if os.fstat(f.fileno()).st_size > max_bytes:
             raise TooLarge(path, os.fstat(f.fileno()).st_size, max_bytes)
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise TooLarge(path, len(data), max_bytes)
     return data
-
-
-# --- opening and reading, bounded ----------------------------------------------
-
-_FILE_TYPES = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
-    if stat.S_ISREG(mode):
-        return
-    what = next((name for test, name in _FILE_TYPES if test(mode)), "something other than a regular file")
-    raise NotAFile(path, what)
-
-
-def _open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a regular file for reading; symlinks to one are fine.
-
-    ``stat`` first, so a FIFO is never opened (opening one blocks until a writer
-    comes); O_NONBLOCK in case one is swapped in after the check; ``fstat`` on the
-    descriptor, so what was checked is what is read."""
-    _require_regular(path, os.stat(path).st_mode)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        _require_regular(path, os.fstat(fd).st_mode)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _hash(f: BinaryIO, path: str | os.PathLike[str], max_bytes: int | None) -> tuple[str, int]:
-    """SHA-256 and length of the file, reading at most ``max_bytes`` + 1 bytes."""
-    if max_bytes is not None:
-        declared = os.fstat(f.fileno()).st_size
-        if declared > max_bytes:
-            raise TooLarge(path, declared, max_bytes)
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := f.read(_CHUNK if max_bytes is None else min(_CHUNK, max_bytes + 1 - size)):
-        digest.update(chunk)
-        size += len(chunk)
-        if max_bytes is not None and size > max_bytes:  # it grew after fstat
-            raise TooLarge(path, size, max_bytes)
-    return digest.hexdigest(), size
 
 
 class _Nameless:

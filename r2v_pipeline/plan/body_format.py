@@ -14,7 +14,6 @@ Add an entry whenever the planner's output for an unchanged manifest changes.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,16 +38,19 @@ def _unset_explicit(name: str) -> Undo:
     def undo(spec: ModelSpec, body: dict[str, Any], manifest_set: frozenset[str]) -> dict[str, Any]:
         if name not in spec.explicit or name in manifest_set or name not in spec.settings:
             return body
-        path = spec.settings[name].path
-        earlier = copy.deepcopy(body)
-        node: Any = earlier
-        for key in path[:-1]:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
-        return earlier
+        return _without(body, spec.settings[name].path)
 
     return undo
+
+
+def _without(node: Any, path: tuple[str, ...]) -> Any:
+    """``node`` without the value at ``path``: new dicts along the path, the rest shared
+    (bodies are fingerprinted, never changed in place)."""
+    if not isinstance(node, dict) or path[0] not in node:
+        return node
+    if len(path) == 1:
+        return {key: value for key, value in node.items() if key != path[0]}
+    return {**node, path[0]: _without(node[path[0]], path[1:])}
 
 
 CHANGES: tuple[FormatChange, ...] = (

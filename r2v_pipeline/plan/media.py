@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import quote
 
 from .. import catalog
 from ..diagnostics import Diagnostics
 from ..manifest.load import display_name
 from ..manifest.model import Provider, Source
-from ..catalog.media_info import MediaKind
+from ..catalog.media_info import MediaInfo, MediaKind
 from ..catalog.request import LocalFile
-from ..media.probe import NotAFile, TooLarge, probe_file
+from ..media.local_file import NotAFile, TooLarge, hash_open, open_regular
+from ..media.probe_cache import ProbeCache, default_folder
 
 _A = {"image": "an image", "video": "a video", "audio": "a voice (WAV or MP3)"}
 
@@ -39,10 +41,12 @@ def largest_media_bytes() -> int:
 class MediaFiles:
     """Probes each local file once per process, however many shots use it."""
 
-    def __init__(self, diagnostics: Diagnostics):
+    def __init__(self, diagnostics: Diagnostics, cache: ProbeCache | None = None):
         self.diagnostics = diagnostics
+        self.cache = cache if cache is not None else ProbeCache(default_folder())
         self.max_bytes = largest_media_bytes()
         self._probed: dict[Path, LocalFile | None] = {}
+        self._located: dict[tuple[Any, ...], Located] = {}
 
     def local(self, source: Source, expect: MediaKind) -> LocalFile | None:
         """The probed file, if it is readable media of the expected kind."""
@@ -60,7 +64,7 @@ class MediaFiles:
 
     def _probe(self, source: Source, path: Path) -> LocalFile | None:
         try:
-            info = probe_file(path, max_bytes=self.max_bytes)
+            info = self._probe_file(path)
         except FileNotFoundError:
             self.diagnostics.error(source.pos, f"{source.text}: no such file (looked at {display_name(path)})")
             return None
@@ -78,15 +82,41 @@ class MediaFiles:
             return None
         return LocalFile(path, display_name(path), info)
 
+    def _probe_file(self, path: Path) -> MediaInfo:
+        """What the file is: read and hashed each time, decoded (with PyAV, loaded only
+        then) unless the cache has judged the same bytes."""
+        with open_regular(path) as f:
+            sha256, size = hash_open(f, path, self.max_bytes)
+            info = self.cache.get(sha256, size)
+            if info is None:
+                from ..media.probe import probe_open
+
+                f.seek(0)
+                info = probe_open(f, size, sha256)
+                self.cache.put(info)
+        return info
+
     def _refuse(self, source: Source, why: str) -> None:
         """A refusal that names the field too: the same file may stand in several."""
         where = f" ({source.field})" if source.field else ""
         self.diagnostics.error(source.pos, f"{source.text}: {why}{where}")
 
     def locate(
-        self, source: Source, expect: MediaKind, provider: Provider, local_transport: dict[str, str]
+        self, source: Source, expect: MediaKind, provider: Provider, local_transport: Mapping[str, str]
     ) -> Located | None:
-        """The URL a request uses for ``source``; None when the file is unusable."""
+        """The URL a request uses for ``source``; None when the file is unusable (said each time)."""
+        # Shots name the same few files over and over: each naming is located once.
+        key = (source.base, source.text, expect, provider.public_urls, tuple(local_transport.items()))
+        where = self._located.get(key)
+        if where is None:
+            where = self._locate(source, expect, provider, local_transport)
+            if where is not None:
+                self._located[key] = where
+        return where
+
+    def _locate(
+        self, source: Source, expect: MediaKind, provider: Provider, local_transport: Mapping[str, str]
+    ) -> Located | None:
         if source.is_url:
             return Located(source.text, None, None)
         file = self.local(source, expect)

@@ -26,7 +26,7 @@ from ..manifest.selects import TakeReview, review_of
 from ..catalog.media_info import MediaInfo, MediaKind
 from .body_format import FORMAT, earlier_bodies
 from .extras import header_problems, merge, reserved_headers
-from ..catalog.wire import read_body
+from ..catalog.wire import get as body_value
 from ..catalog.fingerprint import fingerprint
 from ..catalog.request import LOCAL_SCHEME, LocalFile, OutgoingRequest
 from .media import MediaFiles
@@ -315,7 +315,7 @@ class _Request:
     unusable: bool = False  # a file could not be read
 
     def locate(self, media: MediaFiles, source: Source, expect: MediaKind, episode: Episode, spec: ModelSpec) -> str | None:
-        where = media.locate(source, expect, episode.provider, dict(spec.local_transport))
+        where = media.locate(source, expect, episode.provider, spec.local_transport)
         if where is None:
             self.unusable = True
             return None
@@ -338,6 +338,8 @@ class _EpisodePlanner:
         self.state_dir = options.state_dir or episode.state_dir
         if options.namespace:
             self.output_dir, self.state_dir = self.output_dir / options.namespace, self.state_dir / options.namespace
+        self.episode_dir = self.output_dir / episode.series / episode.episode
+        self.store_dir = self.output_dir / STORE_FOLDER
         self.prices = episode.prices.value if episode.prices else None
         self.body_format = options.body_format
         self.descriptions = {name: m.description for name, m in episode.cast.items()}
@@ -565,7 +567,7 @@ class _EpisodePlanner:
             spec=spec,
             target=self.target,
             # The prompt as the body carries it (after any extra_body): what the provider reports back and reconciling matches.
-            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, read_body(spec, body).prompt),
+            request=OutgoingRequest(spec.model, body, dict(media.files), dict(media.transports), headers, body_value(body, spec.settings["prompt"].path)),
             references=tuple(media.planned),
             billed=billed,
             rate=rate_for(self.prices, spec.provider, spec.model, chosen.resolution, chosen.audio, spec.family),
@@ -574,7 +576,7 @@ class _EpisodePlanner:
             earlier=tuple(EarlierFormat(fingerprint(spec, e.body, content, headers), e.version, e.what) for e in earlier),
             unchecked=unchecked,
             review=review_of(shot, self.episode.selects, take),
-            output=self.output_dir / self.episode.series / self.episode.episode / name,
+            output=self.episode_dir / name,
             state_dir=self.state_dir,
-            store_dir=self.output_dir / STORE_FOLDER,
+            store_dir=self.store_dir,
         )
