@@ -211,6 +211,18 @@ def cuts_of(shots: Sequence[PlannedShot], report_dir: Path) -> list[dict[str, An
     return cuts
 
 
+def rebased(report: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The report as seen from another folder: each path in it (relative to the report's
+    folder, see ``_relative``) starts with ``prefix`` ("../../" for runs/<id>/)."""
+    on = lambda path: prefix + path if path else path  # noqa: E731
+    return {
+        **report,
+        "shots": [{**s, "output": on(s["output"])} for s in report["shots"]],
+        "cuts": [{**c, "video": on(c["video"]), "timelines": [{**t, "path": on(t["path"])} for t in c["timelines"]]} for c in report["cuts"]],
+        "recovered": [{**r, "output": on(r["output"])} for r in report["recovered"]],
+    }
+
+
 def _scrub(text: str, report_dir: Path) -> str:
     """A message without the machine's folders in it (an OS error may name a file)."""
     for folder, instead in ((report_dir.resolve(), "."), (Path.cwd(), "."), (Path.home(), "~")):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ import jinja2
 
 from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
+from ..run.store import read_json, sidecar_path
 from .build import money_text
 
 def page_environment(package: str) -> jinja2.Environment:
@@ -37,8 +37,10 @@ _ENV = page_environment("r2v_pipeline.report")
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 
 
-def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path) -> str:
-    """The page for ``report``; ``shots`` (the plan) lead to the local media to picture."""
+def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path, base: str = "") -> str:
+    """The page for ``report``; ``shots`` (the plan) lead to the local media to picture.
+    ``base`` starts every link to a file (the report's paths are relative to ``report_dir``):
+    a page kept in another folder links the same files."""
     planned = {s.key: s for s in shots}
     thumbs = _Pictures()
     currency = report["totals"]["currency"]
@@ -61,6 +63,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         accounts=report.get("accounts", []),
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
+        base=base,
     )
     return pin_scripts(page)
 
@@ -115,10 +118,10 @@ def _recorded_sha256(video: Path) -> str | None:
     """The content hash the video's sidecar records, if the file is still of the recorded
     size (the store's objects are read-only; a file replaced by hand is hashed instead)."""
     try:
-        recorded = json.loads(video.with_suffix(".json").read_text()).get("video") or {}
+        recorded = read_json(sidecar_path(video)).get("video") or {}
         value, size = recorded.get("sha256"), recorded.get("bytes")
         same = isinstance(size, int) and video.stat().st_size == size
-    except (OSError, ValueError, AttributeError):
+    except (OSError, AttributeError):
         return None
     return value if same and isinstance(value, str) and len(value) == 64 else None
 

@@ -38,13 +38,18 @@ class Stores:
 
     def __init__(self) -> None:
         self._stores: dict[Path, VideoStore] = {}
+        self._named: dict[tuple[Path, Path], VideoStore] = {}  # (store folder as planned, episode folder): each noted once
 
     def of(self, shot: PlannedShot) -> VideoStore:
-        root = shot.store_dir.resolve()
-        store = self._stores.get(root)
+        named = (shot.store_dir, shot.output.parent)
+        store = self._named.get(named)
         if store is None:
-            store = self._stores[root] = VideoStore(root)
-        store.scan_legacy(shot.output.parent)
+            root = shot.store_dir.resolve()
+            store = self._stores.get(root)
+            if store is None:
+                store = self._stores[root] = VideoStore(root)
+            store.scan_legacy(shot.output.parent)
+            self._named[named] = store
         return store
 
 

@@ -145,19 +145,19 @@ def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
 def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Path) -> Outcome | int:
     """The run itself, or an exit code when it could not start."""
     with ExitStack() as stack:
-        try:
-            sim = stack.enter_context(session.redirect(folder)) if session.redirect else None
+        started = time.time()
+        stores = Stores()
+        work = decide_work(plan, ledger, stores, session.options.selection, log, started)
+        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
+        needed = shots_needing_providers(work, orphans)
+        try:  # a run with nothing to send or ask (a rerun, nothing changed) starts no simulator
+            sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
             log.note(f"r2v: {error}", "invalid", level="error")
             return exits.INVALID
         except Unreachable as error:
             log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
             return exits.UNREACHABLE
-        started = time.time()
-        stores = Stores()
-        work = decide_work(plan, ledger, stores, session.options.selection, log, started)
-        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
-        needed = shots_needing_providers(work, orphans)
         try:
             providers, keys = build_providers(needed, ledger, sim)
         except MissingKey as error:
@@ -181,7 +181,7 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
     records = ledger.records([w.shot.fingerprint for w in result.work])
     finished, code = time.time(), exit_code(result, interrupted)
     ledger.ended(started, finished, code, sorted({f"{s.series}/{s.episode}" for s in plan.shots}))
-    return Outcome(result, records, started, finished, interrupted, sim is not None, code, log, ledger.run_id, tuple(ledger.charges()))
+    return Outcome(result, records, started, finished, interrupted, session.redirect is not None, code, log, ledger.run_id, tuple(ledger.charges()))
 
 
 async def _run_until_signal(runner: Runner) -> bool:
