@@ -35,6 +35,7 @@ def page_environment(package: str) -> jinja2.Environment:
 
 _ENV = page_environment("r2v_pipeline.report")
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+_PLAIN_URI = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]*\Z")  # safe in a stylesheet's url() as it is
 
 
 def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path, base: str = "") -> str:
@@ -64,6 +65,7 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
         base=base,
+        pictures=[(name, uri) for uri, name in thumbs.named_once.items()],
     )
     return pin_scripts(page)
 
@@ -94,7 +96,8 @@ def _cast(shot: Mapping[str, Any], planned: PlannedShot | None, thumbs: _Picture
         if ref["role"] == "voice":
             continue
         file = local.get(urls.get((ref["name"], ref["role"]), ""))
-        cast.append({**ref, "thumb": thumbs.of(file.path, file.info.sha256, planned, at=0.2) if file else None})
+        picture = thumbs.of(file.path, file.info.sha256, planned, at=0.2) if file else None
+        cast.append({**ref, "picture": thumbs.named(picture) if picture else None})
     return cast
 
 
@@ -105,6 +108,14 @@ class _Pictures:
     def __init__(self) -> None:
         self._uris: dict[Path, str | None] = {}
         self._caches: dict[Path, Thumbnails] = {}
+        self.named_once: dict[str, str] = {}  # data URI -> its CSS class
+
+    def named(self, uri: str) -> str | None:
+        """A CSS class showing the picture: a cast member's picture is on most cards, and
+        is put on the page once, not once a card. None for what CSS cannot hold unquoted."""
+        if not _PLAIN_URI.match(uri):
+            return None
+        return self.named_once.setdefault(uri, f"picture-{len(self.named_once)}")
 
     def of(self, path: Path, sha256: str | None, shot: PlannedShot | None, at: float) -> str | None:
         if path not in self._uris:

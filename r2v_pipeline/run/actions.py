@@ -83,13 +83,13 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | No
     if record is not None and ledger is not None and not ledger.shared and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
         return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)  # (a shared ledger's run waits for the shot instead)
     state = record.state if record is not None else LedgerState.PLANNED
-    stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)
-    if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or stored or in_place):
+    if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or in_place or store.find(shot.fingerprint)):
         return Decision(Action.SUBMIT, f"forced (was {state})")
     if in_place:
         when = datetime.fromtimestamp(record.downloaded_at) if record and record.downloaded_at else None
         return Decision(Action.SKIP, "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
+    stored = store.find(shot.fingerprint)  # (looked up only here: a shot in place needs no store lookup)
     if stored is not None:
         return Decision(Action.REUSE, _paid_by(stored.meta))
     if record is None or state == LedgerState.PLANNED:

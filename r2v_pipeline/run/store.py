@@ -229,6 +229,8 @@ class VideoStore:
         stored file (or, from before the store, a file of the stored size)."""
         if not dest.is_file() or recorded_fingerprint(dest) != fingerprint:
             return False
+        if _same_file(dest, self.object_path(fingerprint)):
+            return True  # the stored file itself (a hard link): its provenance need not be read
         stored = self.get(fingerprint)
         return stored is None or _same_file(dest, stored.path) or dest.stat().st_size == stored.path.stat().st_size
 
