@@ -135,26 +135,28 @@ def assemble(cut: Cut) -> Assembled:
     joined = concatenate([p.shot.output for p in parts], cut.output, [p.label for p in parts])
     try:
         info = probe_file(cut.output)
-        timelines = write_cut_timelines(cut)
+        timelines = write_cut_timelines(cut, dict(zip((p.shot.output for p in parts), joined.counted)))
         write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
     except (OSError, TimelineError) as error:
         raise ConcatError(f"writing {cut.output}'s sidecar or timelines: {error}") from None
     return Assembled(cut, joined, info, tuple(timelines))
 
 
-def write_cut_timelines(cut: Cut) -> list[Path]:
+def write_cut_timelines(cut: Cut, counted: dict[Path, tuple[int, float]] | None = None) -> list[Path]:
     """The cut as an OpenTimelineIO timeline, FCP 7 XML and a CMX 3600 EDL beside the
     MP4 (``ep01.mp4`` → ``ep01.otio``, ``ep01.xml``, ``ep01.edl``): picked takes on the
-    main track, the other takes as alternates, clip names the shot ids."""
-    slots = [Slot(_clip(p.shot), tuple(_clip(a) for a in p.alternates)) for p in cut.parts]
+    main track, the other takes as alternates, clip names the shot ids. ``counted``:
+    videos' pictures and frame rates the join already counted (the others are read)."""
+    known = counted or {}
+    slots = [Slot(_clip(p.shot, known), tuple(_clip(a, known) for a in p.alternates)) for p in cut.parts]
     folder = cut.output.parent
     about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
     timeline = build_timeline(f"{cut.series} {cut.episode}", slots, folder, about)
     return write_timelines(timeline, cut.output.with_suffix(""))
 
 
-def _clip(shot: PlannedShot) -> Clip:
-    frames, rate = count_frames(shot.output)
+def _clip(shot: PlannedShot, counted: dict[Path, tuple[int, float]]) -> Clip:
+    frames, rate = counted.get(shot.output) or count_frames(shot.output)
     review = shot.review
     about = {
         "shot": shot.shot,
