@@ -1,6 +1,6 @@
 """``r2v assemble`` of an episode whose shots share one format, next to FFmpeg's concat demuxer.
 
-    python bench/assemble.py [--shots N] [--seconds S] [--repeat R]
+    python bench/assemble.py [--shots N] [--seconds S] [--repeat R] [--pyav]
 
 Makes an episode of N shots (default 20) of S seconds (default 5) of 1280x720
 H.264 + AAC at 30 fps, each with the sidecar ``r2v run`` writes, so every video
@@ -47,20 +47,26 @@ out_path, inputs = sys.argv[1], sys.argv[2:]
 with av.open(out_path, "w", format="mp4") as out:
     with av.open(inputs[0]) as first:
         streams = [out.add_stream_from_template(s) for s in (first.streams.video[0], first.streams.audio[0])]
-    offset = [0, 0]
+    start, last = [0, 0], [None, None]  # per stream: where this input begins, the last dts written
     for path in inputs:
         with av.open(path) as source:
-            ends = [0, 0]
+            shift, ends = [None, None], [0, 0]
             for packet in source.demux(source.streams.video[0], source.streams.audio[0]):
                 if packet.dts is None:
                     continue
                 i = 0 if packet.stream.type == "video" else 1
-                ends[i] = max(ends[i], packet.pts + (packet.duration or 0))
-                packet.pts += offset[i]
-                packet.dts += offset[i]
+                if shift[i] is None:
+                    shift[i] = start[i] - packet.pts
+                ends[i] = max(ends[i], packet.pts + (packet.duration or 0) + shift[i])
+                packet.pts += shift[i]
+                packet.dts += shift[i]
+                if last[i] is not None and packet.dts <= last[i]:
+                    packet.dts = last[i] + 1
+                    packet.pts = max(packet.pts, packet.dts)
+                last[i] = packet.dts
                 packet.stream = streams[i]
                 out.mux(packet)
-            offset = [offset[0] + ends[0], offset[1] + ends[1]]
+            start = ends
 """
 
 
@@ -112,8 +118,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pyav", action="store_true", help="measure against PyAV's own remux even where FFmpeg is installed")
     args = parser.parse_args()
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = None if args.pyav else shutil.which("ffmpeg")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         episode, videos = make_episode(folder, args.shots, args.seconds)
@@ -123,7 +130,7 @@ def main() -> None:
             reference_name = "ffmpeg concat demuxer (-c copy)"
             reference = [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(folder / "ffmpeg.mp4")]
         else:
-            print("ffmpeg is not installed: measuring against PyAV's own remux instead")
+            print("measuring against PyAV's own remux" + ("" if args.pyav else " (ffmpeg is not installed)"))
             reference_name = "PyAV remux (fresh process)"
             reference = [sys.executable, "-c", REMUX, str(folder / "pyav.mp4"), *map(str, videos)]
         r2v = [sys.executable, "-m", "r2v_pipeline", "assemble", episode.name]
