@@ -120,16 +120,20 @@ def _money_budget(plan: Plan) -> float | None:
 
 def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: Path | None, kept: Path | None = None) -> None:
     """The reports in ``report_dir``, and the same under ``kept`` (runs/<id>/: each run's
-    reports stay there), its paths made relative to that folder. The page is drawn once:
-    the two differ only in where their links start, so it is drawn with a marker there."""
-    folders = {report_dir: report} if kept is None else {kept: rebased(report, os.path.relpath(report_dir, kept) + "/"), report_dir: report}
-    marker = f"r2v-base-{uuid.uuid4().hex}/"  # found nowhere else on the page
-    page = render_html(report, plan.shots, report_dir, base=marker)
-    for folder, seen in folders.items():
+    reports stay there), its paths made relative to that folder. Each file is made once:
+    the two differ only in where their paths start, so it is made with a marker there."""
+    marker = f"r2v-base-{uuid.uuid4().hex}/"  # found nowhere else in the files
+    marked = rebased(report, marker)
+    files = {
+        "report.json": report_json(marked),
+        "report.md": render_markdown(marked),
+        "report.html": render_html(report, plan.shots, report_dir, base=marker),  # the report's links, from the marker
+    }
+    for folder in ([kept] if kept is not None else []) + [report_dir]:
+        start = os.path.relpath(report_dir, folder) + "/" if folder != report_dir else ""
         folder.mkdir(parents=True, exist_ok=True)
-        write_text(folder / "report.json", report_json(seen))
-        write_text(folder / "report.md", render_markdown(seen))
-        write_text(folder / "report.html", page.replace(marker, os.path.relpath(report_dir, folder) + "/" if folder != report_dir else ""))
+        for name, text in files.items():
+            write_text(folder / name, text.replace(marker, start))
     if junit is not None:
         write_junit(report, junit)
 

@@ -7,6 +7,7 @@ report's own folder, so the folder can be moved or published whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import Counter
@@ -45,6 +46,7 @@ def build_report(
     to_date: Mapping[str, Spend] | None = None,
     accounts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    _real.cache_clear()  # folders resolved afresh for each report
     labels = {a["ledger_id"]: a["account"] for a in accounts}
     shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started, labels) for w in work]
     by_status = Counter(s["status"] for s in shots)
@@ -259,7 +261,13 @@ def _manifest(name: str) -> str:
 
 def _relative(path: str, report_dir: Path) -> str:
     """Paths in a report are relative to it: it may be published, and must not show the machine's folders."""
-    return os.path.relpath(Path(path).resolve(), report_dir.resolve())
+    return os.path.relpath(os.path.realpath(path), _real(report_dir))
+
+
+@functools.lru_cache(maxsize=16)
+def _real(folder: Path) -> str:
+    """The report's folder, resolved once per report rather than once per path in it."""
+    return os.path.realpath(folder)
 
 
 def _timings(record: ShotRecord | None) -> dict[str, Any]:

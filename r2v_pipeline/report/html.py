@@ -113,9 +113,10 @@ class _Pictures:
     def named(self, uri: str) -> str | None:
         """A CSS class showing the picture: a cast member's picture is on most cards, and
         is put on the page once, not once a card. None for what CSS cannot hold unquoted."""
-        if not _PLAIN_URI.match(uri):
-            return None
-        return self.named_once.setdefault(uri, f"picture-{len(self.named_once)}")
+        name = self.named_once.get(uri)
+        if name is None and _PLAIN_URI.match(uri):
+            name = self.named_once[uri] = f"picture-{len(self.named_once)}"
+        return name
 
     def of(self, path: Path, sha256: str | None, shot: PlannedShot | None, at: float) -> str | None:
         if path not in self._uris:

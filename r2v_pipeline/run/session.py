@@ -130,7 +130,7 @@ def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
             "and a new one begun from the video store; tasks in flight are looked up at the provider",
             "ledger", level="error",
         )  # fmt: skip
-    stores = {s.store_dir.resolve(): VideoStore(s.store_dir.resolve()) for s in plan.shots}
+    stores = {root: VideoStore(root) for root in {folder.resolve() for folder in {s.store_dir for s in plan.shots}}}
     if ledger.fresh:
         added = ledger.rebuild([(v.fingerprint, v.meta, str(v.path)) for store in stores.values() for v in store.objects()])
         if added:
