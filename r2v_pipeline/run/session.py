@@ -150,8 +150,14 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
         work = decide_work(plan, ledger, stores, session.options.selection, log, started)
         orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
         needed = shots_needing_providers(work, orphans)
-        try:  # a run with nothing to send or ask (a rerun, nothing changed) starts no simulator
-            sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None
+        if not orphans and not any(w.carried for w in work):
+            # Nothing to send, ask, fetch or place (a rerun, nothing changed): each shot ends as
+            # decided, and no simulator, provider, HTTP client or event loop is started.
+            for w in work:
+                w.status = ShotStatus.settled(w.action)
+            return _ended(plan, session, ledger, log, RunResult(work, [], [], []), started, interrupted=False)
+        try:
+            sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None  # none for offline work
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
             log.note(f"r2v: {error}", "invalid", level="error")
             return exits.INVALID
@@ -177,7 +183,11 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
             interrupted = anyio.run(_run_until_signal, runner)
         finally:
             log.finish()
-    result = runner.result()
+    return _ended(plan, session, ledger, log, runner.result(), started, interrupted)
+
+
+def _ended(plan: Plan, session: Session, ledger: LedgerStore, log: Log, result: RunResult, started: float, interrupted: bool) -> Outcome:
+    """The run's end in the ledger (its history row) and its outcome."""
     records = ledger.records([w.shot.fingerprint for w in result.work])
     finished, code = time.time(), exit_code(result, interrupted)
     ledger.ended(started, finished, code, sorted({f"{s.series}/{s.episode}" for s in plan.shots}))
