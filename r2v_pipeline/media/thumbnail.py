@@ -68,13 +68,13 @@ class Thumbnails:
         except OSError:
             pass
         jpeg = thumbnail(path, width, at)
+        part = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            part = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
             part.write_bytes(jpeg or b"")
             os.replace(part, kept)
         except OSError:
-            pass
+            part.unlink(missing_ok=True)  # a full disk: no half-written picture stays behind
         return jpeg
 
 

@@ -251,12 +251,12 @@ def _billed(status: ShotStatus, actual: Decimal | None, planned: Decimal) -> Dec
 
 def _source(text: str) -> str:
     """A media source as the manifest wrote it; an absolute local path by its file name alone."""
-    return Path(text).name if Path(text).is_absolute() else text
+    return Path(text).name if os.path.isabs(text) else text
 
 
 def _manifest(name: str) -> str:
     """As the user named it (relative to the working folder); outside it, the file name alone."""
-    return Path(name).name if Path(name).is_absolute() else name
+    return Path(name).name if os.path.isabs(name) else name
 
 
 def _relative(path: str, report_dir: Path) -> str:
