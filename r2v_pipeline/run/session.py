@@ -155,6 +155,7 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
             # decided, and no simulator, provider, HTTP client or event loop is started.
             for w in work:
                 w.status = ShotStatus.settled(w.action)
+            log.finish()  # a terminal's board comes down, as after any run
             return _ended(plan, session, ledger, log, RunResult(work, [], [], []), started, interrupted=False)
         try:
             sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None  # none for offline work
