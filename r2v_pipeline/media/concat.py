@@ -110,10 +110,15 @@ def concatenate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     """Join ``inputs`` in order into the MP4 ``output``, written beside it first and
     renamed into place, so a reader never sees half a file; raises ConcatError."""
     paths = [Path(p) for p in inputs]
-    if not paths:
-        raise ConcatError("nothing to join")
     names = list(labels) if labels is not None else [p.name for p in paths]
-    clips = [read_clip(path, name) for path, name in zip(paths, names)]
+    return join_clips([read_clip(path, name) for path, name in zip(paths, names)], output)
+
+
+def join_clips(clips: Sequence[Clip], output: str | os.PathLike[str]) -> Concatenated:
+    """As ``concatenate``, of inputs already read (``read_clip``: a caller that checked
+    its inputs that way need not read them twice)."""
+    if not clips:
+        raise ConcatError("nothing to join")
     video_reasons = _video_reasons(clips)
     audio_mode, audio_reasons = _audio_plan(clips)
     dest = Path(output)
