@@ -18,7 +18,7 @@ import jinja2
 
 from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
-from ..run.store import read_json, sidecar_path
+from ..run.store import read_json, sidecar_path, sidecars_kept
 from .build import money_text
 
 def page_environment(package: str) -> jinja2.Environment:
@@ -42,6 +42,11 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
     """The page for ``report``; ``shots`` (the plan) lead to the local media to picture.
     ``base`` starts every link to a file (the report's paths are relative to ``report_dir``):
     a page kept in another folder links the same files."""
+    with sidecars_kept():  # the videos' sidecars, read when the run decided
+        return _render(report, shots, report_dir, base)
+
+
+def _render(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path, base: str) -> str:
     planned = {s.key: s for s in shots}
     thumbs = _Pictures()
     currency = report["totals"]["currency"]

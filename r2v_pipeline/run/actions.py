@@ -12,7 +12,7 @@ from ..plan.planner import PlannedShot
 from .ledger_store import LedgerView, ShotRecord
 from .selection import Selection
 from .states import Action, LedgerState
-from .store import VideoStore
+from .store import VideoStore, sidecars_kept
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
@@ -57,6 +57,11 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
     """A decision per shot, by shot key: derived from the plan, the ledger and the store,
     never written into the plan. Shots asking exactly the same request share one video:
     the first makes (or reuses) it, the others are placed from the store after it."""
+    with sidecars_kept():  # its report reads the same sidecars again
+        return _decide_all(shots, ledger, stores, selection, now)
+
+
+def _decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: Stores, selection: Selection, now: float) -> dict[str, Decision]:
     fingerprints = [s.fingerprint for s in shots] + [e.fingerprint for s in shots for e in s.earlier]
     records = ledger.records(fingerprints) if ledger else {}
     versions = ledger.versions([s.key for s in shots]) if ledger else {}

@@ -20,6 +20,8 @@ import os
 import shutil
 import stat
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -342,35 +344,51 @@ def sweep(folder: Path, stored: Callable[[str], bool], now: float) -> list[Path]
     return gone
 
 
-# Sidecars read before, by path: (what stat said then, the data). A rerun reads each
-# sidecar several times (deciding, the report), and thousands of them.
+# Sidecars read before, by path: (what stat said then, the data). A rerun reads
+# thousands, each again when its report is drawn.
 _READ: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
 _READ_LIMIT = 100_000  # entries; a long-lived process (the review server) starts afresh past it
 SETTLED = 2.0  # seconds unchanged before a file's data is kept: any later write gives it a newer time
+_KEEPING: ContextVar[bool] = ContextVar("r2v_sidecars_kept", default=False)
+
+
+@contextmanager
+def sidecars_kept() -> Iterator[None]:
+    """Within: ``read_json`` keeps what it reads and hands it out again while the file's
+    stat is unchanged (deciding a run, drawing its report). Outside, every read opens
+    the file: what a run writes by (putting a video in the store, setting one aside)
+    never rests on kept data, whatever a network file system's attribute cache says."""
+    token = _KEEPING.set(True)
+    try:
+        yield
+    finally:
+        _KEEPING.reset(token)
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object file's data; {} when it is missing, unreadable or not an object.
 
-    The data of a file left unchanged for a while is kept and handed out again while
-    the file's inode, size and change times stay the same: an edit by hand or a file
-    replaced is read afresh. Only settled files are kept, so a write after the reading
-    always shows in the times, however coarse the file system's clock. Callers must not
-    change the dict they get."""
+    Inside ``sidecars_kept``, the data of a file left unchanged for a while is kept and
+    handed out again while the file's inode, size and change times stay the same: an
+    edit by hand or a file replaced is read afresh. Only settled files are kept, so a
+    write after the reading always shows in the times, however coarse the file
+    system's clock. Callers must not change the dict they get."""
     name = os.fspath(path)
+    keeping = _KEEPING.get()
     try:
-        st = os.stat(name)
-        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        kept = _READ.get(name)
-        if kept is not None and kept[0] == seen:
-            return kept[1]
+        if keeping:
+            st = os.stat(name)
+            seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            kept = _READ.get(name)
+            if kept is not None and kept[0] == seen:
+                return kept[1]
         with open(name, "rb") as f:
             data = json.loads(f.read())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
         return {}
-    if time.time() - max(st.st_mtime, st.st_ctime) > SETTLED:
+    if keeping and time.time() - max(st.st_mtime, st.st_ctime) > SETTLED:
         if len(_READ) >= _READ_LIMIT:
             _READ.clear()
         _READ[name] = (seen, data)
