@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from . import __version__
 from .manifest.load import display_name
-from .media.concat import Concatenated, ConcatError, concatenate
-from .media.probe import MediaInfo, probe_file
+from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, read_clip
+from .media.probe import MediaInfo, file_sha256, probe_file
 from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
 from .run.actions import Stores
@@ -31,13 +31,19 @@ class Part:
     """One shot of a cut: its chosen take's video, or why it cannot go in."""
 
     shot: PlannedShot
-    info: MediaInfo | None = None  # the video, when present and current
+    clip: Input | None = None  # the video, when present, current and readable: its format and lengths
+    sha256: str | None = None  # its content hash
     problem: str | None = None
     alternates: tuple[PlannedShot, ...] = ()  # the shot's other takes whose videos are current
 
     @property
     def label(self) -> str:
-        return f"{self.shot.shot}#take{self.shot.take}" if self.shot.take is not None else self.shot.shot
+        return _label(self.shot)
+
+
+def _label(shot: PlannedShot) -> str:
+    """How messages name a shot's take: "night-watch#take2"."""
+    return f"{shot.shot}#take{shot.take}" if shot.take is not None else shot.shot
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
         chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
         others: dict[str, list[PlannedShot]] = {}
         for s in shots:
-            if s not in chosen and check_shot(s, stores).info is not None:
+            if s not in chosen and check_shot(s, stores).clip is not None:
                 others.setdefault(s.shot, []).append(s)
         cuts.append(
             Cut(
@@ -101,7 +107,8 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
 
 def check_shot(shot: PlannedShot, stores: Stores) -> Part:
     """The shot's video if it is on disk, is a video, and is of this version of the shot.
-    A video the store holds for this version is put in place first (an undone edit)."""
+    A video the store holds for this version is put in place first (an undone edit).
+    Its packets are read here, once: the join takes them as read."""
     path = shot.output
     where = display_name(path)
     if shot.review.every_take_rejected:
@@ -120,41 +127,50 @@ def check_shot(shot: PlannedShot, stores: Stores) -> Part:
     if recorded != shot.fingerprint:
         return Part(shot, problem=f"stale: {where} is from an earlier version of the shot")
     try:
+        sha256 = file_sha256(path)
+        return Part(shot, read_clip(path, _label(shot)), sha256)
+    except OSError as error:
+        return Part(shot, problem=f"unreadable: {where}: {error.strerror or error}")
+    except ConcatError:
+        pass
+    try:  # say what it is instead
         info = probe_file(path)
     except OSError as error:
         return Part(shot, problem=f"unreadable: {where}: {error.strerror or error}")
     if info.kind != "video" or not info.has_video:
         return Part(shot, problem=f"not a video: {where} is {info.describe()}")
-    return Part(shot, info)
+    return Part(shot, problem=f"unreadable: {where}: its pictures cannot be read")
 
 
 def assemble(cut: Cut) -> Assembled:
     """Join a ready cut's videos and write its sidecar; raises ConcatError."""
-    parts = [p for p in cut.parts if p.info is not None]
-    assert len(parts) == len(cut.parts), "assemble() takes a cut whose every shot is ready"
-    joined = concatenate([p.shot.output for p in parts], cut.output, [p.label for p in parts])
+    clips = [p.clip for p in cut.parts if p.clip is not None]
+    assert len(clips) == len(cut.parts), "assemble() takes a cut whose every shot is ready"
+    joined = join_clips(clips, cut.output)
     try:
         info = probe_file(cut.output)
-        timelines = write_cut_timelines(cut)
+        timelines = write_cut_timelines(cut, dict(zip((p.shot.output for p in cut.parts), joined.counted)))
         write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
     except (OSError, TimelineError) as error:
         raise ConcatError(f"writing {cut.output}'s sidecar or timelines: {error}") from None
     return Assembled(cut, joined, info, tuple(timelines))
 
 
-def write_cut_timelines(cut: Cut) -> list[Path]:
+def write_cut_timelines(cut: Cut, counted: dict[Path, tuple[int, float]] | None = None) -> list[Path]:
     """The cut as an OpenTimelineIO timeline, FCP 7 XML and a CMX 3600 EDL beside the
     MP4 (``ep01.mp4`` → ``ep01.otio``, ``ep01.xml``, ``ep01.edl``): picked takes on the
-    main track, the other takes as alternates, clip names the shot ids."""
-    slots = [Slot(_clip(p.shot), tuple(_clip(a) for a in p.alternates)) for p in cut.parts]
+    main track, the other takes as alternates, clip names the shot ids. ``counted``:
+    videos' pictures and frame rates the join already counted (the others are read)."""
+    known = counted or {}
+    slots = [Slot(_clip(p.shot, known), tuple(_clip(a, known) for a in p.alternates)) for p in cut.parts]
     folder = cut.output.parent
     about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
     timeline = build_timeline(f"{cut.series} {cut.episode}", slots, folder, about)
     return write_timelines(timeline, cut.output.with_suffix(""))
 
 
-def _clip(shot: PlannedShot) -> Clip:
-    frames, rate = count_frames(shot.output)
+def _clip(shot: PlannedShot, counted: dict[Path, tuple[int, float]]) -> Clip:
+    frames, rate = counted.get(shot.output) or count_frames(shot.output)
     review = shot.review
     about = {
         "shot": shot.shot,
@@ -182,7 +198,7 @@ def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo, timelines: list[Pa
                 "shot": p.shot.shot,
                 "take": p.shot.take,
                 "file": os.path.relpath(p.shot.output.resolve(), folder),
-                "sha256": p.info.sha256 if p.info else None,
+                "sha256": p.sha256,
                 "fingerprint": p.shot.fingerprint,
                 "seconds": seconds,
             }

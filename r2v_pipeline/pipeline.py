@@ -8,21 +8,24 @@ composes them.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import exits
 from .plan.planner import Plan
-from .report.build import build_report, cuts_of
+from .report.build import build_report, cuts_of, rebased
 from .report.html import render_html
+from .report.json_text import report_json
 from .report.junit import write_junit
 from .report.markdown import render_markdown
 from .run.history import to_date
 from .run.progress import Log
 from .run.session import Outcome, Session, run_plan
-from .run.store import write_json, write_text
+from .run.store import write_text
 from .simulation import SimulateOptions, opener
 from .run.work import RunOptions
 
@@ -79,10 +82,7 @@ def run_and_report(plan: Plan, request: RunRequest, stream: TextIO | None = None
         return Executed(outcome, None, report_dir)
     report = _report(outcome, plan, report_dir)
     try:
-        # Each run's reports stay under its id; the latest is also at the stable path.
-        kept = report_dir / RUNS / outcome.run_id
-        _write_reports(_report(outcome, plan, kept), plan, kept, None)
-        _write_reports(report, plan, report_dir, request.junit)
+        _write_reports(report, plan, report_dir, request.junit, kept=report_dir / RUNS / outcome.run_id)
     except OSError as error:
         outcome.log.note(
             f"r2v: could not write the report in {report_dir}: {error.strerror or error}; every video and the ledger are kept",
@@ -118,11 +118,22 @@ def _money_budget(plan: Plan) -> float | None:
     return float(sum(per_episode.values())) if per_episode else None
 
 
-def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: Path | None) -> None:
-    report_dir.mkdir(parents=True, exist_ok=True)
-    write_json(report_dir / "report.json", report)
-    write_text(report_dir / "report.md", render_markdown(report))
-    write_text(report_dir / "report.html", render_html(report, plan.shots, report_dir))
+def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: Path | None, kept: Path | None = None) -> None:
+    """The reports in ``report_dir``, and the same under ``kept`` (runs/<id>/: each run's
+    reports stay there), its paths made relative to that folder. Each file is made once:
+    the two differ only in where their paths start, so it is made with a marker there."""
+    marker = f"r2v-base-{uuid.uuid4().hex}/"  # found nowhere else in the files
+    marked = rebased(report, marker)
+    files = {
+        "report.json": report_json(marked),
+        "report.md": render_markdown(marked),
+        "report.html": render_html(report, plan.shots, report_dir, base=marker),  # the report's links, from the marker
+    }
+    for folder in ([kept] if kept is not None else []) + [report_dir]:
+        start = os.path.relpath(report_dir, folder) + "/" if folder != report_dir else ""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            write_text(folder / name, text.replace(marker, start))
     if junit is not None:
         write_junit(report, junit)
 

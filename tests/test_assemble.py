@@ -16,7 +16,7 @@ import pytest
 from r2v_pipeline.cli import main
 from r2v_pipeline.diagnostics import Diagnostics
 from r2v_pipeline.media.probe import file_sha256, probe_file
-from r2v_pipeline.media.synth import write_video
+from r2v_pipeline.media.synth import audio_bytes, write_video
 from r2v_pipeline.plan.planner import PlannedShot, PlanOptions, make_plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -218,6 +218,15 @@ def test_a_video_without_its_sidecar_is_not_trusted(episode: Path, capsys: pytes
     videos["one"].with_suffix(".json").unlink()
     assert assemble(str(episode)) == 1
     assert "  one: unknown version: " in capsys.readouterr().err
+    assert not (episode.parent / "out" / "show" / "ep1.mp4").exists()
+
+
+def test_a_shot_file_that_is_no_video_says_what_it_is_and_nothing_is_written(episode: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    videos = make_videos(episode, ALL)
+    videos["three"].write_bytes(audio_bytes(1.0, "mp3"))  # its sidecar still names this version
+    assert assemble(str(episode)) == 1
+    err = capsys.readouterr().err
+    assert "  three: not a video: " in err and "is a 1.0 s MP3 audio" in err
     assert not (episode.parent / "out" / "show" / "ep1.mp4").exists()
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from r2v_pipeline.media.concat import ConcatError, concatenate
 from r2v_pipeline.media.synth import write_video
+from r2v_pipeline.media.timeline import count_frames
 
 FPS = 30
 
@@ -198,3 +199,28 @@ def test_an_unreadable_input_is_an_error_and_writes_nothing(tmp_path: Path) -> N
     with pytest.raises(ConcatError, match="bad.mp4"):
         concatenate([good, bad], tmp_path / "cut.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "good.mp4"]
+
+
+def test_a_copied_cut_has_every_picture_of_inputs_on_other_clocks(tmp_path: Path) -> None:
+    # Matroska counts in milliseconds, MP4 here in 1/15360 s and 1/48000 s: the copy re-times
+    # packets across clocks whose ratio is no whole number.
+    a = clip(tmp_path, "a.mp4", seconds=0.7)
+    b = clip(tmp_path, "b.mkv", seconds=0.5, color=(200, 40, 40), container="matroska")
+    result = concatenate([a, b, a, b], tmp_path / "cut.mp4")
+    assert (result.video, result.audio, result.reasons) == ("copy", "copy", ())
+    assert result.inputs == (0.7, 0.5, 0.7, 0.5) and result.seconds == pytest.approx(2.4)
+    assert result.counted == ((21, 30.0), (15, 30.0), (21, 30.0), (15, 30.0)) == tuple(count_frames(p) for p in (a, b, a, b))
+    assert video_payloads(tmp_path / "cut.mp4") == (video_payloads(a) + video_payloads(b)) * 2
+    played = decode(tmp_path / "cut.mp4")
+    assert len(played.frames) == 72 and played.picture_seconds == pytest.approx(2.4, abs=1e-3)  # Matroska times are whole ms
+    assert [round(f.time * FPS) for f in played.frames] == list(range(72))  # every picture in its slot, none lost or doubled
+    assert len(played.samples) / played.sample_rate == pytest.approx(2.4, abs=4 * 1024 / 48000)
+
+
+def test_the_join_counts_each_inputs_pictures_whether_copied_or_re_encoded(tmp_path: Path) -> None:
+    a = clip(tmp_path, "a.mp4", seconds=0.4)
+    square = clip(tmp_path, "square.mp4", 64, 64, 0.3)
+    result = concatenate([a, square], tmp_path / "cut.mp4")
+    assert result.video == "re-encode"
+    assert result.counted == ((12, 30.0), (9, 30.0)) == (count_frames(a), count_frames(square))
+    assert count_frames(tmp_path / "cut.mp4") == (21, 30.0)

@@ -92,11 +92,14 @@ def test_the_readme_cron_line_runs_as_written_and_keeps_r2vs_exit_codes(tmp_path
     assert any(line.get("level") == "error" and "ep02-the-letter.yaml" in str(line.get("file")) for line in lines)
     episode.write_text(good)
 
+    # A shot to send (a run with nothing to do asks no provider anything).
+    episode.write_text(good + "  - {id: waiting, model: wan2.7-r2v, prompt: '{{ ada }} waits for the boat'}\n")
     keys(series, f"http://127.0.0.1:{closed_port()}")
     mailed, lines = cron(series)  # 4: the provider cannot be reached
     assert mailed == "r2v: exit 4 (see logs/)\n"
     assert any(line["event"] == "unreachable" for line in lines)
     keys(series, sim.base_url)
+    episode.write_text(good)
 
     holder = Ledger.open(tmp_path / ".r2v" / "simulated")  # another run works on the ledger
     try:

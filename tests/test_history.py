@@ -4,6 +4,7 @@ what the ledger recorded, and JSON log lines a log shipper can sum spend from.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime
 from decimal import Decimal
@@ -80,11 +81,23 @@ def test_three_runs_history_matches_what_the_simulator_billed(tmp_path: Path, se
     assert [r["cost"] for r in data["runs"]] == pytest.approx(costs)
 
     # Each run's reports stay under its id; the stable path holds the latest.
+    stable = tmp_path / "out" / "simulated"
     for report in reports:
-        kept = tmp_path / "out" / "simulated" / "runs" / report["run"]["id"]
+        kept = stable / "runs" / report["run"]["id"]
         assert {p.name for p in kept.iterdir()} >= {"report.json", "report.md", "report.html"}
-        assert json.loads((kept / "report.json").read_text())["totals"] == report["totals"]
+        kept_report = json.loads((kept / "report.json").read_text())
+        assert kept_report["totals"] == report["totals"]
         jsonschema.validate(report, SCHEMA)
+        # Its links start from its own folder and reach the same videos.
+        outputs = [s["output"] for s in report["shots"] if s["output"]]
+        assert outputs and [(kept / s["output"]).resolve() for s in kept_report["shots"] if s["output"]] == [(stable / o).resolve() for o in outputs]
+        sources = re.findall(r'<video[^>]* src="([^"]+)"', (kept / "report.html").read_text())
+        assert [(kept / src).resolve() for src in sources] == [(stable / o).resolve() for o in outputs]
+        assert all((kept / src).is_file() for src in sources)
+    latest = (stable / "report.html").read_text()
+    assert re.findall(r'<video[^>]* src="([^"]+)"', latest) == [s["output"] for s in reports[2]["shots"] if s["output"]]
+    # The run with nothing to do asked no provider anything, and says it was simulated all the same.
+    assert reports[2]["run"]["simulated"] and not any("simulated providers at" in line.get("message", "") for line in logs[2])
     # The no-op run's header: nothing this run, the episode's whole spend to date.
     last = reports[2]
     assert last["totals"]["billed_seconds_this_run"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -60,6 +61,14 @@ def test_the_page_escapes_everything_from_the_manifest(demo: Path) -> None:
     assert "&lt;b&gt;the keeper&lt;/b&gt; &#34;quoted&#34; &lt;script&gt;alert(3)&lt;/script&gt;" in page  # in a tooltip
 
 
+def test_a_cast_picture_shared_by_shots_is_on_the_page_once(demo: Path) -> None:
+    page = (demo / "out" / "simulated" / "report.html").read_text()
+    pictures = re.findall(r"\.(picture-\d+) \{ background-image: url\((data:image/jpeg;base64,[A-Za-z0-9+/=]+)\); \}", page)
+    shown = re.findall(r'<div class="picture (picture-\d+)" role="img" aria-label="[^"]+">', page)
+    assert pictures and len({uri for _, uri in pictures}) == len(pictures)  # each picture once
+    assert {name for name, _ in pictures} == set(shown) and len(shown) > len(pictures)  # used on several cards
+
+
 def test_the_page_hides_the_machine(demo: Path) -> None:
     for name in ("out/simulated/report.html", "junit.xml", "out/simulated/report.json"):
         text = (demo / name).read_text()
@@ -108,6 +117,8 @@ def test_the_page_in_a_browser(demo: Path) -> None:
             assert failed.locator(".status").inner_text() == "failed"
             assert "DataInspectionFailed" in failed.locator(".reason").inner_text()
             assert page.evaluate("document.scripts.length") == 1 and dialogs == []
+            backgrounds = page.evaluate("Array.from(document.querySelectorAll('.ref .picture')).map(e => getComputedStyle(e).backgroundImage)")
+            assert backgrounds and all(b.startswith('url("data:image/jpeg;base64,') for b in backgrounds)  # the cast's pictures show
             page.check("#only-problems")
             assert page.locator("article:visible").count() == 1
             page.uncheck("#only-problems")

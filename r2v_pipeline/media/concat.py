@@ -77,6 +77,8 @@ class Clip:
     audio_start: Fraction = Fraction(0)  # from the clip's zero; encoder priming makes it negative
     audio_end: Fraction = Fraction(0)
     audio_packet: Fraction = Fraction(0)  # what one packet decodes to
+    frames: int = 0  # pictures: video packets with data
+    frame_rate: float = 30.0  # as an editor's timeline gives it (the stream's average rate)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Concatenated:
     path: Path
     seconds: float  # the sum of the inputs' picture lengths
     inputs: tuple[float, ...]  # each input's picture length
+    counted: tuple[tuple[int, float], ...]  # each input's pictures and frame rate (what timeline.count_frames gives)
     video: Mode  # copy | re-encode
     audio: Mode  # copy | re-encode | none (no input has sound)
     reasons: tuple[str, ...]  # why anything was re-encoded
@@ -109,10 +112,15 @@ def concatenate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     """Join ``inputs`` in order into the MP4 ``output``, written beside it first and
     renamed into place, so a reader never sees half a file; raises ConcatError."""
     paths = [Path(p) for p in inputs]
-    if not paths:
-        raise ConcatError("nothing to join")
     names = list(labels) if labels is not None else [p.name for p in paths]
-    clips = [read_clip(path, name) for path, name in zip(paths, names)]
+    return join_clips([read_clip(path, name) for path, name in zip(paths, names)], output)
+
+
+def join_clips(clips: Sequence[Clip], output: str | os.PathLike[str]) -> Concatenated:
+    """As ``concatenate``, of inputs already read (``read_clip``: a caller that checked
+    its inputs that way need not read them twice)."""
+    if not clips:
+        raise ConcatError("nothing to join")
     video_reasons = _video_reasons(clips)
     audio_mode, audio_reasons = _audio_plan(clips)
     dest = Path(output)
@@ -140,6 +148,7 @@ def concatenate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
         path=dest,
         seconds=float(sum(c.seconds for c in clips)),
         inputs=tuple(float(c.seconds) for c in clips),
+        counted=tuple((c.frames, c.frame_rate) for c in clips),
         video="re-encode" if video_reasons else "copy",
         audio=audio_mode,
         reasons=tuple(video_reasons + audio_reasons),
@@ -166,59 +175,93 @@ def _read_clip(source: InputContainer, path: Path, label: str) -> Clip:
     a = source.streams.audio[0] if source.streams.audio else None
     rate = v.guessed_rate or v.average_rate
     video = VideoFormat(v.codec_context.name, v.codec_context.width, v.codec_context.height, v.codec_context.pix_fmt, Fraction(rate) if rate else None, v.codec_context.extradata)
-    frame = Fraction(1) / video.rate if video.rate else Fraction(1, 30)
+    # Times are summed in each stream's own ticks (integers: a file has thousands of
+    # packets) and made seconds once at the end.
+    v_tb = Fraction(v.time_base or Fraction(1, 90000))
+    frame = (Fraction(1) / video.rate if video.rate else Fraction(1, 30)) / v_tb
     v_span = _Span()
     a_span = _Span()
-    audio_packet = Fraction(0)
+    a_ticks = _AudioTicks(a) if a is not None else None
+    audio_packet = 0  # ticks
     keyframe: bool | None = None
+    frames = 0
     for packet in source.demux(*([v] + ([a] if a is not None else []))):
-        if packet.pts is None or packet.size == 0:
+        if packet.size == 0:
             continue
-        tb = Fraction(packet.time_base)
-        if packet.stream.index == v.index:
+        pts = packet.pts
+        if packet.stream_index == v.index:
+            frames += 1
+            if pts is None:
+                continue
             if keyframe is None:
                 keyframe = packet.is_keyframe
-            v_span.add(packet.pts * tb, packet.duration * tb if packet.duration else frame)
-        elif a is not None:
-            length = _audio_length(packet, a)
+            v_span.add(pts, packet.duration or frame)
+        elif a_ticks is not None and pts is not None:
+            length = a_ticks.length(packet.duration)
             audio_packet = max(audio_packet, length)
-            a_span.add(packet.pts * tb, Fraction(packet.duration) * tb if packet.duration else length)
+            a_span.add(pts, packet.duration or length)
     if v_span.start is None:
         raise ConcatError(f"{label}: {path} holds no pictures")
+    v_start, v_end = v_span.start * v_tb, v_span.end * v_tb
     audio = None
-    if a is not None and a_span.start is not None:
+    a_start = a_end = Fraction(0)
+    if a is not None and a_ticks is not None and a_span.start is not None:
         cc = a.codec_context
         audio = AudioFormat(cc.name, cc.sample_rate, cc.layout.name, cc.layout.nb_channels, cc.extradata)
+        a_start, a_end = a_span.start * a_ticks.time_base - v_start, a_span.end * a_ticks.time_base - v_start
     return Clip(
         path=path,
         label=label,
         video=video,
-        start=v_span.start,
-        seconds=v_span.end - v_span.start,
+        start=v_start,
+        seconds=v_end - v_start,
         starts_on_keyframe=bool(keyframe),
         audio=audio,
-        audio_start=(a_span.start - v_span.start) if a_span.start is not None else Fraction(0),
-        audio_end=(a_span.end - v_span.start) if a_span.start is not None else Fraction(0),
-        audio_packet=audio_packet,
+        audio_start=a_start,
+        audio_end=a_end,
+        audio_packet=audio_packet * a_ticks.time_base if a_ticks is not None else Fraction(0),
+        frames=frames,
+        frame_rate=float(v.average_rate or v.guessed_rate or 30),
     )
 
 
 @dataclass
 class _Span:
-    start: Fraction | None = None
-    end: Fraction = Fraction(0)
+    start: Fraction | int | None = None
+    end: Fraction | int = 0
 
-    def add(self, at: Fraction, length: Fraction) -> None:
-        self.start = at if self.start is None else min(self.start, at)
-        self.end = max(self.end, at + length)
+    def add(self, at: Fraction | int, length: Fraction | int) -> None:
+        self.start = at if self.start is None or at < self.start else self.start
+        end = at + length
+        if end > self.end:
+            self.end = end
 
 
-def _audio_length(packet: Packet, stream: AudioStream) -> Fraction:
-    """What a packet decodes to: a whole codec frame (AAC: 1024 samples), though the
-    container may mark the last one shorter (the edit list's trim)."""
-    frame_size = stream.codec_context.frame_size
-    samples = max(frame_size, round(packet.duration * packet.time_base * stream.codec_context.sample_rate)) if packet.duration else frame_size
-    return Fraction(samples, stream.codec_context.sample_rate)
+class _AudioTicks:
+    """What a sound packet decodes to, in its stream's ticks: a whole codec frame
+    (AAC: 1024 samples), though the container may mark the last one shorter (the
+    edit list's trim). Whole ticks where the stream counts samples (MP4's AAC does)."""
+
+    def __init__(self, stream: AudioStream):
+        self.time_base = Fraction(stream.time_base or Fraction(1, stream.codec_context.sample_rate))
+        self.rate = stream.codec_context.sample_rate
+        self.frame_size = stream.codec_context.frame_size
+        self.per_sample = 1 / (self.time_base * self.rate)  # ticks per sample
+        if self.per_sample.denominator == 1:
+            self.per_sample = int(self.per_sample)
+
+    def length(self, duration: int | None) -> Fraction | int:
+        if not duration:
+            return self.frame_size * self.per_sample
+        if self.per_sample == 1:
+            return max(self.frame_size, duration)
+        samples = max(self.frame_size, round(duration * self.time_base * self.rate))
+        return samples * self.per_sample
+
+
+def _whole(value: Fraction) -> Fraction | int:
+    """An int where the fraction is one: int arithmetic is many times faster."""
+    return value.numerator if value.denominator == 1 else value
 
 
 def _video_reasons(clips: Sequence[Clip]) -> list[str]:
@@ -330,40 +373,49 @@ class _Copier:
         self.stream = out.add_stream_from_template(template)
         self.time_base = Fraction(template.time_base or Fraction(1, 90000))
         self.last_dts: int | None = None
-        self.cursor: Fraction | None = None  # sound: where the next packet goes
-        self.shift = self.end = Fraction(0)
+        # Times in the output's ticks: whole numbers where the inputs' clocks are the
+        # output's (the common case), so thousands of packets cost no fraction arithmetic.
+        self.cursor: Fraction | int | None = None  # sound: where the next packet goes
+        self.shift: Fraction | int = 0
+        self.end2: Fraction | int = 0  # twice where this input's picture ends
+        self.scale: Fraction | int = 1  # output ticks per input tick
         self.done = False
-        self.source: AudioStream | None = None
+        self.sound: _AudioTicks | None = None
 
     def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
-        self.shift, self.end, self.done = start - clip.start, start + clip.seconds, False
-        self.source = source.streams.audio[0] if self.kind == "audio" else None
+        stream = source.streams.audio[0] if self.kind == "audio" else source.streams.video[0]
+        self.scale = _whole(Fraction(stream.time_base or self.time_base) / self.time_base)
+        self.shift = _whole((start - clip.start) / self.time_base)
+        self.end2 = _whole(2 * (start + clip.seconds) / self.time_base)
+        self.done = False
+        self.sound = _AudioTicks(stream) if self.kind == "audio" else None
 
     def packet(self, packet: Packet) -> None:
-        if packet.pts is None or packet.size == 0 or self.done:
+        pts = packet.pts
+        if pts is None or packet.size == 0 or self.done:
             return
-        tb = Fraction(packet.time_base)
-        pts = packet.pts * tb + self.shift
-        dts = packet.dts * tb + self.shift if packet.dts is not None else pts
-        duration = (packet.duration or 0) * tb
-        if self.source is not None:
-            length = _audio_length(packet, self.source)
+        scale, shift = self.scale, self.shift
+        at = pts * scale + shift
+        dts = packet.dts * scale + shift if packet.dts is not None else at
+        duration = (packet.duration or 0) * scale
+        if self.sound is not None:
+            length = self.sound.length(packet.duration) * scale
             if self.cursor is None:
-                self.cursor = pts  # the first input's priming stays before zero: the MP4's edit list hides it
-            if self.cursor + length / 2 > self.end:
+                self.cursor = at  # the first input's priming stays before zero: the MP4's edit list hides it
+            if 2 * self.cursor + length > self.end2:
                 self.done = True  # the rest of this input's sound lies past its picture
                 return
-            pts = dts = self.cursor
+            at = dts = self.cursor
             duration = length
             self.cursor += length
-        out_pts, out_dts = round(pts / self.time_base), round(dts / self.time_base)
+        out_pts, out_dts = round(at), round(dts)
         if self.last_dts is not None and out_dts <= self.last_dts:  # the muxer takes strictly rising dts only
             out_dts = self.last_dts + 1
             out_pts = max(out_pts, out_dts)
         self.last_dts = out_dts
         packet.stream = self.stream
         packet.time_base = self.time_base
-        packet.pts, packet.dts, packet.duration = out_pts, out_dts, round(duration / self.time_base)
+        packet.pts, packet.dts, packet.duration = out_pts, out_dts, round(duration)
         self.out.mux(packet)
 
     def close_clip(self) -> None:

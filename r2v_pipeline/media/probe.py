@@ -269,8 +269,10 @@ def _scan(container: av.container.InputContainer, main: av.stream.Stream) -> _Sc
     """Demux every packet, decoding only until ``main`` gives its first frame."""
     found = _Scan()
     tried = 0
+    ends: dict[int, int] = {}  # stream -> where its last packet ends, in its own ticks (seconds once, at the end)
     for packet in _packets(container):
-        mine = packet.stream.index == main.index
+        index = packet.stream_index
+        mine = index == main.index
         if mine and not found.decoded and tried < FIRST_FRAME_PACKETS:
             tried += 1
             found.decoded = _decodes(packet)
@@ -278,9 +280,13 @@ def _scan(container: av.container.InputContainer, main: av.stream.Stream) -> _Sc
         if packet.size == 0:
             continue
         found.packets += mine
-        if stamp is not None and packet.stream.time_base is not None:
-            finish = float((stamp + (packet.duration or 0)) * packet.stream.time_base)
-            found.end = finish if found.end is None else max(found.end, finish)
+        if stamp is not None:
+            finish = stamp + (packet.duration or 0)
+            if finish > ends.get(index, finish - 1):
+                ends[index] = finish
+    bases = {stream.index: stream.time_base for stream in container.streams}
+    seconds = [float(end * bases[index]) for index, end in ends.items() if bases.get(index) is not None]
+    found.end = max(seconds) if seconds else None
     return found
 
 

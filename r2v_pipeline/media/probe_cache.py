@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..catalog.media_info import MediaInfo
+from ..files import write_atomically
 
 CACHE_VARIABLE = "R2V_CACHE_DIR"
 _JUDGES = ("r2v_pipeline.media.probe", "r2v_pipeline.media.local_file", "r2v_pipeline.catalog.media_info")
@@ -85,9 +86,7 @@ class ProbeCache:
         path = self.folder / f"{info.sha256}.json"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            partial.write_text(json.dumps(dataclasses.asdict(info)), "utf-8")
-            os.replace(partial, path)  # a reader sees a whole entry or none
+            write_atomically(path, json.dumps(dataclasses.asdict(info)))  # a reader sees a whole entry or none
         except OSError:
             pass
 

@@ -71,7 +71,7 @@ class Thumbnails:
         jpeg = thumbnail(path, width, at)
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(kept, jpeg or b"")
+            write_atomically(kept, jpeg or b"")  # a full disk leaves no half-written picture behind
         except OSError:
             pass
         return jpeg

@@ -7,6 +7,7 @@ report's own folder, so the folder can be moved or published whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import Counter
@@ -45,6 +46,7 @@ def build_report(
     to_date: Mapping[str, Spend] | None = None,
     accounts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    _real.cache_clear()  # folders resolved afresh for each report
     labels = {a["ledger_id"]: a["account"] for a in accounts}
     shots = [_shot(w, records.get(w.shot.fingerprint), report_dir, started, labels) for w in work]
     by_status = Counter(s["status"] for s in shots)
@@ -211,6 +213,18 @@ def cuts_of(shots: Sequence[PlannedShot], report_dir: Path) -> list[dict[str, An
     return cuts
 
 
+def rebased(report: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The report as seen from another folder: each path in it (relative to the report's
+    folder, see ``_relative``) starts with ``prefix`` ("../../" for runs/<id>/)."""
+    on = lambda path: prefix + path if path else path  # noqa: E731
+    return {
+        **report,
+        "shots": [{**s, "output": on(s["output"])} for s in report["shots"]],
+        "cuts": [{**c, "video": on(c["video"]), "timelines": [{**t, "path": on(t["path"])} for t in c["timelines"]]} for c in report["cuts"]],
+        "recovered": [{**r, "output": on(r["output"])} for r in report["recovered"]],
+    }
+
+
 def _scrub(text: str, report_dir: Path) -> str:
     """A message without the machine's folders in it (an OS error may name a file)."""
     for folder, instead in ((report_dir.resolve(), "."), (Path.cwd(), "."), (Path.home(), "~")):
@@ -237,17 +251,23 @@ def _billed(status: ShotStatus, actual: Decimal | None, planned: Decimal) -> Dec
 
 def _source(text: str) -> str:
     """A media source as the manifest wrote it; an absolute local path by its file name alone."""
-    return Path(text).name if Path(text).is_absolute() else text
+    return Path(text).name if os.path.isabs(text) else text
 
 
 def _manifest(name: str) -> str:
     """As the user named it (relative to the working folder); outside it, the file name alone."""
-    return Path(name).name if Path(name).is_absolute() else name
+    return Path(name).name if os.path.isabs(name) else name
 
 
 def _relative(path: str, report_dir: Path) -> str:
     """Paths in a report are relative to it: it may be published, and must not show the machine's folders."""
-    return os.path.relpath(Path(path).resolve(), report_dir.resolve())
+    return os.path.relpath(os.path.realpath(path), _real(report_dir))
+
+
+@functools.lru_cache(maxsize=16)
+def _real(folder: Path) -> str:
+    """The report's folder, resolved once per report rather than once per path in it."""
+    return os.path.realpath(folder)
 
 
 def _timings(record: ShotRecord | None) -> dict[str, Any]:

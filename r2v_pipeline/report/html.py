@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ import jinja2
 
 from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
+from ..run.store import read_json, sidecar_path, sidecars_kept
 from .build import money_text
 
 def page_environment(package: str) -> jinja2.Environment:
@@ -35,10 +35,18 @@ def page_environment(package: str) -> jinja2.Environment:
 
 _ENV = page_environment("r2v_pipeline.report")
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+_PLAIN_URI = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]*\Z")  # safe in a stylesheet's url() as it is
 
 
-def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path) -> str:
-    """The page for ``report``; ``shots`` (the plan) lead to the local media to picture."""
+def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path, base: str = "") -> str:
+    """The page for ``report``; ``shots`` (the plan) lead to the local media to picture.
+    ``base`` starts every link to a file (the report's paths are relative to ``report_dir``):
+    a page kept in another folder links the same files."""
+    with sidecars_kept():  # the videos' sidecars, read when the run decided
+        return _render(report, shots, report_dir, base)
+
+
+def _render(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Path, base: str) -> str:
     planned = {s.key: s for s in shots}
     thumbs = _Pictures()
     currency = report["totals"]["currency"]
@@ -61,6 +69,8 @@ def render_html(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir
         accounts=report.get("accounts", []),
         problems=sum(1 for s in report["shots"] if s["attention"]),
         money=lambda amount: money_text(amount, currency),
+        base=base,
+        pictures=[(name, uri) for uri, name in thumbs.named_once.items()],
     )
     return pin_scripts(page)
 
@@ -91,7 +101,8 @@ def _cast(shot: Mapping[str, Any], planned: PlannedShot | None, thumbs: _Picture
         if ref["role"] == "voice":
             continue
         file = local.get(urls.get((ref["name"], ref["role"]), ""))
-        cast.append({**ref, "thumb": thumbs.of(file.path, file.info.sha256, planned, at=0.2) if file else None})
+        picture = thumbs.of(file.path, file.info.sha256, planned, at=0.2) if file else None
+        cast.append({**ref, "picture": thumbs.named(picture) if picture else None})
     return cast
 
 
@@ -102,6 +113,15 @@ class _Pictures:
     def __init__(self) -> None:
         self._uris: dict[Path, str | None] = {}
         self._caches: dict[Path, Thumbnails] = {}
+        self.named_once: dict[str, str] = {}  # data URI -> its CSS class
+
+    def named(self, uri: str) -> str | None:
+        """A CSS class showing the picture: a cast member's picture is on most cards, and
+        is put on the page once, not once a card. None for what CSS cannot hold unquoted."""
+        name = self.named_once.get(uri)
+        if name is None and _PLAIN_URI.match(uri):
+            name = self.named_once[uri] = f"picture-{len(self.named_once)}"
+        return name
 
     def of(self, path: Path, sha256: str | None, shot: PlannedShot | None, at: float) -> str | None:
         if path not in self._uris:
@@ -115,10 +135,10 @@ def _recorded_sha256(video: Path) -> str | None:
     """The content hash the video's sidecar records, if the file is still of the recorded
     size (the store's objects are read-only; a file replaced by hand is hashed instead)."""
     try:
-        recorded = json.loads(video.with_suffix(".json").read_text()).get("video") or {}
+        recorded = read_json(sidecar_path(video)).get("video") or {}
         value, size = recorded.get("sha256"), recorded.get("bytes")
         same = isinstance(size, int) and video.stat().st_size == size
-    except (OSError, ValueError, AttributeError):
+    except (OSError, AttributeError):
         return None
     return value if same and isinstance(value, str) and len(value) == 64 else None
 

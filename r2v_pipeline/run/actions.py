@@ -12,7 +12,7 @@ from ..plan.planner import PlannedShot
 from .ledger_store import LedgerView, ShotRecord
 from .selection import Selection
 from .states import Action, LedgerState
-from .store import VideoStore
+from .store import VideoStore, sidecars_kept
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
@@ -38,13 +38,18 @@ class Stores:
 
     def __init__(self) -> None:
         self._stores: dict[Path, VideoStore] = {}
+        self._named: dict[tuple[Path, Path], VideoStore] = {}  # (store folder as planned, episode folder): each noted once
 
     def of(self, shot: PlannedShot) -> VideoStore:
-        root = shot.store_dir.resolve()
-        store = self._stores.get(root)
+        named = (shot.store_dir, shot.output.parent)
+        store = self._named.get(named)
         if store is None:
-            store = self._stores[root] = VideoStore(root)
-        store.scan_legacy(shot.output.parent)
+            root = shot.store_dir.resolve()
+            store = self._stores.get(root)
+            if store is None:
+                store = self._stores[root] = VideoStore(root)
+            store.scan_legacy(shot.output.parent)
+            self._named[named] = store
         return store
 
 
@@ -52,6 +57,11 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
     """A decision per shot, by shot key: derived from the plan, the ledger and the store,
     never written into the plan. Shots asking exactly the same request share one video:
     the first makes (or reuses) it, the others are placed from the store after it."""
+    with sidecars_kept():  # its report reads the same sidecars again
+        return _decide_all(shots, ledger, stores, selection, now)
+
+
+def _decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: Stores, selection: Selection, now: float) -> dict[str, Decision]:
     fingerprints = [s.fingerprint for s in shots] + [e.fingerprint for s in shots for e in s.earlier]
     records = ledger.records(fingerprints) if ledger else {}
     versions = ledger.versions([s.key for s in shots]) if ledger else {}
@@ -78,13 +88,13 @@ def decide(shot: PlannedShot, record: ShotRecord | None, ledger: LedgerView | No
     if record is not None and ledger is not None and not ledger.shared and record.owner not in (None, ledger.run_id) and ledger.owner_alive(record.owner):
         return Decision(Action.ELSEWHERE, Action.ELSEWHERE.meaning)  # (a shared ledger's run waits for the shot instead)
     state = record.state if record is not None else LedgerState.PLANNED
-    stored = store.find(shot.fingerprint)
     in_place = store.is_materialised(shot.fingerprint, shot.output)
-    if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or stored or in_place):
+    if selection.forced(shot) and (state in (LedgerState.DOWNLOADED, LedgerState.FAILED, LedgerState.AMBIGUOUS, LedgerState.EXPIRED) or in_place or store.find(shot.fingerprint)):
         return Decision(Action.SUBMIT, f"forced (was {state})")
     if in_place:
         when = datetime.fromtimestamp(record.downloaded_at) if record and record.downloaded_at else None
         return Decision(Action.SKIP, "already downloaded" + (f" ({when:%Y-%m-%d %H:%M})" if when else ""))
+    stored = store.find(shot.fingerprint)  # (looked up only here: a shot in place needs no store lookup)
     if stored is not None:
         return Decision(Action.REUSE, _paid_by(stored.meta))
     if record is None or state == LedgerState.PLANNED:

@@ -130,7 +130,7 @@ def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
             "and a new one begun from the video store; tasks in flight are looked up at the provider",
             "ledger", level="error",
         )  # fmt: skip
-    stores = {s.store_dir.resolve(): VideoStore(s.store_dir.resolve()) for s in plan.shots}
+    stores = {root: VideoStore(root) for root in {folder.resolve() for folder in {s.store_dir for s in plan.shots}}}
     if ledger.fresh:
         added = ledger.rebuild([(v.fingerprint, v.meta, str(v.path)) for store in stores.values() for v in store.objects()])
         if added:
@@ -145,19 +145,26 @@ def _begin(plan: Plan, ledger: LedgerStore, log: Log) -> None:
 def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Path) -> Outcome | int:
     """The run itself, or an exit code when it could not start."""
     with ExitStack() as stack:
+        started = time.time()
+        stores = Stores()
+        work = decide_work(plan, ledger, stores, session.options.selection, log, started)
+        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
+        needed = shots_needing_providers(work, orphans)
+        if not orphans and not any(w.carried for w in work):
+            # Nothing to send, ask, fetch or place (a rerun, nothing changed): each shot ends as
+            # decided, and no simulator, provider, HTTP client or event loop is started.
+            for w in work:
+                w.status = ShotStatus.settled(w.action)
+            log.finish()  # a terminal's board comes down, as after any run
+            return _ended(plan, session, ledger, log, RunResult(work, [], [], []), started, interrupted=False)
         try:
-            sim = stack.enter_context(session.redirect(folder)) if session.redirect else None
+            sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None  # none for offline work
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
             log.note(f"r2v: {error}", "invalid", level="error")
             return exits.INVALID
         except Unreachable as error:
             log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
             return exits.UNREACHABLE
-        started = time.time()
-        stores = Stores()
-        work = decide_work(plan, ledger, stores, session.options.selection, log, started)
-        orphans = orphan_rows(plan, ledger)  # read once: the providers built are the ones these need
-        needed = shots_needing_providers(work, orphans)
         try:
             providers, keys = build_providers(needed, ledger, sim)
         except MissingKey as error:
@@ -177,11 +184,15 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
             interrupted = anyio.run(_run_until_signal, runner)
         finally:
             log.finish()
-    result = runner.result()
+    return _ended(plan, session, ledger, log, runner.result(), started, interrupted)
+
+
+def _ended(plan: Plan, session: Session, ledger: LedgerStore, log: Log, result: RunResult, started: float, interrupted: bool) -> Outcome:
+    """The run's end in the ledger (its history row) and its outcome."""
     records = ledger.records([w.shot.fingerprint for w in result.work])
     finished, code = time.time(), exit_code(result, interrupted)
     ledger.ended(started, finished, code, sorted({f"{s.series}/{s.episode}" for s in plan.shots}))
-    return Outcome(result, records, started, finished, interrupted, sim is not None, code, log, ledger.run_id, tuple(ledger.charges()))
+    return Outcome(result, records, started, finished, interrupted, session.redirect is not None, code, log, ledger.run_id, tuple(ledger.charges()))
 
 
 async def _run_until_signal(runner: Runner) -> bool:

@@ -19,6 +19,9 @@ import json
 import os
 import shutil
 import stat
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -50,6 +53,7 @@ class VideoStore:
         self.root = root
         self._legacy: dict[str, tuple[Path, dict[str, Any]]] = {}  # fingerprint -> a video from before the store
         self._scanned: set[Path] = set()
+        self._unscanned: list[Path] = []  # folders noted by scan_legacy, read when the store first lacks a video
 
     def object_path(self, fingerprint: str) -> Path:
         return self.root / fingerprint[:2] / f"{fingerprint}.mp4"
@@ -68,28 +72,35 @@ class VideoStore:
         stored = self.get(fingerprint)
         if stored is not None:
             return stored
-        legacy = self._legacy.get(fingerprint)
+        legacy = self._legacy_of(fingerprint)
         if legacy is not None and legacy[0].is_file():
             return StoredVideo(fingerprint, legacy[0], legacy[1])
         return None
 
     def scan_legacy(self, folder: Path) -> None:
         """Note the videos an episode folder (and its superseded/) holds by their sidecars:
-        videos a version of r2v without the store left there, which ``take_in`` adopts."""
+        videos a version of r2v without the store left there, which ``take_in`` adopts.
+        The folder is read when the store first lacks a video asked for (a rerun whose
+        videos are all stored reads none of them)."""
         for where in (folder, folder / SUPERSEDED):
-            if where in self._scanned:
-                continue
-            self._scanned.add(where)
+            if where not in self._scanned:
+                self._scanned.add(where)
+                self._unscanned.append(where)
+
+    def _legacy_of(self, fingerprint: str) -> tuple[Path, dict[str, Any]] | None:
+        while self._unscanned:
+            where = self._unscanned.pop(0)
             try:
                 sidecars = sorted(where.glob("*.json"))
             except OSError:
                 continue
             for sidecar in sidecars:
                 meta = read_json(sidecar)
-                fingerprint = meta.get("fingerprint")
+                found = meta.get("fingerprint")
                 video = sidecar.with_suffix(".mp4")
-                if isinstance(fingerprint, str) and video.is_file() and self.get(fingerprint) is None:
-                    self._legacy.setdefault(fingerprint, (video, meta))
+                if isinstance(found, str) and video.is_file() and self.get(found) is None:
+                    self._legacy.setdefault(found, (video, meta))
+        return self._legacy.get(fingerprint)
 
     # --- putting videos in ---------------------------------------------------------
 
@@ -119,7 +130,7 @@ class VideoStore:
         stored = self.get(fingerprint)
         if stored is not None:
             return stored
-        legacy = self._legacy.get(fingerprint)
+        legacy = self._legacy_of(fingerprint)
         if legacy is None or not legacy[0].is_file():
             return None
         video, meta = legacy
@@ -221,6 +232,8 @@ class VideoStore:
         stored file (or, from before the store, a file of the stored size)."""
         if not dest.is_file() or recorded_fingerprint(dest) != fingerprint:
             return False
+        if _same_file(dest, self.object_path(fingerprint)):
+            return True  # the stored file itself (a hard link): its provenance need not be read
         stored = self.get(fingerprint)
         return stored is None or _same_file(dest, stored.path) or dest.stat().st_size == stored.path.stat().st_size
 
@@ -325,12 +338,55 @@ def sweep(folder: Path, stored: Callable[[str], bool], now: float) -> list[Path]
     return gone
 
 
-def read_json(path: Path) -> dict[str, Any]:
+# Sidecars read before, by path: (what stat said then, the data). A rerun reads
+# thousands, each again when its report is drawn.
+_READ: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
+_READ_LIMIT = 100_000  # entries; a long-lived process (the review server) starts afresh past it
+SETTLED = 2.0  # seconds unchanged before a file's data is kept: any later write gives it a newer time
+_KEEPING: ContextVar[bool] = ContextVar("r2v_sidecars_kept", default=False)
+
+
+@contextmanager
+def sidecars_kept() -> Iterator[None]:
+    """Within: ``read_json`` keeps what it reads and hands it out again while the file's
+    stat is unchanged (deciding a run, drawing its report). Outside, every read opens
+    the file: what a run writes by (putting a video in the store, setting one aside)
+    never rests on kept data, whatever a network file system's attribute cache says."""
+    token = _KEEPING.set(True)
     try:
-        data = json.loads(path.read_text())
+        yield
+    finally:
+        _KEEPING.reset(token)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file's data; {} when it is missing, unreadable or not an object.
+
+    Inside ``sidecars_kept``, the data of a file left unchanged for a while is kept and
+    handed out again while the file's inode, size and change times stay the same: an
+    edit by hand or a file replaced is read afresh. Only settled files are kept, so a
+    write after the reading always shows in the times, however coarse the file
+    system's clock. Callers must not change the dict they get."""
+    name = os.fspath(path)
+    keeping = _KEEPING.get()
+    try:
+        if keeping:
+            st = os.stat(name)
+            seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            kept = _READ.get(name)
+            if kept is not None and kept[0] == seen:
+                return kept[1]
+        with open(name, "rb") as f:
+            data = json.loads(f.read())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    if keeping and time.time() - max(st.st_mtime, st.st_ctime) > SETTLED:
+        if len(_READ) >= _READ_LIMIT:
+            _READ.clear()
+        _READ[name] = (seen, data)
+    return data
 
 
 def fsync_dir(folder: Path) -> None:
