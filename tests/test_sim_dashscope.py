@@ -324,7 +324,7 @@ def test_wan27_bills_each_video_up_to_its_share_of_five_seconds(api: httpx.Clien
     # two videos share the 5 s cap (2.5 s each): 3 s counts 2.5, 2 s counts 2; the image is free
     body = wan27(video(hosted["video_3s"]), video(hosted["video_2s_silent"]), image(hosted["png"]), duration=5)
     answer = finished(simulator, api, submit(api, body))
-    assert answer["usage"] == {
+    assert answer.get("usage") == {
         "duration": 9.5,
         "ratio": "16:9",
         "input_video_duration": 4.5,
@@ -332,7 +332,7 @@ def test_wan27_bills_each_video_up_to_its_share_of_five_seconds(api: httpx.Clien
         "video_count": 1,
         "SR": 720,
         "audio": True,
-    }
+    }, answer  # (once seen without usage in a loaded full run: the answer shows what the task was)
     assert simulator.ledger.billed_seconds(account_id(KEY)) == Decimal("9.5")
 
 
