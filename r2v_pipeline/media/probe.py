@@ -328,21 +328,32 @@ class _Scan:
 
 
 def _scan(container: av.container.InputContainer, main: av.stream.Stream) -> _Scan:
-    """Demux every packet, decoding only until ``main`` gives its first frame."""
+    """Demux every packet, decoding only until ``main`` gives its first frame. Each
+    stream's end is kept in its own ticks and turned into seconds once, at the end:
+    per packet only integers are compared (a 5-second video has hundreds of packets)."""
     found = _Scan()
     tried = 0
+    main_index = main.index
+    ends: dict[int, int] = {}  # stream index -> where its last packet ends, in its time base
     for packet in _packets(container):
-        mine = packet.stream.index == main.index
+        index = packet.stream_index
+        mine = index == main_index
         if mine and not found.decoded and tried < FIRST_FRAME_PACKETS:
             tried += 1
             found.decoded = _decodes(packet)
-        stamp = packet.pts if packet.pts is not None else packet.dts
         if packet.size == 0:
             continue
         found.packets += mine
-        if stamp is not None and packet.stream.time_base is not None:
-            finish = float((stamp + (packet.duration or 0)) * packet.stream.time_base)
-            found.end = finish if found.end is None else max(found.end, finish)
+        stamp = packet.pts
+        if stamp is None:
+            stamp = packet.dts
+        if stamp is not None:
+            finish = stamp + (packet.duration or 0)
+            if finish > ends.get(index, finish - 1):
+                ends[index] = finish
+    streams = container.streams
+    seconds = [float(ticks * streams[index].time_base) for index, ticks in ends.items() if streams[index].time_base is not None]
+    found.end = max(seconds) if seconds else None
     return found
 
 
