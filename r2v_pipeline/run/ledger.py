@@ -27,12 +27,12 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, Lost, RunRecord, ShotRecord, second_task_row
-from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
+from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
 HEARTBEAT_STALE = 60.0  # seconds without a heartbeat before another host's run counts as gone
@@ -141,6 +141,13 @@ CREATE TABLE IF NOT EXISTS events (
 _COLUMNS = [f.name for f in fields(ShotRecord)]
 _STATE = _COLUMNS.index("state")
 
+# The states a row may be in to move to each state (states.TRANSITIONS turned round; writing
+# a state again is no move): the UPDATE of a state change checks the move itself.
+_BEFORE: dict[LedgerState, tuple[str, ...]] = {
+    after: tuple(sorted(b.value for b in TRANSITIONS if b is not None and (b is after or after in TRANSITIONS[b])))
+    for after in LedgerState
+}
+
 
 class Locked(Exception):
     """Another live run works on this ledger, and this one asked to run alone."""
@@ -165,6 +172,16 @@ class Ledger:
         self._pid_start = "pid_start" if has_pid_start else "NULL"
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.host = socket.gethostname()
+        # Generation times by (provider, model, limit), newest first: read once per run, then
+        # kept up to date with this run's own (another run's that finish meanwhile are
+        # learnt by the next run; they only tune when to poll).
+        self._timings: dict[tuple[str, str, int], list[tuple[str, int, float]]] = {}
+        # The rows this run holds, as it last wrote them. While this run lives no other run
+        # writes a row it holds (a claim is refused while its owner's process lives, and
+        # this file is one host's), so the shot machine's reads of them are answered here;
+        # every write of a row drops or refreshes it, a rolled-back transaction drops all.
+        self._held: dict[str, ShotRecord] = {}
+        self._synchronous: str | None = "NORMAL"  # as _connect leaves it (see _write)
         if not readonly:
             now = time.time()
             with self._write():
@@ -248,6 +265,7 @@ class Ledger:
             return None
 
     def close(self) -> None:
+        self._held.clear()
         if not self.readonly:
             with self._write():
                 self.db.execute("UPDATE shots SET owner = NULL WHERE owner = ?", (self.run_id,))
@@ -255,12 +273,26 @@ class Ledger:
         self.db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
-        """One transaction that takes the write lock at once (no lost updates between runs)."""
+    def _write(self, durable: bool = False) -> Iterator[None]:
+        """One transaction that takes the write lock at once (no lost updates between runs).
+
+        Every commit survives the process being killed (WAL, synchronous=NORMAL). A
+        ``durable`` one also survives a power cut: it is synced (synchronous=FULL) before
+        COMMIT returns, and with it every commit before it (the WAL is one file, synced
+        to its end). Durable are the commits money hangs on: a submit about to go out,
+        a task id, a payment. The rest (a claim, a state the ledger can learn again
+        from the provider, a download, which the video store keeps) wait for the next
+        sync instead of paying an fsync each. The level is switched only when it changes."""
+        level = "FULL" if durable else "NORMAL"
+        if self._synchronous != level:
+            self._synchronous = None  # unknown until the switch is done
+            self.db.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
+            self._held.clear()  # what the transaction wrote is undone
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
@@ -268,6 +300,9 @@ class Ledger:
     # --- reading -----------------------------------------------------------
 
     def get(self, fingerprint: str) -> ShotRecord | None:
+        held = self._held.get(fingerprint)
+        if held is not None:
+            return held
         row = self.db.execute(f"SELECT {self._columns} FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
         return _record(row) if row else None
 
@@ -290,10 +325,19 @@ class Ledger:
     def in_progress(self, account: str) -> int:
         """Tasks in progress on the account held by live runs (this one included), and
         those a killed run held that changed lately (DEAD_RUN_IN_FLIGHT)."""
+        rows = self.db.execute(_IN_PROGRESS, (account, *_words(IN_PROGRESS))).fetchall()
+        return self._counted(rows)
+
+    def _holder_and_in_progress(self, fingerprint: str, account: str) -> tuple[str | None, int]:
+        """Who holds a shot, and in_progress(account), read in one statement."""
         rows = self.db.execute(
-            f"SELECT owner, updated_at FROM shots WHERE account = ? AND owner IS NOT NULL AND state IN ({_marks(IN_PROGRESS)})",
-            (account, *_words(IN_PROGRESS)),
+            f"SELECT owner, NULL, 1 FROM shots WHERE fingerprint = ? UNION ALL {_IN_PROGRESS.replace('updated_at', 'updated_at, 0', 1)}",
+            (fingerprint, account, *_words(IN_PROGRESS)),
         ).fetchall()
+        holder = next((owner for owner, _, mine in rows if mine), None)
+        return holder, self._counted([(owner, updated) for owner, updated, mine in rows if not mine])
+
+    def _counted(self, rows: list[tuple[str, float | None]]) -> int:
         recent = time.time() - DEAD_RUN_IN_FLIGHT
         return sum(1 for owner, updated in rows if (updated or 0.0) > recent or self.owner_alive(owner))
 
@@ -375,27 +419,42 @@ class Ledger:
         None when another live run holds it."""
         now = time.time()
         with self._write():
-            self.db.execute(
-                "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, endpoint, state, output, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-                (fingerprint, key, provider, model, account, endpoint, output, now),
-            )
+            if _RETURNING:  # a new shot is written claimed, in one statement
+                rows = self.db.execute(
+                    "INSERT INTO shots (fingerprint, key, provider, model, account, endpoint, state, output, updated_at, owner, request,"
+                    f" planned_seconds) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING RETURNING {self._columns}",
+                    (fingerprint, key, provider, model, account, endpoint, output, now, self.run_id, request, planned_seconds),
+                ).fetchall()
+                if rows:
+                    self._held[fingerprint] = _record(rows[0])
+                    return self._held[fingerprint]
+            else:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO shots (fingerprint, key, provider, model, account, endpoint, state, output, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                    (fingerprint, key, provider, model, account, endpoint, output, now),
+                )
             record = self.get(fingerprint)
             assert record is not None
             if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
                 return None
-            self.db.execute(
-                "UPDATE shots SET owner = ?, key = ?, output = ?, request = coalesce(?, request),"
-                " planned_seconds = coalesce(?, planned_seconds) WHERE fingerprint = ?",
-                (self.run_id, key, output, request, planned_seconds, fingerprint),
-            )
+            claimed = replace(
+                record, owner=self.run_id, key=key, output=output, request=record.request if request is None else request,
+                planned_seconds=record.planned_seconds if planned_seconds is None else planned_seconds,
+            )  # fmt: skip
             if not record.state.unfinished:  # a task in the works stays with the account it was sent to
-                self.db.execute("UPDATE shots SET account = ?, endpoint = ? WHERE fingerprint = ?", (account, endpoint, fingerprint))
-        return self.get(fingerprint)
+                claimed = replace(claimed, account=account, endpoint=endpoint)
+            self.db.execute(
+                "UPDATE shots SET owner = ?, key = ?, output = ?, request = ?, planned_seconds = ?, account = ?, endpoint = ? WHERE fingerprint = ?",
+                (claimed.owner, key, output, claimed.request, claimed.planned_seconds, claimed.account, claimed.endpoint, fingerprint),
+            )
+        self._held[fingerprint] = claimed
+        return claimed  # the row as written: read back, it is the same
 
     def release(self, fingerprint: str) -> None:
         """Let go of a shot this run cannot carry further (its task is left for a later run)."""
         with self._write():
+            self._held.pop(fingerprint, None)
             self.db.execute("UPDATE shots SET owner = NULL WHERE fingerprint = ? AND owner = ?", (fingerprint, self.run_id))
 
     def adopt(self, fingerprint: str) -> ShotRecord | None:
@@ -404,6 +463,7 @@ class Ledger:
             record = self.get(fingerprint)
             if record is None or (record.owner not in (None, self.run_id) and self.owner_alive(record.owner)):
                 return None
+            self._held.pop(fingerprint, None)
             self.db.execute("UPDATE shots SET owner = ? WHERE fingerprint = ?", (self.run_id, fingerprint))
         return self.get(fingerprint)
 
@@ -420,11 +480,13 @@ class Ledger:
         Written before the request goes out, in the same transaction that checks this
         run still holds the shot: raises Lost when another run took it over."""
         now = time.time()
-        with self._write():
-            owner = self.db.execute("SELECT owner FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
-            if owner is None or owner[0] != self.run_id:
+        # Durable: were 'submitting' lost to a power cut after the request went out, the
+        # next run would take the shot for unsent and pay for it again.
+        with self._write(durable=True):
+            owner, taken = self._holder_and_in_progress(fingerprint, account)
+            if owner != self.run_id:
                 raise Lost(f"another r2v run took over {fingerprint[:12]}")
-            if self.in_progress(account) >= slots:
+            if taken >= slots:
                 return False
             where = {"endpoint": endpoint} if endpoint else {}
             self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
@@ -436,7 +498,9 @@ class Ledger:
         """The shot's task is known: its submit answered, or (``adopted``) a task an earlier
         run paid for was found at the provider."""
         now = time.time()
-        with self._write():  # the paid task's id first, on its own: kept even if the state move below is refused
+        # The paid task's id first, on its own and durable: kept even if the state move below
+        # is refused or lost (recorded_task finds it for a row still 'submitting').
+        with self._write(durable=True):
             self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
         with self._write():
             record = self.get(fingerprint)
@@ -449,11 +513,8 @@ class Ledger:
                 self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, "second task", f"task {task_id} from run {self.run_id}: kept as {row['fingerprint'][:12]}"))
                 self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, row["fingerprint"], LedgerState.SUBMITTED.value, row["message"]))
                 return
-            self.db.execute(
-                "UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = ?", (fingerprint,)
-            )
             self._set(
-                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
+                fingerprint, LedgerState.SUBMITTED, now, count_attempt=True, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
                 submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
             )  # fmt: skip
 
@@ -476,7 +537,7 @@ class Ledger:
         took, as (provider, model, resolution, duration, seconds) for the poll schedule,
         and the charge: this run saw the task billed (``cost`` at the plan's rate)."""
         now = time.time()
-        with self._write():
+        with self._write(durable=True):  # the payment
             self._set(
                 fingerprint, LedgerState.SUCCEEDED, now, result_url=result_url, usage=json.dumps(usage) if usage else None,
                 finished_at=now, started_at=started_at, billed_seconds=billed,
@@ -488,6 +549,12 @@ class Ledger:
                 " FROM shots WHERE fingerprint = ? AND task_id IS NOT NULL",
                 (self.run_id, billed, cost, now, fingerprint),
             )
+        if timing is not None:  # committed: what timings() answers learns it too
+            provider, model, resolution, duration, seconds = timing
+            for (p, m, limit), known in self._timings.items():
+                if (p, m) == (provider, model):
+                    known.insert(0, (resolution, duration, seconds))
+                    del known[limit:]
 
     def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None:
         now = time.time()
@@ -519,7 +586,7 @@ class Ledger:
         none is taken for another shot's. Returns how many were added."""
         added = 0
         now = time.time()
-        with self._write():
+        with self._write(durable=True):  # task ids
             for fingerprint, meta, path in videos:
                 video = meta.get("video") or {}
                 values = (
@@ -543,6 +610,7 @@ class Ledger:
         with self._write():
             if self.get(current) is not None or self.get(earlier) is None:
                 return False
+            self._held.pop(earlier, None)
             self.db.execute("UPDATE shots SET fingerprint = ? WHERE fingerprint = ?", (current, earlier))
             self.db.execute("UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (current, earlier))
             self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), current, "format changed", f"was {earlier}: {why}"))
@@ -552,26 +620,43 @@ class Ledger:
         with self._write():
             self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (time.time(), fingerprint, event, detail))
 
-    def _set(self, fingerprint: str, state: LedgerState, now: float, **values: Any) -> None:
-        """Write a state, inside the caller's transaction, only along states.TRANSITIONS."""
-        row = self.db.execute("SELECT state FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        check_transition(fingerprint, LedgerState(row[0]) if row else None, state)
+    def _set(self, fingerprint: str, state: LedgerState, now: float, count_attempt: bool = False, **values: Any) -> None:
+        """Write a state, inside the caller's transaction, only along states.TRANSITIONS:
+        the UPDATE names the states the row may move from; when it changes nothing, the
+        row is read to say why (IllegalTransition). ``count_attempt``: one more submit."""
+        message = values.get("message")
         values["state"] = state.value  # the stored word: ledgers read back the same across versions
-        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, state.value, values.get("message")))
         values["updated_at"] = now
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        self.db.execute(f"UPDATE shots SET {assignments} WHERE fingerprint = ?", (*values.values(), fingerprint))
+        assignments = ", ".join([*(f"{name} = ?" for name in values), *(["attempts = attempts + 1"] if count_attempt else [])])
+        before = _BEFORE[state]
+        self._held.pop(fingerprint, None)
+        update = f"UPDATE shots SET {assignments} WHERE fingerprint = ? AND state IN ({', '.join('?' * len(before))})"
+        arguments = (*values.values(), fingerprint, *before)
+        if _RETURNING:  # the row as written, to answer this run's next read of it
+            rows = self.db.execute(f"{update} RETURNING {self._columns}", arguments).fetchall()
+            if rows and (record := _record(rows[0])).owner == self.run_id:
+                self._held[fingerprint] = record
+            changed = bool(rows)
+        else:
+            changed = self.db.execute(update, arguments).rowcount > 0
+        if not changed:
+            row = self.db.execute("SELECT state FROM shots WHERE fingerprint = ?", (fingerprint,)).fetchone()
+            check_transition(fingerprint, LedgerState(row[0]) if row else None, state)
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, state.value, message))
 
     # --- what the runner learns and caches ------------------------------------
 
     def timings(self, provider: str, model: str, limit: int = 200) -> list[tuple[str, int, float]]:
         """Recent generation times of a model: (resolution, duration, seconds), newest first."""
-        return list(
-            self.db.execute(
-                "SELECT resolution, duration, seconds FROM timings WHERE provider = ? AND model = ? ORDER BY at DESC LIMIT ?",
-                (provider, model, limit),
+        known = self._timings.get((provider, model, limit))
+        if known is None:
+            known = self._timings[(provider, model, limit)] = list(
+                self.db.execute(
+                    "SELECT resolution, duration, seconds FROM timings WHERE provider = ? AND model = ? ORDER BY at DESC LIMIT ?",
+                    (provider, model, limit),
+                )
             )
-        )
+        return list(known)
 
     def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None:
         """A cached upload of this content still alive at ``alive_until`` (provider time,
@@ -585,6 +670,10 @@ class Ledger:
     def remember_upload(self, sha256: str, account: str, model: str, url: str, expires_at: float) -> None:
         with self._write():
             self.db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)", (sha256, account, model, url, expires_at))
+
+
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # UPDATE … RETURNING
+_IN_PROGRESS = f"SELECT owner, updated_at FROM shots WHERE account = ? AND owner IS NOT NULL AND state IN ({', '.join('?' * len(IN_PROGRESS))})"
 
 
 def _marks(values: frozenset[LedgerState]) -> str:
@@ -618,7 +707,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed task id survives a power cut too
+        db.execute("PRAGMA synchronous=FULL")  # the schema and its changes, synced
         db.executescript(_SCHEMA)
         for table, column, kind in (
             ("shots", "endpoint", "TEXT"), ("shots", "submitted_by", "TEXT"), ("shots", "request", "TEXT"),
@@ -627,6 +716,9 @@ def _connect(path: Path) -> sqlite3.Connection:
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:  # a ledger of an earlier version
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         db.execute("SELECT count(*) FROM shots").fetchone()  # reads the pages: a file cut short shows here
+        # From here a commit is synced only where Ledger._write(durable=True) says: a task
+        # id, a payment, a submit about to go out.
+        db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         db.close()
         raise
