@@ -503,3 +503,36 @@ def test_takes_alike_keep_their_order_when_an_account_is_lost_under_the_first(
     first, second = (made[s["task_id"]] for s in report["shots"])  # in take order
     assert first.account == second.account == "acct-a"
     assert first.submitted_at < second.submitted_at, log
+
+
+def test_an_unanswered_submit_is_never_judged_unmade_through_another_key(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submit went out through account b's key and its answer was never recorded. Read
+    with another account's key (b's variable changed), the task list shows nothing of it:
+    that proves nothing, so the shot waits, nothing is sent again. Read with b's other
+    key, the list shows the task, which is followed."""
+    import dataclasses
+    import sqlite3
+
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim, generation_seconds=(20.0, 20.0))
+    ep = write("ep.yaml", episode(1, pins={0: "b"}))
+    run([ep], tmp_path, sim, dataclasses.replace(LET_GO, patience=1.0))
+    # As a run killed with the request on the wire leaves it: submitting, its task not recorded.
+    db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite", isolation_level=None)
+    db.execute("UPDATE shots SET state = 'submitting', task_id = NULL, submitted_at = NULL, submit_started = updated_at - 1")
+    db.execute("DELETE FROM tasks")
+    db.close()
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")  # another account's key
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert code != 0 and report["shots"][0]["status"] == "unfinished", log
+    assert "went out with another key of account b" in log
+    assert [t.account for t in sim.ledger.tasks()] == ["acct-b"]  # not sent again
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b2")  # b's other key: the list shows b's task
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert code == 0 and report["shots"][0]["status"] == "downloaded", log
+    assert [t.account for t in sim.ledger.tasks()] == ["acct-b"]

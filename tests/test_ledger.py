@@ -259,17 +259,22 @@ l.submitted("a", "task-1", "acct", "m")
 l.failed("a", "InternalError", "the task failed: nothing billed", retry=True)
 time.sleep(0.01)
 l.start_submit("a", "acct", 5)
+if {clock_steps_back}:  # NTP steps the clock back while the request is on the wire
+    time.time = lambda _wall=time.time: _wall() - 100.0
 l.submitted("a", "task-2", "acct", "m")
 """
 
 
+@pytest.mark.parametrize("clock_steps_back", [False, True])
 def test_a_task_recorded_before_its_run_ended_is_found_for_the_submit_that_made_it(
-    tmp_path: Path, ledger_url: str | None, opened: Opener
+    tmp_path: Path, ledger_url: str | None, opened: Opener, clock_steps_back: bool
 ) -> None:
     """A submit's answer is written first, in its own transaction: a run killed before the
     row moved on leaves it ``submitting`` with its task known. That task is the submit's;
     an earlier attempt's (recorded before the submit began) is not."""
-    script = DIES_BETWEEN.format(root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path), url=ledger_url)
+    script = DIES_BETWEEN.format(
+        root=str(Path(__file__).resolve().parent.parent), state=str(tmp_path), url=ledger_url, clock_steps_back=clock_steps_back
+    )
     assert subprocess.run([sys.executable, "-c", script]).returncode == -9
     ledger = opened()
     record = ledger.get("a")

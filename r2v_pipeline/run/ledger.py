@@ -31,7 +31,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, Lost, RunRecord, ShotRecord, second_task_row
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -231,7 +231,7 @@ class Ledger:
             raise
         ledger.moved_aside = moved
         if fresh:
-            with ledger._write():
+            with ledger._write(durable=True):  # lost, the next run would not look for the tasks the old ledger knew
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('adoption', 'pending')")
         return ledger
 
@@ -291,11 +291,12 @@ class Ledger:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
             self._held.clear()  # what the transaction wrote is undone
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # --- reading -----------------------------------------------------------
 
@@ -474,7 +475,7 @@ class Ledger:
         ).fetchall()
         return [r for r in map(_record, rows) if not self.owner_alive(r.owner)]
 
-    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None, key: str | None = None) -> bool:
         """planned → submitting through ``account`` (a shot may move between accounts
         until it is sent), if the account has a free slot (counted across runs).
         Written before the request goes out, in the same transaction that checks this
@@ -490,6 +491,8 @@ class Ledger:
                 return False
             where = {"endpoint": endpoint} if endpoint else {}
             self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
+            if key is not None:
+                self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (now, fingerprint, SENT_THROUGH, key))
         return True
 
     # --- transitions --------------------------------------------------------
@@ -501,8 +504,16 @@ class Ledger:
         # The paid task's id first, on its own and durable: kept even if the state move below
         # is refused or lost (recorded_task finds it for a row still 'submitting').
         with self._write(durable=True):
-            self.db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?)", (task_id, fingerprint, account, model, now))
-        with self._write():
+            # Never dated before its submit began (a clock stepped back meanwhile): recorded_task
+            # finds a task by that order.
+            self.db.execute(
+                "INSERT OR IGNORE INTO tasks SELECT ?, ?, ?, ?, max(?, coalesce((SELECT submit_started FROM shots WHERE fingerprint = ?), 0))",
+                (task_id, fingerprint, account, model, now, fingerprint),
+            )
+        before = self.get(fingerprint)
+        # A second paid task gets a row of its own, the only thing that makes a run fetch it: durable too.
+        second = before is not None and before.task_id not in (None, task_id) and before.state in FOLLOWING
+        with self._write(durable=second):
             record = self.get(fingerprint)
             if record is not None and record.task_id not in (None, task_id) and record.state in FOLLOWING:
                 # The row follows another paid task: it keeps it, and this one gets a row of

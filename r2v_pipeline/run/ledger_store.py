@@ -129,6 +129,15 @@ class RunRecord:
 DEAD_RUN_IN_FLIGHT = 900.0
 
 
+SENT_THROUGH = "sent through"  # the event naming the key (its hash) a submit went out with
+
+
+def sent_through(events: list[tuple[float, str, str | None]]) -> str | None:
+    """The key (its hash) the shot's last submit went out with, from its events; None for
+    a submit an earlier r2v began, which did not say."""
+    return next((detail for _, event, detail in reversed(events) if event == SENT_THROUGH), None)
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
@@ -236,9 +245,10 @@ class LedgerStore(LedgerView, Protocol):
         ...
 
     # --- the submit protocol and the task's outcome (each one transaction)
-    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None, key: str | None = None) -> bool:
         """planned → submitting if the account has a free slot across runs, recording the
-        account (and endpoint) it goes through; raises Lost if another run took the shot."""
+        account (and endpoint) it goes through and, as a SENT_THROUGH event, which key
+        (the provider's hash of it: ``sent_through``); raises Lost if another run took the shot."""
         ...
 
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None: ...

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
 from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
@@ -313,7 +313,7 @@ class PgLedger:
 
     # --- the submit protocol -----------------------------------------------------
 
-    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None) -> bool:
+    def start_submit(self, fingerprint: str, account: str, slots: int, endpoint: str | None = None, key: str | None = None) -> bool:
         """planned → submitting through ``account`` (a shot may move between accounts until
         it is sent) if this run still holds the shot's lease (fenced by its token, in this
         transaction) and the account has a free slot across hosts."""
@@ -331,13 +331,17 @@ class PgLedger:
                 return False
             where = {"endpoint": endpoint} if endpoint else {}
             self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
+            if key is not None:
+                self._event(now, fingerprint, SENT_THROUGH, key)
         return True
 
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None:
         now = time.time()
         with self._tx():  # the paid task's id first, on its own: kept even if the state move below is refused
-            self.db.execute(
-                "INSERT INTO tasks VALUES (%s, %s, %s, %s, %s) ON CONFLICT (task_id) DO NOTHING", (task_id, fingerprint, account, model, now)
+            self.db.execute(  # never dated before its submit began (a clock stepped back): recorded_task finds it by that order
+                "INSERT INTO tasks SELECT %s, %s, %s, %s, greatest(%s, coalesce((SELECT submit_started FROM shots WHERE fingerprint = %s), 0))"
+                " ON CONFLICT (task_id) DO NOTHING",
+                (task_id, fingerprint, account, model, now, fingerprint),
             )
         with self._tx():
             record = self._locked(fingerprint)

@@ -37,7 +37,7 @@ from ..providers.base import (
 from ..catalog import registry
 from .actions import Stores
 from .adopt import DAY, Strangers, signature
-from .ledger_store import LedgerUnreachable
+from .ledger_store import LedgerUnreachable, sent_through
 from .pacing import SlotHold
 from .reach import Reaches, Unreachable, retrying
 from .states import Action, Reconciled
@@ -127,7 +127,7 @@ class Submitter:
                 slot.release()
                 raise NotSent(str(error)) from None
             await account.submits.acquire()
-            while not self._run.ledger.start_submit(shot.fingerprint, account.id, account.slots.capacity, account.endpoint):
+            while not self._run.ledger.start_submit(shot.fingerprint, account.id, account.slots.capacity, account.endpoint, key=provider.account):
                 await anyio.sleep(self._run.options.poll.interval * provider.time.scale)  # another run's tasks fill the account
             outcome = await self._send(provider, prepared, shot.fingerprint)
             if isinstance(outcome, Unsent) and outcome.unreachable:
@@ -286,6 +286,15 @@ class Submitter:
             if asked_at >= settled_at:
                 break
             await anyio.sleep(max(0.0, settled_at - anyio.current_time()))
+        sent_with = sent_through(self._run.ledger.events(shot.fingerprint))
+        if sent_with is not None and sent_with != provider.account:
+            # An empty list proves nothing was made only when read with the key the submit
+            # went out with: another key may be another account's (a task it made shows in
+            # either list and is adopted above; its absence is not proof).
+            raise Stalled(
+                f"its unanswered submit went out with another key of account {account.label} than this run holds, and this "
+                "key's task list shows no task of it; run with the key that sent it to settle it (sending it again could pay twice)"
+            )
         self._run.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
         self._run.log.event(shot.key, "reconciled", message="no task was made; submitting again")
         return Reconciled.NO_TASK
