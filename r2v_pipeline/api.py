@@ -453,6 +453,8 @@ def history(files: Files, options: Options = Options()) -> tuple[ShotHistory, ..
     ledger = _peek(planned, options)
     if ledger is None:
         return tuple(ShotHistory(s.key, ()) for s in shots)
+    from .run.ledger_store import SENT_THROUGH
+
     try:
         found = ledger.versions([s.key for s in shots])
         result = []
@@ -462,7 +464,9 @@ def history(files: Files, options: Options = Options()) -> tuple[ShotHistory, ..
                     r.fingerprint, r.fingerprint in current, r.state, r.task_id, r.attempts,
                     _when(r.submitted_at) if r.submitted_at else None, r.submitted_by,
                     _decimal(r.planned_seconds), _decimal(r.billed_seconds),
-                    tuple(LedgerEntry(_when(at), event, detail) for at, event, detail in ledger.events(r.fingerprint)),
+                    tuple(
+                        LedgerEntry(_when(at), event, detail) for at, event, detail in ledger.events(r.fingerprint) if event != SENT_THROUGH
+                    ),  # (which key a submit went out with is the ledger's own bookkeeping)
                 )
                 for r in found.get(s.key, [])
             )  # fmt: skip
