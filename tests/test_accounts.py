@@ -6,6 +6,7 @@ simulator on loopback, which is told which keys make which account.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -536,3 +537,47 @@ def test_an_unanswered_submit_is_never_judged_unmade_through_another_key(
     code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
     assert code == 0 and report["shots"][0]["status"] == "downloaded", log
     assert [t.account for t in sim.ledger.tasks()] == ["acct-b"]
+
+
+def test_an_unanswered_submit_is_judged_unmade_through_a_key_shown_to_see_the_sending_keys_tasks(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submit went out through b's key and made no task (the host sending it died first).
+    A run holding b's other key reads, through its own key, a task the ledger knows the
+    first key's submit was answered with: the keys share one account, so the empty list is
+    proof and the shot is sent again. A key of another account reads nothing of it (that
+    account's list would not show the task either), so there the shot waits."""
+    import sqlite3
+    import time
+
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim)
+    ep = write("ep.yaml", episode(2, pins={0: "b", 1: "b"}))
+    code, _, log = run([ep], tmp_path, sim, FAST)
+    assert code == 0, log
+    # s01 as a host killed with its request on the wire leaves it (the request made no
+    # task): submitting, nothing recorded. Its old task is an hour behind the provider's
+    # clock, outside the list's window; s00's task, answered to b's first key, stays.
+    sim.advance(3600)
+    db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite", isolation_level=None)
+    (fingerprint,) = db.execute("SELECT fingerprint FROM shots WHERE key LIKE '%s01%'").fetchone()
+    now = time.time()
+    db.execute("UPDATE shots SET state = 'submitting', task_id = NULL, submitted_at = NULL, submit_started = ? WHERE fingerprint = ?", (now, fingerprint))
+    db.execute("UPDATE events SET at = ? WHERE fingerprint = ? AND event = 'sent through'", (now, fingerprint))
+    db.execute("DELETE FROM tasks WHERE fingerprint = ?", (fingerprint,))
+    db.close()
+    for made in [*(tmp_path / "out").rglob(f"{fingerprint}.*"), *(tmp_path / "out").rglob("s01.*")]:  # nor a video of it
+        made.unlink()
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")  # another account's key: it cannot read s00's task
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert code != 0 and [s["status"] for s in report["shots"]] == ["skipped", "unfinished"], log
+    assert "could not be shown to see that key's tasks" in log
+    assert len(sim.ledger.tasks()) == 2  # nothing sent
+
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b2")  # b's other key: it reads s00's task
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert code == 0 and report["shots"][1]["status"] == "downloaded", log
+    assert "no task was made; submitting again" in log
+    assert [t.account for t in sim.ledger.tasks()] == ["acct-b"] * 3  # s01 paid once more, its first request having made nothing

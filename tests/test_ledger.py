@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -283,4 +284,34 @@ def test_a_task_recorded_before_its_run_ended_is_found_for_the_submit_that_made_
     assert ledger.adopt("a") is not None
     ledger.submitted("a", "task-2", "acct", "m")
     assert ledger.recorded_task("a") is None  # the row moved on: nothing left to recover
+    ledger.close()
+
+
+def test_the_task_a_key_was_answered_with_is_its_own_answer_not_an_adoption(opened: Opener) -> None:
+    """``answered_through``: the newest task of the account that a submit sent with the key
+    was answered with. A task adopted from a list (the list shows what the reading key
+    sees, not which key made it), another account's, another key's, or an older one's
+    (before ``since``) is not."""
+    ledger = opened()
+    for fp in "abcde":
+        enter(ledger, fp, account="acct-2" if fp == "e" else "acct")
+    assert ledger.start_submit("a", "acct", 5, key="k1")
+    ledger.submitted("a", "t-a", "acct", "m")
+    assert ledger.answered_through("acct", "k1", 0.0) == "t-a"
+    assert ledger.answered_through("acct", "k2", 0.0) is None
+    assert ledger.answered_through("acct", "k1", time.time() + 60) is None  # older than asked for
+    assert ledger.start_submit("b", "acct", 5, key="k1")
+    ledger.submitted("b", "t-b", "acct", "m", adopted=True)  # found in a task list
+    assert ledger.start_submit("c", "acct", 5, key="k2")
+    ledger.submitted("c", "t-c", "acct", "m")  # another key's answer
+    assert ledger.start_submit("e", "acct-2", 5, key="k1")
+    ledger.submitted("e", "t-e", "acct-2", "m")  # another account's
+    assert ledger.answered_through("acct", "k1", 0.0) == "t-a"
+    assert ledger.answered_through("acct", "k2", 0.0) == "t-c"
+    assert ledger.start_submit("d", "acct", 5, key="k1")
+    ledger.not_submitted("d", "Reconciled", "no task")  # sent with k1, made nothing ...
+    assert ledger.start_submit("d", "acct", 5, key="k2")
+    ledger.submitted("d", "t-d", "acct", "m")  # ... then sent again with k2, which answered
+    assert ledger.answered_through("acct", "k1", 0.0) == "t-a"
+    assert ledger.answered_through("acct", "k2", 0.0) == "t-d"  # the newest
     ledger.close()

@@ -31,7 +31,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, Lost, RunRecord, ShotRecord, answered_through_sql, second_task_row
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -355,6 +355,10 @@ class Ledger:
             (fingerprint, LedgerState.SUBMITTING.value),
         ).fetchone()
         return (row[0], row[1], row[2]) if row else None
+
+    def answered_through(self, account: str, key: str, since: float) -> str | None:
+        row = self.db.execute(answered_through_sql("?"), (key, account, since)).fetchone()
+        return row[0] if row else None
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:

@@ -138,6 +138,20 @@ def sent_through(events: list[tuple[float, str, str | None]]) -> str | None:
     return next((detail for _, event, detail in reversed(events) if event == SENT_THROUGH), None)
 
 
+def answered_through_sql(mark: str) -> str:
+    """The query behind ``answered_through``, in the store's parameter mark. A task counts
+    only as its submit's own answer (the ``submitted`` event without a message), never one
+    adopted from a task list, which shows what the reading key sees, not which key made it."""
+    return (
+        "SELECT t.task_id FROM events s"
+        f" JOIN events d ON d.fingerprint = s.fingerprint AND d.event = '{LedgerState.SUBMITTED.value}' AND d.detail IS NULL AND d.at >= s.at"
+        " JOIN tasks t ON t.fingerprint = s.fingerprint AND t.created_at >= s.at AND t.created_at <= d.at"
+        f" WHERE s.event = '{SENT_THROUGH}' AND s.detail = {mark} AND t.account = {mark} AND t.created_at > {mark}"
+        f" AND NOT EXISTS (SELECT 1 FROM events n WHERE n.fingerprint = s.fingerprint AND n.event = '{SENT_THROUGH}' AND n.at > s.at AND n.at <= d.at)"
+        " ORDER BY t.created_at DESC LIMIT 1"
+    )
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
@@ -242,6 +256,12 @@ class LedgerStore(LedgerView, Protocol):
         """(task id, account, model) of a task recorded for a shot in ``submitting`` since
         its submit began: the answer was written (its own transaction, first) and the run
         ended before the row moved on. The submit made that task; it is not to be sent again."""
+        ...
+
+    def answered_through(self, account: str, key: str, since: float) -> str | None:
+        """A task of the account that a submit sent with ``key`` (its hash) was answered
+        with, recorded since ``since``: the newest. Read through another key, it tells
+        whether that key sees the first one's tasks (both keys of one provider account)."""
         ...
 
     # --- the submit protocol and the task's outcome (each one transaction)

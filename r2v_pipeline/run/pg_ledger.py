@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, second_task_row
+from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, answered_through_sql, second_task_row
 from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
@@ -239,6 +239,10 @@ class PgLedger:
             (fingerprint, LedgerState.SUBMITTING.value),
         )
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def answered_through(self, account: str, key: str, since: float) -> str | None:
+        rows = self._rows(answered_through_sql("%s"), (key, account, since))
+        return rows[0][0] if rows else None
 
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return [tuple(r) for r in self._rows("SELECT at, event, detail FROM events WHERE fingerprint = %s ORDER BY id", (fingerprint,))]  # type: ignore[misc]

@@ -46,6 +46,7 @@ from .task_watch import Account
 from .work import Job, NotSent, RunContext, Stalled, Work
 
 RECONCILE_MARGIN = 15 * 60.0  # provider seconds around an unanswered submit to look for its task (clocks drift)
+WITNESS_AGE = DAY - 3600.0  # a task younger than the provider's memory of it, with an hour to spare for clocks
 
 
 class Submitter:
@@ -58,6 +59,7 @@ class Submitter:
         self._stores = stores
         self.fresh = run.ledger.fresh  # the ledger may not know tasks already made: adopt before paying
         self._claimed: set[str] = set()  # task ids adopted by reconciliation in this run
+        self._seen_keys: set[tuple[str, str]] = set()  # (this run's key, another key), hashes: shown to share an account
         self._sent_at: dict[str, float] = {}  # fingerprint -> monotonic time this run last sent its submit
         self._twins: dict[Any, list[PlannedShot]] = {}  # what the provider shows -> planned shots alike in it, in order
         for shot in shots:
@@ -287,17 +289,36 @@ class Submitter:
                 break
             await anyio.sleep(max(0.0, settled_at - anyio.current_time()))
         sent_with = sent_through(self._run.ledger.events(shot.fingerprint))
-        if sent_with is not None and sent_with != provider.account:
-            # An empty list proves nothing was made only when read with the key the submit
-            # went out with: another key may be another account's (a task it made shows in
-            # either list and is adopted above; its absence is not proof).
+        if sent_with is not None and sent_with != provider.account and not await self._sees_tasks_of(sent_with, provider, account):
+            # An empty list proves nothing was made only when read with a key that sees the
+            # tasks of the key the submit went out with: another key may be another
+            # account's (a task it made shows in either list and is adopted above).
             raise Stalled(
-                f"its unanswered submit went out with another key of account {account.label} than this run holds, and this "
-                "key's task list shows no task of it; run with the key that sent it to settle it (sending it again could pay twice)"
+                f"its unanswered submit went out with another key of account {account.label} than this run holds, which "
+                "could not be shown to see that key's tasks; run with the key that sent it to settle it (sending it again could pay twice)"
             )
         self._run.ledger.not_submitted(shot.fingerprint, "Reconciled", "the provider shows no task from the unanswered submit")
         self._run.log.event(shot.key, "reconciled", message="no task was made; submitting again")
         return Reconciled.NO_TASK
+
+    async def _sees_tasks_of(self, key: str, provider: Provider, account: Account) -> bool:
+        """Whether this run's key reads the tasks of ``key`` (another key's hash): then both
+        are keys of one provider account, whose task list is the same whichever reads it.
+        The proof is a recent task a submit sent with ``key`` was answered with, read
+        through this key; without one (or when the provider does not know it) no proof."""
+        if (provider.account, key) in self._seen_keys:
+            return True
+        witness = self._run.ledger.answered_through(account.id, key, time.time() - WITNESS_AGE)
+        if witness is None:
+            return False
+        try:
+            status = await account.watcher.query(provider, lambda: provider.status(witness))
+        except (Transient, ProviderError, Unreachable):
+            return False
+        if status.state == "unknown":  # another account's task, or one the provider forgot
+            return False
+        self._seen_keys.add((provider.account, key))
+        return True
 
     async def _adopt_one(self, shot: PlannedShot, provider: Provider, account: Account, candidates: list[str], prompt: Any) -> bool:
         """Watch candidate tasks to their end; adopt the first that is the shot's."""
@@ -329,8 +350,8 @@ class Submitter:
             # while we watched is that shot's.
             taken = task_id in self._claimed or task_id in self._run.ledger.known_tasks(account.id)
             if status.state == "succeeded" and status.prompt == prompt and not taken:
-                self._claimed.add(task_id)
-                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model)
+                self._claimed.add(task_id)  # adopted: the list shows what this key sees, not which key made it
+                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model, adopted=True)
                 self._run.log.event(shot.key, "reconciled", task=task_id)
                 return True
         if trouble:  # a candidate we could not see to its end may be ours: decide later
