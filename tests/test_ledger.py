@@ -7,16 +7,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
-
-from typing import Callable
+from hypothesis import given
+from hypothesis import strategies as st
 
 from r2v_pipeline.run import ledger as ledger_module
 from r2v_pipeline.run import pg_ledger as pg_ledger_module
 from r2v_pipeline.run.ledger import Ledger
-from r2v_pipeline.run.ledger_store import LedgerStore
+from r2v_pipeline.run.ledger_store import SENT_THROUGH, LedgerStore, first_answered_through
 from r2v_pipeline.run.open_ledger import open_store, peek_store
+from r2v_pipeline.run.states import LedgerState
 
 Opener = Callable[[], LedgerStore]
 
@@ -287,11 +289,10 @@ def test_a_task_recorded_before_its_run_ended_is_found_for_the_submit_that_made_
     ledger.close()
 
 
-def test_the_task_a_key_was_answered_with_is_its_own_answer_not_an_adoption(opened: Opener) -> None:
+def test_the_task_a_key_was_answered_with_is_found_not_one_a_new_ledger_adopted(opened: Opener) -> None:
     """``answered_through``: the newest task of the account that a submit sent with the key
-    was answered with. A task adopted from a list (the list shows what the reading key
-    sees, not which key made it), another account's, another key's, or an older one's
-    (before ``since``) is not."""
+    made. A task a new ledger adopted (no submit of the ledger is known to have made it),
+    another account's, another key's, or an older one (before ``since``) is not."""
     ledger = opened()
     for fp in "abcde":
         enter(ledger, fp, account="acct-2" if fp == "e" else "acct")
@@ -301,7 +302,7 @@ def test_the_task_a_key_was_answered_with_is_its_own_answer_not_an_adoption(open
     assert ledger.answered_through("acct", "k2", 0.0) is None
     assert ledger.answered_through("acct", "k1", time.time() + 60) is None  # older than asked for
     assert ledger.start_submit("b", "acct", 5, key="k1")
-    ledger.submitted("b", "t-b", "acct", "m", adopted=True)  # found in a task list
+    ledger.submitted("b", "t-b", "acct", "m", adopted=True)  # adopted as a new ledger adopts
     assert ledger.start_submit("c", "acct", 5, key="k2")
     ledger.submitted("c", "t-c", "acct", "m")  # another key's answer
     assert ledger.start_submit("e", "acct-2", 5, key="k1")
@@ -315,3 +316,26 @@ def test_the_task_a_key_was_answered_with_is_its_own_answer_not_an_adoption(open
     assert ledger.answered_through("acct", "k1", 0.0) == "t-a"
     assert ledger.answered_through("acct", "k2", 0.0) == "t-d"  # the newest
     ledger.close()
+
+
+# Each submit of a shot: the key it went out with and what became of it.
+_SUBMITS = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["k1", "k2"]), st.sampled_from(["answered", "adopted", "none"])), max_size=12)
+
+
+@given(_SUBMITS, st.sampled_from(["k1", "k2"]))
+def test_the_task_found_for_a_key_is_the_newest_that_keys_submits_were_answered_with(submits: list[tuple[int, str, str]], key: str) -> None:
+    """A model of the events the stores write: each submit a SENT_THROUGH event; an answer a
+    task row and a ``submitted`` event at the same moment; an adoption the same with a
+    message; a submit that made nothing neither."""
+    events: list[tuple[str, float, str, str | None]] = []
+    tasks: list[tuple[str, str, float]] = []
+    expected = None
+    for n, (shot, sent_with, outcome) in enumerate(submits):
+        fingerprint, at = f"fp{shot}", float(10 * n)
+        events.append((fingerprint, at, SENT_THROUGH, sent_with))
+        if outcome != "none":
+            tasks.append((f"t{n}", fingerprint, at + 1))
+            events.append((fingerprint, at + 1, LedgerState.SUBMITTED.value, None if outcome == "answered" else "adopted from the provider's task list"))
+            if outcome == "answered" and sent_with == key:
+                expected = f"t{n}"
+    assert first_answered_through(key, tasks[::-1], events[::-1]) == expected

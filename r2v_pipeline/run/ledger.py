@@ -31,7 +31,18 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, Lost, RunRecord, ShotRecord, answered_through_sql, second_task_row
+from .ledger_store import (
+    ANSWERED_LOOKED_OVER,
+    DEAD_RUN_IN_FLIGHT,
+    FOLLOWING,
+    SENT_THROUGH,
+    Charge,
+    Lost,
+    RunRecord,
+    ShotRecord,
+    first_answered_through,
+    second_task_row,
+)
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
 
 LEDGER_FILE = "ledger.sqlite"
@@ -357,8 +368,16 @@ class Ledger:
         return (row[0], row[1], row[2]) if row else None
 
     def answered_through(self, account: str, key: str, since: float) -> str | None:
-        row = self.db.execute(answered_through_sql("?"), (key, account, since)).fetchone()
-        return row[0] if row else None
+        recent = self.db.execute(
+            "SELECT task_id, fingerprint, created_at FROM tasks WHERE account = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
+            (account, since, ANSWERED_LOOKED_OVER),
+        ).fetchall()
+        shots = sorted({fingerprint for _, fingerprint, _ in recent})
+        events = self.db.execute(
+            f"SELECT fingerprint, at, event, detail FROM events WHERE event IN (?, ?) AND fingerprint IN ({', '.join('?' * len(shots))})",
+            (SENT_THROUGH, LedgerState.SUBMITTED.value, *shots),
+        ).fetchall()
+        return first_answered_through(key, recent, events)
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:

@@ -138,18 +138,36 @@ def sent_through(events: list[tuple[float, str, str | None]]) -> str | None:
     return next((detail for _, event, detail in reversed(events) if event == SENT_THROUGH), None)
 
 
-def answered_through_sql(mark: str) -> str:
-    """The query behind ``answered_through``, in the store's parameter mark. A task counts
-    only as its submit's own answer (the ``submitted`` event without a message), never one
-    adopted from a task list, which shows what the reading key sees, not which key made it."""
-    return (
-        "SELECT t.task_id FROM events s"
-        f" JOIN events d ON d.fingerprint = s.fingerprint AND d.event = '{LedgerState.SUBMITTED.value}' AND d.detail IS NULL AND d.at >= s.at"
-        " JOIN tasks t ON t.fingerprint = s.fingerprint AND t.created_at >= s.at AND t.created_at <= d.at"
-        f" WHERE s.event = '{SENT_THROUGH}' AND s.detail = {mark} AND t.account = {mark} AND t.created_at > {mark}"
-        f" AND NOT EXISTS (SELECT 1 FROM events n WHERE n.fingerprint = s.fingerprint AND n.event = '{SENT_THROUGH}' AND n.at > s.at AND n.at <= d.at)"
-        " ORDER BY t.created_at DESC LIMIT 1"
-    )
+# How many of an account's newest tasks ``answered_through`` looks over: enough to meet one
+# of each key at work; past them the answer is "no proof", which only makes a shot wait.
+ANSWERED_LOOKED_OVER = 500
+
+
+def first_answered_through(key: str, recent: list[tuple[str, str, float]], events: list[tuple[str, float, str, str | None]]) -> str | None:
+    """Of ``recent`` tasks (task id, fingerprint, recorded at; newest first), the first that a
+    submit sent with ``key`` made: the shot's last SENT_THROUGH before the task names the
+    key, and a ``submitted`` event without a message follows it before the shot's next
+    submit (its answer, or the task its prompt matched after it went unanswered; not a task
+    adopted by a new ledger, which no submit of this ledger is known to have made).
+    ``events``: (fingerprint, at, event, detail) of those shots, SENT_THROUGH and
+    ``submitted`` only."""
+    by_shot: dict[str, list[tuple[float, str, str | None]]] = {}
+    for fingerprint, at, event, detail in sorted(events, key=lambda e: e[1]):
+        by_shot.setdefault(fingerprint, []).append((at, event, detail))
+    for task_id, fingerprint, recorded in recent:
+        trail = by_shot.get(fingerprint, [])
+        sends = [(at, detail) for at, event, detail in trail if event == SENT_THROUGH]
+        before = [send for send in sends if send[0] <= recorded]
+        if not before or before[-1][1] != key:
+            continue
+        next_send = next((at for at, _ in sends if at > before[-1][0]), None)
+        answered = any(
+            event == LedgerState.SUBMITTED.value and detail is None and at >= recorded and (next_send is None or at < next_send)
+            for at, event, detail in trail
+        )
+        if answered:
+            return task_id
+    return None
 
 
 class Lost(Exception):
@@ -259,9 +277,9 @@ class LedgerStore(LedgerView, Protocol):
         ...
 
     def answered_through(self, account: str, key: str, since: float) -> str | None:
-        """A task of the account that a submit sent with ``key`` (its hash) was answered
-        with, recorded since ``since``: the newest. Read through another key, it tells
-        whether that key sees the first one's tasks (both keys of one provider account)."""
+        """A task of the account that a submit sent with ``key`` (its hash) made, recorded
+        since ``since``: the newest (``first_answered_through``). Read through another key,
+        it tells whether that key sees the first one's tasks (both keys of one account)."""
         ...
 
     # --- the submit protocol and the task's outcome (each one transaction)

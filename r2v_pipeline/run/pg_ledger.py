@@ -38,7 +38,19 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
-from .ledger_store import DEAD_RUN_IN_FLIGHT, FOLLOWING, SENT_THROUGH, Charge, LedgerUnreachable, Lost, RunRecord, ShotRecord, answered_through_sql, second_task_row
+from .ledger_store import (
+    ANSWERED_LOOKED_OVER,
+    DEAD_RUN_IN_FLIGHT,
+    FOLLOWING,
+    SENT_THROUGH,
+    Charge,
+    LedgerUnreachable,
+    Lost,
+    RunRecord,
+    ShotRecord,
+    first_answered_through,
+    second_task_row,
+)
 from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
@@ -241,8 +253,15 @@ class PgLedger:
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def answered_through(self, account: str, key: str, since: float) -> str | None:
-        rows = self._rows(answered_through_sql("%s"), (key, account, since))
-        return rows[0][0] if rows else None
+        recent = self._rows(
+            "SELECT task_id, fingerprint, created_at FROM tasks WHERE account = %s AND created_at > %s ORDER BY created_at DESC LIMIT %s",
+            (account, since, ANSWERED_LOOKED_OVER),
+        )
+        events = self._rows(
+            "SELECT fingerprint, at, event, detail FROM events WHERE event = ANY(%s) AND fingerprint = ANY(%s)",
+            ([SENT_THROUGH, LedgerState.SUBMITTED.value], sorted({row[1] for row in recent})),
+        )
+        return first_answered_through(key, recent, events)  # type: ignore[arg-type]
 
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return [tuple(r) for r in self._rows("SELECT at, event, detail FROM events WHERE fingerprint = %s ORDER BY id", (fingerprint,))]  # type: ignore[misc]

@@ -304,8 +304,9 @@ class Submitter:
     async def _sees_tasks_of(self, key: str, provider: Provider, account: Account) -> bool:
         """Whether this run's key reads the tasks of ``key`` (another key's hash): then both
         are keys of one provider account, whose task list is the same whichever reads it.
-        The proof is a recent task a submit sent with ``key`` was answered with, read
-        through this key; without one (or when the provider does not know it) no proof."""
+        The proof is a recent task that a submit sent with ``key`` made (its answer, or the
+        task its prompt matched after it went unanswered), read through this key; without
+        one (or when the provider does not know it) no proof."""
         if (provider.account, key) in self._seen_keys:
             return True
         witness = self._run.ledger.answered_through(account.id, key, time.time() - WITNESS_AGE)
@@ -350,8 +351,8 @@ class Submitter:
             # while we watched is that shot's.
             taken = task_id in self._claimed or task_id in self._run.ledger.known_tasks(account.id)
             if status.state == "succeeded" and status.prompt == prompt and not taken:
-                self._claimed.add(task_id)  # adopted: the list shows what this key sees, not which key made it
-                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model, adopted=True)
+                self._claimed.add(task_id)
+                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model)
                 self._run.log.event(shot.key, "reconciled", task=task_id)
                 return True
         if trouble:  # a candidate we could not see to its end may be ours: decide later
