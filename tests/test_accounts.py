@@ -539,45 +539,79 @@ def test_an_unanswered_submit_is_never_judged_unmade_through_another_key(
     assert [t.account for t in sim.ledger.tasks()] == ["acct-b"]
 
 
+def _left_unanswered(tmp_path: Path, shot: str) -> None:
+    """A shot as a host killed with its request on the wire leaves it: submitting, no task
+    recorded, no video (sent, as before, through account b's first key)."""
+    import sqlite3
+    import time
+
+    db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite", isolation_level=None)
+    (fingerprint,) = db.execute("SELECT fingerprint FROM shots WHERE key LIKE ?", (f"%/{shot}",)).fetchone()
+    now = time.time()
+    db.execute("UPDATE shots SET state = 'submitting', task_id = NULL, submitted_at = NULL, submit_started = ? WHERE fingerprint = ?", (now, fingerprint))
+    db.execute("UPDATE events SET at = ? WHERE fingerprint = ? AND event = 'sent through'", (now, fingerprint))
+    for table in ("tasks", "task_keys"):
+        db.execute(f"DELETE FROM {table} WHERE task_id IN (SELECT task_id FROM tasks WHERE fingerprint = ?)", (fingerprint,))
+    db.close()
+    for made in [*(tmp_path / "out").rglob(f"{fingerprint}.*"), *(tmp_path / "out").rglob(f"{shot}.*")]:
+        made.unlink()
+
+
 def test_an_unanswered_submit_is_judged_unmade_through_a_key_shown_to_see_the_sending_keys_tasks(
     tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A submit went out through b's key and made no task (the host sending it died first).
-    A run holding b's other key reads, through its own key, a task the ledger knows the
-    first key's submit was answered with: the keys share one account, so the empty list is
-    proof and the shot is sent again. A key of another account reads nothing of it (that
-    account's list would not show the task either), so there the shot waits."""
-    import sqlite3
-    import time
-
+    """s01's submit went out through b's first key and made no task (its host died first).
+    A run holding b's other key finds, in the task list read through its own key, a task
+    the ledger recorded as the answer to a submit sent with the first key: the keys share
+    one account, so the empty list is proof and s01 is sent again. Through another
+    account's key that task is not listed: no proof, the shot waits, nothing is sent."""
     media("m/x.png", "png")
     sim = pool_sim(start_sim)
     ep = write("ep.yaml", episode(2, pins={0: "b", 1: "b"}))
     code, _, log = run([ep], tmp_path, sim, FAST)
     assert code == 0, log
-    # s01 as a host killed with its request on the wire leaves it (the request made no
-    # task): submitting, nothing recorded. Its old task is an hour behind the provider's
-    # clock, outside the list's window; s00's task, answered to b's first key, stays.
-    sim.advance(3600)
-    db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite", isolation_level=None)
-    (fingerprint,) = db.execute("SELECT fingerprint FROM shots WHERE key LIKE '%s01%'").fetchone()
-    now = time.time()
-    db.execute("UPDATE shots SET state = 'submitting', task_id = NULL, submitted_at = NULL, submit_started = ? WHERE fingerprint = ?", (now, fingerprint))
-    db.execute("UPDATE events SET at = ? WHERE fingerprint = ? AND event = 'sent through'", (now, fingerprint))
-    db.execute("DELETE FROM tasks WHERE fingerprint = ?", (fingerprint,))
-    db.close()
-    for made in [*(tmp_path / "out").rglob(f"{fingerprint}.*"), *(tmp_path / "out").rglob("s01.*")]:  # nor a video of it
-        made.unlink()
+    sim.advance(3600)  # s01's old task falls outside the list read around its new submit
+    _left_unanswered(tmp_path, "s01")
+    witness = write("w.yaml", episode(1, pins={0: "b"}).replace("walks, take", "waits, take"))
+    code, _, log = run([witness], tmp_path, sim, FAST)  # b's first key answers a task: the ledger says so
+    assert code == 0, log
 
-    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")  # another account's key: it cannot read s00's task
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")  # another account's key: its list shows none of b's tasks
     code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
     assert code != 0 and [s["status"] for s in report["shots"]] == ["skipped", "unfinished"], log
     assert "could not be shown to see that key's tasks" in log
-    assert len(sim.ledger.tasks()) == 2  # nothing sent
+    assert len(sim.ledger.tasks()) == 3  # nothing sent
 
-    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b2")  # b's other key: it reads s00's task
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-b2")  # b's other key: its list shows the witness
     code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
     assert code == 0 and report["shots"][1]["status"] == "downloaded", log
     assert "no task was made; submitting again" in log
-    assert [t.account for t in sim.ledger.tasks()] == ["acct-b"] * 3  # s01 paid once more, its first request having made nothing
+    assert [t.account for t in sim.ledger.tasks()] == ["acct-b"] * 4  # s01 paid once more, its first request having made nothing
+
+
+def test_a_task_matched_through_another_accounts_key_vouches_for_no_key(
+    tmp_path: Path, start_sim: StartSim, write: Callable[[str, str], Path], media: Callable[[str, str], Path], keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """b's variable holds account c's key by mistake. A run reconciling s00 (sent through
+    b's first key) adopts from c's list a task with s00's prompt that someone made in c.
+    That adoption says nothing of which key made it, so it must not prove that c's key
+    sees b's first key's tasks: s01, whose request did make a task in b, is not sent again."""
+    media("m/x.png", "png")
+    sim = pool_sim(start_sim)
+    ep = write("ep.yaml", episode(2, pins={0: "b", 1: "b"}))
+    code, _, log = run([ep], tmp_path, sim, FAST)
+    assert code == 0, log
+    sim.advance(3600)
+    _left_unanswered(tmp_path, "s00")
+    monkeypatch.setenv("R2V_TEST_KEY_B", "key-c")
+    media("other/m/x.png", "png")
+    code, _, log = run([write("other/ep.yaml", episode(1, pins={0: "b"}))], tmp_path / "other", sim, FAST)  # s00's prompt, made in c
+    assert code == 0, log
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert report["shots"][0]["status"] == "downloaded" and "reconciled task=" in log, log  # the stranger, adopted
+    _left_unanswered(tmp_path, "s01")
+    code, report, log = run([ep], tmp_path, sim, dataclasses.replace(FAST, settle=1.0))
+    assert code != 0 and "no task was made" not in log, log
+    assert sorted(t.account for t in sim.ledger.tasks()) == ["acct-b", "acct-b", "acct-c"]  # the two of b, the stranger in c: nothing sent

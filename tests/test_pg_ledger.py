@@ -229,7 +229,7 @@ def test_a_ledger_made_by_an_older_r2v_gets_the_newer_migrations_and_keeps_its_r
     older = open_pg(pg_url)
     older.close()
     sql(pg_url, "INSERT INTO meta VALUES ('kept', 'yes')")
-    sql(pg_url, "DROP TABLE charges; DROP TABLE run_history; DELETE FROM schema_version WHERE version >= 2")  # as version 1 left it
+    sql(pg_url, "DROP TABLE charges; DROP TABLE run_history; DROP TABLE task_keys; DELETE FROM schema_version WHERE version >= 2")  # as version 1 left it
     ledger = open_pg(pg_url)
     try:
         assert sql(pg_url, "SELECT version FROM schema_version ORDER BY version") == [(version,) for version, _ in MIGRATIONS]

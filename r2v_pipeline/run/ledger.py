@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .ledger_store import (
-    ANSWERED_LOOKED_OVER,
     DEAD_RUN_IN_FLIGHT,
     FOLLOWING,
     SENT_THROUGH,
@@ -40,7 +39,6 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
-    first_answered_through,
     second_task_row,
 )
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
@@ -87,6 +85,15 @@ CREATE TABLE IF NOT EXISTS tasks (
     model TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- The key (its hash) a task's submit went out with, for tasks that were their submit's own
+-- answer: a table apart, so a ledger stays readable and writable by an earlier r2v.
+CREATE TABLE IF NOT EXISTS task_keys (
+    task_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_keys_by_key ON task_keys (account, key, created_at);
 CREATE TABLE IF NOT EXISTS timings (
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -367,17 +374,12 @@ class Ledger:
         ).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
-    def answered_through(self, account: str, key: str, since: float) -> str | None:
-        recent = self.db.execute(
-            "SELECT task_id, fingerprint, created_at FROM tasks WHERE account = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
-            (account, since, ANSWERED_LOOKED_OVER),
-        ).fetchall()
-        shots = sorted({fingerprint for _, fingerprint, _ in recent})
-        events = self.db.execute(
-            f"SELECT fingerprint, at, event, detail FROM events WHERE event IN (?, ?) AND fingerprint IN ({', '.join('?' * len(shots))})",
-            (SENT_THROUGH, LedgerState.SUBMITTED.value, *shots),
-        ).fetchall()
-        return first_answered_through(key, recent, events)
+    def answered_through(self, account: str, key: str, since: float) -> tuple[str, float] | None:
+        row = self.db.execute(
+            "SELECT task_id, created_at FROM task_keys WHERE account = ? AND key = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
+            (account, key, since),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:
@@ -520,7 +522,7 @@ class Ledger:
 
     # --- transitions --------------------------------------------------------
 
-    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None:
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False, key: str | None = None) -> None:
         """The shot's task is known: its submit answered, or (``adopted``) a task an earlier
         run paid for was found at the provider."""
         now = time.time()
@@ -533,6 +535,8 @@ class Ledger:
                 "INSERT OR IGNORE INTO tasks SELECT ?, ?, ?, ?, max(?, coalesce((SELECT submit_started FROM shots WHERE fingerprint = ?), 0))",
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
+            if key is not None:
+                self.db.execute("INSERT OR IGNORE INTO task_keys VALUES (?, ?, ?, ?)", (task_id, account, key, now))
         before = self.get(fingerprint)
         # A second paid task gets a row of its own, the only thing that makes a run fetch it: durable too.
         second = before is not None and before.task_id not in (None, task_id) and before.state in FOLLOWING

@@ -138,38 +138,6 @@ def sent_through(events: list[tuple[float, str, str | None]]) -> str | None:
     return next((detail for _, event, detail in reversed(events) if event == SENT_THROUGH), None)
 
 
-# How many of an account's newest tasks ``answered_through`` looks over: enough to meet one
-# of each key at work; past them the answer is "no proof", which only makes a shot wait.
-ANSWERED_LOOKED_OVER = 500
-
-
-def first_answered_through(key: str, recent: list[tuple[str, str, float]], events: list[tuple[str, float, str, str | None]]) -> str | None:
-    """Of ``recent`` tasks (task id, fingerprint, recorded at; newest first), the first that a
-    submit sent with ``key`` made: the shot's last SENT_THROUGH before the task names the
-    key, and a ``submitted`` event without a message follows it before the shot's next
-    submit (its answer, or the task its prompt matched after it went unanswered; not a task
-    adopted by a new ledger, which no submit of this ledger is known to have made).
-    ``events``: (fingerprint, at, event, detail) of those shots, SENT_THROUGH and
-    ``submitted`` only."""
-    by_shot: dict[str, list[tuple[float, str, str | None]]] = {}
-    for fingerprint, at, event, detail in sorted(events, key=lambda e: e[1]):
-        by_shot.setdefault(fingerprint, []).append((at, event, detail))
-    for task_id, fingerprint, recorded in recent:
-        trail = by_shot.get(fingerprint, [])
-        sends = [(at, detail) for at, event, detail in trail if event == SENT_THROUGH]
-        before = [send for send in sends if send[0] <= recorded]
-        if not before or before[-1][1] != key:
-            continue
-        next_send = next((at for at, _ in sends if at > before[-1][0]), None)
-        answered = any(
-            event == LedgerState.SUBMITTED.value and detail is None and at >= recorded and (next_send is None or at < next_send)
-            for at, event, detail in trail
-        )
-        if answered:
-            return task_id
-    return None
-
-
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
@@ -276,10 +244,10 @@ class LedgerStore(LedgerView, Protocol):
         ended before the row moved on. The submit made that task; it is not to be sent again."""
         ...
 
-    def answered_through(self, account: str, key: str, since: float) -> str | None:
-        """A task of the account that a submit sent with ``key`` (its hash) made, recorded
-        since ``since``: the newest (``first_answered_through``). Read through another key,
-        it tells whether that key sees the first one's tasks (both keys of one account)."""
+    def answered_through(self, account: str, key: str, since: float) -> tuple[str, float] | None:
+        """(task id, recorded at) of the account's newest task recorded since ``since`` as
+        the answer to a submit sent with ``key`` (its hash; ``submitted(key=...)``). Read
+        through another key, it tells whether that key sees the first one's tasks."""
         ...
 
     # --- the submit protocol and the task's outcome (each one transaction)
@@ -289,7 +257,10 @@ class LedgerStore(LedgerView, Protocol):
         (the provider's hash of it: ``sent_through``); raises Lost if another run took the shot."""
         ...
 
-    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None: ...
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False, key: str | None = None) -> None:
+        """The shot's task is known. ``key``: the hash of the key the submit went out with,
+        given only for the submit's own answer (so the task is known to be that key's)."""
+        ...
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None: ...
 

@@ -39,7 +39,6 @@ from typing import Any, Iterator
 
 from .ledger import Locked, _pid_alive, _pid_start
 from .ledger_store import (
-    ANSWERED_LOOKED_OVER,
     DEAD_RUN_IN_FLIGHT,
     FOLLOWING,
     SENT_THROUGH,
@@ -48,7 +47,6 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
-    first_answered_through,
     second_task_row,
 )
 from .open_ledger import scrub
@@ -252,16 +250,12 @@ class PgLedger:
         )
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
-    def answered_through(self, account: str, key: str, since: float) -> str | None:
-        recent = self._rows(
-            "SELECT task_id, fingerprint, created_at FROM tasks WHERE account = %s AND created_at > %s ORDER BY created_at DESC LIMIT %s",
-            (account, since, ANSWERED_LOOKED_OVER),
+    def answered_through(self, account: str, key: str, since: float) -> tuple[str, float] | None:
+        rows = self._rows(
+            "SELECT task_id, created_at FROM task_keys WHERE account = %s AND key = %s AND created_at > %s ORDER BY created_at DESC LIMIT 1",
+            (account, key, since),
         )
-        events = self._rows(
-            "SELECT fingerprint, at, event, detail FROM events WHERE event = ANY(%s) AND fingerprint = ANY(%s)",
-            ([SENT_THROUGH, LedgerState.SUBMITTED.value], sorted({row[1] for row in recent})),
-        )
-        return first_answered_through(key, recent, events)  # type: ignore[arg-type]
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def events(self, fingerprint: str) -> list[tuple[float, str, str | None]]:
         return [tuple(r) for r in self._rows("SELECT at, event, detail FROM events WHERE fingerprint = %s ORDER BY id", (fingerprint,))]  # type: ignore[misc]
@@ -358,7 +352,7 @@ class PgLedger:
                 self._event(now, fingerprint, SENT_THROUGH, key)
         return True
 
-    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False) -> None:
+    def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False, key: str | None = None) -> None:
         now = time.time()
         with self._tx():  # the paid task's id first, on its own: kept even if the state move below is refused
             self.db.execute(  # never dated before its submit began (a clock stepped back): recorded_task finds it by that order
@@ -366,6 +360,8 @@ class PgLedger:
                 " ON CONFLICT (task_id) DO NOTHING",
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
+            if key is not None:
+                self.db.execute("INSERT INTO task_keys VALUES (%s, %s, %s, %s) ON CONFLICT (task_id) DO NOTHING", (task_id, account, key, now))
         with self._tx():
             record = self._locked(fingerprint)
             if record is not None and record.task_id not in (None, task_id) and record.state in FOLLOWING:

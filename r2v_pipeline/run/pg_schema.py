@@ -126,6 +126,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        (
+            # The key (its hash) a task's submit went out with, for tasks that were their
+            # submit's own answer: what shows two keys to be one account's.
+            """CREATE TABLE task_keys (
+                task_id TEXT PRIMARY KEY,
+                account TEXT NOT NULL,
+                key TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX task_keys_by_key ON task_keys (account, key, created_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

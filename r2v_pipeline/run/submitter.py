@@ -46,7 +46,7 @@ from .task_watch import Account
 from .work import Job, NotSent, RunContext, Stalled, Work
 
 RECONCILE_MARGIN = 15 * 60.0  # provider seconds around an unanswered submit to look for its task (clocks drift)
-WITNESS_AGE = DAY - 3600.0  # a task younger than the provider's memory of it, with an hour to spare for clocks
+WITNESS_AGE = DAY - 3600.0  # provider seconds: a task the provider still lists, with an hour to spare for clocks
 
 
 class Submitter:
@@ -140,7 +140,7 @@ class Submitter:
                 reach.answered()
             if isinstance(outcome, Submitted):
                 try:
-                    self._run.ledger.submitted(shot.fingerprint, outcome.task_id, account.id, shot.spec.model)
+                    self._run.ledger.submitted(shot.fingerprint, outcome.task_id, account.id, shot.spec.model, key=provider.account)
                 except LedgerUnreachable:
                     # Paid, and not recorded: said here, and the row stays 'submitting', so the
                     # next run reconciles it with the provider's task list instead of paying again.
@@ -302,21 +302,21 @@ class Submitter:
         return Reconciled.NO_TASK
 
     async def _sees_tasks_of(self, key: str, provider: Provider, account: Account) -> bool:
-        """Whether this run's key reads the tasks of ``key`` (another key's hash): then both
-        are keys of one provider account, whose task list is the same whichever reads it.
-        The proof is a recent task that a submit sent with ``key`` made (its answer, or the
-        task its prompt matched after it went unanswered), read through this key; without
-        one (or when the provider does not know it) no proof."""
+        """Whether this run's key sees the tasks of ``key`` (another key's hash): then both are
+        keys of one provider account, whose task list is the same whichever reads it. The
+        proof: a recent task that was the answer to a submit sent with ``key``, found in the
+        task list read through this key (the list, like the reconciling it settles, shows
+        an account's own tasks). Without such a task there is no proof."""
         if (provider.account, key) in self._seen_keys:
             return True
-        witness = self._run.ledger.answered_through(account.id, key, time.time() - WITNESS_AGE)
+        scale = provider.time.scale
+        witness = self._run.ledger.answered_through(account.id, key, time.time() - WITNESS_AGE * scale)
         if witness is None:
             return False
-        try:
-            status = await account.watcher.query(provider, lambda: provider.status(witness))
-        except (Transient, ProviderError, Unreachable):
-            return False
-        if status.state == "unknown":  # another account's task, or one the provider forgot
+        task_id, recorded = witness
+        at = provider.time.now() - (time.time() - recorded) / scale
+        listed = await account.watcher.query(provider, lambda: provider.recent_tasks(at - RECONCILE_MARGIN, at + RECONCILE_MARGIN))
+        if listed is None or task_id not in {task.task_id for task in listed}:
             return False
         self._seen_keys.add((provider.account, key))
         return True
