@@ -19,7 +19,7 @@ from typing import Any, Callable
 from . import __version__
 from .manifest.load import display_name
 from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, read_clip
-from .media.probe import MediaInfo, file_sha256, probe_file
+from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
 from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
 from .run.actions import Stores
@@ -148,7 +148,7 @@ def assemble(cut: Cut) -> Assembled:
     assert len(clips) == len(cut.parts), "assemble() takes a cut whose every shot is ready"
     joined = join_clips(clips, cut.output)
     try:
-        info = probe_file(cut.output)
+        info = probe_written(cut.output)  # its packets were all just read: the header says the rest
         timelines = write_cut_timelines(cut, dict(zip((p.shot.output for p in cut.parts), joined.counted)))
         write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
     except (OSError, TimelineError) as error:

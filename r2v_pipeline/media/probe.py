@@ -25,7 +25,10 @@ import av
 from ..catalog.media_info import FORMAT_NAMES, MediaInfo, MediaKind
 from .local_file import NotAFile, TooLarge, hash_open, open_regular
 
-__all__ = ["MediaInfo", "MediaKind", "NotAFile", "TooLarge", "file_sha256", "probe_bytes", "probe_file", "probe_open", "read_regular"]
+__all__ = [
+    "MediaInfo", "MediaKind", "NotAFile", "TooLarge", "file_sha256", "probe_bytes", "probe_file", "probe_open", "probe_written",
+    "read_regular",
+]  # fmt: skip
 
 # PyAV's demuxer name -> (format, kind). The ISO media family is told apart below.
 _DEMUXERS: dict[str, tuple[str, MediaKind]] = {
@@ -102,6 +105,44 @@ def probe_file(path: str | os.PathLike[str], *, max_bytes: int | None = None, sh
         else:
             size = os.fstat(f.fileno()).st_size
         return _probe(f, size, sha256)
+
+
+def probe_written(path: str | os.PathLike[str]) -> MediaInfo:
+    """A video this tool has just muxed (a cut), from its header: size, hash, length,
+    picture size and streams, as ``probe_file`` gives them, without demuxing and
+    decoding it again (its every packet was read as it was written). Anything but
+    an MP4/MOV whose index places every packet inside the file is probed in full."""
+    with open_regular(path) as f:
+        sha256, size = hash_open(f, path, None)
+        f.seek(0)
+        head = f.read(512)
+        f.seek(0)
+        try:
+            with av.open(_Nameless(f, size), mode="r", options=_FFMPEG_OPTIONS) as container:
+                video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
+                if container.format.name == _ISO_FAMILY and video is not None and container.duration and _indexed_within(container, size):
+                    fmt, kind = _iso_format(head, True)
+                    return MediaInfo(
+                        kind=kind, format=fmt, bytes=size, sha256=sha256, has_video=True, has_audio=bool(container.streams.audio),
+                        seconds=_seconds(container.duration), width=video.codec_context.width or None,
+                        height=video.codec_context.height or None,
+                    )  # fmt: skip
+        except _PROBE_ERRORS:
+            pass
+        f.seek(0)  # not what a cut is: judged in full
+        return _probe(f, size, sha256)
+
+
+def _indexed_within(container: av.container.InputContainer, size: int) -> bool:
+    """Every packet the container's index lists lies within its ``size`` bytes (a file cut short does not)."""
+    end = 0
+    for stream in container.streams:
+        entries = getattr(stream, "index_entries", None)  # PyAV 15 and later; before: not known, so not trusted
+        if entries is None:
+            return False
+        for entry in entries:
+            end = max(end, entry.pos + entry.size)
+    return 0 < end <= size
 
 
 def probe_open(f: BinaryIO, size: int, sha256: str) -> MediaInfo:
