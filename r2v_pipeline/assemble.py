@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .manifest.load import display_name
+from .media.clip_cache import ClipCache, default_folder as clip_cache_folder
 from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, read_clip
 from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
 from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
@@ -87,11 +88,12 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
     name = "{episode}.mp4" if keep is None else "{episode}.selection.mp4"
     cuts = []
     stores = Stores()
+    clips = ClipCache(clip_cache_folder())
     for (series, episode), shots in episodes.items():
         chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
         others: dict[str, list[PlannedShot]] = {}
         for s in shots:
-            if s not in chosen and check_shot(s, stores).clip is not None:
+            if s not in chosen and check_shot(s, stores, clips).clip is not None:
                 others.setdefault(s.shot, []).append(s)
         cuts.append(
             Cut(
@@ -99,16 +101,17 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
                 episode=episode,
                 manifest=shots[0].manifest,
                 output=output or shots[0].output.parent.parent / name.format(episode=episode),  # beside the episode's folder
-                parts=tuple(replace(check_shot(s, stores), alternates=tuple(others.get(s.shot, ()))) for s in chosen),
+                parts=tuple(replace(check_shot(s, stores, clips), alternates=tuple(others.get(s.shot, ()))) for s in chosen),
             )
         )
     return cuts
 
 
-def check_shot(shot: PlannedShot, stores: Stores) -> Part:
+def check_shot(shot: PlannedShot, stores: Stores, clips: ClipCache | None = None) -> Part:
     """The shot's video if it is on disk, is a video, and is of this version of the shot.
     A video the store holds for this version is put in place first (an undone edit).
-    Its packets are read here, once: the join takes them as read."""
+    Its packets are read here, once, unless ``clips`` knows these bytes already: the
+    join takes them as read."""
     path = shot.output
     where = display_name(path)
     if shot.review.every_take_rejected:
@@ -128,7 +131,12 @@ def check_shot(shot: PlannedShot, stores: Stores) -> Part:
         return Part(shot, problem=f"stale: {where} is from an earlier version of the shot")
     try:
         sha256 = file_sha256(path)
-        return Part(shot, read_clip(path, _label(shot)), sha256)
+        clip = clips.get(sha256, path, _label(shot)) if clips is not None else None
+        if clip is None:
+            clip = read_clip(path, _label(shot))
+            if clips is not None:
+                clips.put(sha256, clip)
+        return Part(shot, clip, sha256)
     except OSError as error:
         return Part(shot, problem=f"unreadable: {where}: {error.strerror or error}")
     except ConcatError:

@@ -34,6 +34,12 @@ _FIELDS = {f.name: f for f in dataclasses.fields(MediaInfo)}
 
 def default_folder() -> Path | None:
     """The cache folder for probe results, or None when turned off."""
+    return cache_folder("probe", _JUDGES)
+
+
+def cache_folder(kind: str, judges: tuple[str, ...]) -> Path | None:
+    """``<cache root>/<kind>/<code key>``: where facts that the modules ``judges``
+    (and PyAV) found in files are kept; None when turned off or not to be found."""
     chosen = os.environ.get(CACHE_VARIABLE)
     if chosen == "off":
         return None
@@ -43,16 +49,16 @@ def default_folder() -> Path | None:
         else:
             xdg = os.environ.get("XDG_CACHE_HOME")
             root = Path(xdg) / "r2v" if xdg else Path.home() / ".cache" / "r2v"
-        return root / "probe" / _code_key()
+        return root / kind / _code_key(judges)
     except (OSError, RuntimeError, ValueError, ImportError):  # no home folder; a module not found
         return None
 
 
-def _code_key() -> str:
-    """A hash of the code whose verdict is cached: the probing modules' source and
+def _code_key(judges: tuple[str, ...]) -> str:
+    """A hash of the code whose verdict is cached: the judging modules' source and
     PyAV's installed build (found without importing it)."""
     digest = hashlib.sha256(__version__.encode())
-    for name in (*_JUDGES, "av"):
+    for name in (*judges, "av"):
         spec = importlib.util.find_spec(name)
         origin = spec.origin if spec else None
         if origin is None:
