@@ -35,7 +35,7 @@ class Part:
     clip: Input | None = None  # the video, when present, current and readable: its format and lengths
     sha256: str | None = None  # its content hash
     problem: str | None = None
-    alternates: tuple[PlannedShot, ...] = ()  # the shot's other takes whose videos are current
+    alternates: tuple[Part, ...] = ()  # the shot's other takes whose videos are current (and read)
 
     @property
     def label(self) -> str:
@@ -91,10 +91,10 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
     clips = ClipCache(clip_cache_folder())
     for (series, episode), shots in episodes.items():
         chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
-        others: dict[str, list[PlannedShot]] = {}
+        others: dict[str, list[Part]] = {}
         for s in shots:
-            if s not in chosen and check_shot(s, stores, clips).clip is not None:
-                others.setdefault(s.shot, []).append(s)
+            if s not in chosen and (other := check_shot(s, stores, clips)).clip is not None:
+                others.setdefault(s.shot, []).append(other)
         cuts.append(
             Cut(
                 series=series,
@@ -168,9 +168,11 @@ def write_cut_timelines(cut: Cut, counted: dict[Path, tuple[int, float]] | None 
     """The cut as an OpenTimelineIO timeline, FCP 7 XML and a CMX 3600 EDL beside the
     MP4 (``ep01.mp4`` → ``ep01.otio``, ``ep01.xml``, ``ep01.edl``): picked takes on the
     main track, the other takes as alternates, clip names the shot ids. ``counted``:
-    videos' pictures and frame rates the join already counted (the others are read)."""
-    known = counted or {}
-    slots = [Slot(_clip(p.shot, known), tuple(_clip(a, known) for a in p.alternates)) for p in cut.parts]
+    videos' pictures and frame rates the join already counted (the alternates' come
+    from their reading when the cut was planned; any others are read)."""
+    known = dict(counted or {})
+    known.update((a.shot.output, (a.clip.frames, a.clip.frame_rate)) for p in cut.parts for a in p.alternates if a.clip is not None)
+    slots = [Slot(_clip(p.shot, known), tuple(_clip(a.shot, known) for a in p.alternates)) for p in cut.parts]
     folder = cut.output.parent
     about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
     timeline = build_timeline(f"{cut.series} {cut.episode}", slots, folder, about)
