@@ -330,10 +330,43 @@ def _tracks(out: OutputContainer, clips: Sequence[Clip], encode_video: bool, aud
     return video, _AudioEncoder(out, rate, widest.layout)
 
 
+# Opening a file for copying only: its header read, no frame decoded to fill in
+# what the packets' copy does not use (the picture's pixel format). Stream times,
+# sample rate and codec frame size come from an MP4's header all the same.
+QUICK_OPEN = {"probesize": "32", "analyzeduration": "0"}
+_ISO_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+def _open_for(clip: Clip, video: _Track, audio: _Track | None) -> InputContainer:
+    """The input, opened quickly where every track copies and its header holds what
+    the copy uses (an MP4 whose streams are the ones read before); fully otherwise."""
+    path = os.fspath(clip.path)
+    if isinstance(video, _Copier) and (audio is None or isinstance(audio, _Copier)):
+        source = av.open(path, options=QUICK_OPEN)
+        if _header_says(source, clip, audio is not None):
+            return source
+        source.close()
+    return av.open(path)
+
+
+def _header_says(source: InputContainer, clip: Clip, sound: bool) -> bool:
+    if source.format.name != _ISO_FAMILY or not source.streams.video:
+        return False
+    v = source.streams.video[0].codec_context
+    if (v.name, v.width, v.height) != (clip.video.codec, clip.video.width, clip.video.height):
+        return False
+    if not sound:
+        return True
+    if not source.streams.audio or clip.audio is None:
+        return False
+    a = source.streams.audio[0].codec_context
+    return (a.name, a.sample_rate) == (clip.audio.codec, clip.audio.rate) and a.frame_size > 0
+
+
 def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> None:
     """Feed one input's packets to the tracks; ``start`` is where it begins in the output."""
     try:
-        with av.open(os.fspath(clip.path)) as source:
+        with _open_for(clip, video, audio) as source:
             video.open_clip(clip, start, source)
             streams: list[VideoStream | AudioStream] = [source.streams.video[0]]
             if audio is not None:
