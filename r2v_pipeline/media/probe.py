@@ -91,6 +91,8 @@ FIRST_FRAME_PACKETS = 32
 _FFMPEG_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 # A JPEG cut short decodes with grey fill unless told to fail on the first error.
 _STRICT_IMAGE_OPTIONS = {**_FFMPEG_OPTIONS, "err_detect": "explode"}
+# An MP4's header read, no frame decoded (probe_written: the rest is known).
+_HEADER_ONLY = {**_FFMPEG_OPTIONS, "probesize": "32", "analyzeduration": "0"}
 _PROBE_ERRORS = (av.FFmpegError, ValueError, OSError, UnicodeDecodeError, OverflowError, IndexError, ZeroDivisionError)
 
 
@@ -118,7 +120,7 @@ def probe_written(path: str | os.PathLike[str]) -> MediaInfo:
         head = f.read(512)
         f.seek(0)
         try:
-            with av.open(_Nameless(f, size), mode="r", options=_FFMPEG_OPTIONS) as container:
+            with av.open(_Nameless(f, size), mode="r", options=_HEADER_ONLY) as container:
                 video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
                 if container.format.name == _ISO_FAMILY and video is not None and container.duration and _indexed_within(container, size):
                     fmt, kind = _iso_format(head, True)
