@@ -134,3 +134,12 @@ def test_a_cut_planned_again_reads_only_new_videos_and_sees_the_same(write, medi
     read.clear()
     plan_cuts(plan)
     assert read == [s.output for s in plan.shots]
+
+
+def test_a_folder_that_cannot_be_written_is_no_cache(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    cache = ClipCache(blocked / "clips")
+    clip = Clip(Path("a.mp4"), "a", VideoFormat("h264", 96, 64, "yuv420p", Fraction(30), None), Fraction(0), Fraction(1), True)
+    cache.put(SHA, clip)  # says nothing: the cache is a convenience
+    assert cache.get(SHA, Path("a.mp4"), "a") is None
