@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..files import write_atomically
-from ..media.probe import file_sha256
+from ..media.local_file import file_sha256
 from ..media.thumbnail import THUMBS_FOLDER
 
 SUPERSEDED = "superseded"
