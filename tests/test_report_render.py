@@ -74,3 +74,9 @@ def test_a_report_path_is_the_real_path_relative_to_the_report(tmp_path_factory:
     path = str(root.joinpath(*parts))
     build._real.cache_clear()
     assert build._relative(path, root / "report-link") == os.path.relpath(os.path.realpath(path), os.path.realpath(root / "report"))
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09+/=&<>\"' ;:é"), max_size=40))
+def test_a_poster_reads_on_the_page_as_escaping_would_write_it(text: str) -> None:
+    template = jinja2.Environment(autoescape=True).from_string('<video poster="{{ p }}">')
+    assert template.render(p=html._attribute(text)) == template.render(p=text)

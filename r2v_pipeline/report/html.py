@@ -175,10 +175,13 @@ class _Plain:
         return self.text
 
 
+_ESCAPED = ("&", "<", ">", '"', "'")  # what escaping an attribute's value would change
+
+
 def _attribute(uri: str | None) -> _Plain | str | None:
-    """A picture's data URI for an attribute: as it is when it is plain base64 (no quote,
-    ampersand or angle bracket can be in it), else left to be escaped."""
-    return _Plain(uri) if uri is not None and _PLAIN_URI.match(uri) else uri
+    """A picture's data URI for an attribute: as it is when escaping would not change it
+    (base64 holds no ampersand, angle bracket or quote), else left to be escaped."""
+    return _Plain(uri) if uri is not None and not any(c in uri for c in _ESCAPED) else uri
 
 
 def _recorded_sha256(video: Path) -> str | None:
