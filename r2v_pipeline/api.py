@@ -375,7 +375,7 @@ def run_plan(
     Inside a running event loop (a notebook, an async service) use ``run_plan_async``."""
     from .pipeline import RunRequest, run_and_report
     from .run.open_ledger import ledger_url
-    from .run.reach import ReachPolicy
+    from .run.reach_policy import ReachPolicy
     from .run.work import RunOptions as Settings
     from .simulation import SimulateOptions
 

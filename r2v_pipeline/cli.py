@@ -447,7 +447,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import RunRequest, execute, relink_cuts
     from .run.progress import new_run_id
-    from .run.reach import ReachPolicy
+    from .run.reach_policy import ReachPolicy
     from .run.work import RunOptions
     from .simulation import SimulateOptions
 

@@ -20,7 +20,6 @@ from .plan.planner import Plan
 from .report.build import build_report, cuts_of, rebased
 from .report.html import render_html
 from .report.json_text import report_json
-from .report.junit import write_junit
 from .report.markdown import render_markdown
 from .run.history import to_date
 from .run.progress import Log
@@ -135,6 +134,8 @@ def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: 
         for name, text in files.items():
             write_text(folder / name, text.replace(marker, start))
     if junit is not None:
+        from .report.junit import write_junit  # XML only when asked for
+
         write_junit(report, junit)
 
 

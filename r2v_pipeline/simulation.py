@@ -12,13 +12,13 @@ import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
-
-import httpx
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from .plan.planner import AccountTarget, PlannedShot
-from .providers.base import ProviderTime
-from .run.reach import Unreachable
+from .run.reach_policy import Unreachable
+
+if TYPE_CHECKING:  # HTTP and the provider clients load once a run talks to a simulator, not for a rerun with nothing to do
+    from .providers.base import ProviderTime
 
 SIM_KEY = "sim-key"  # any non-empty key opens the simulator
 
@@ -71,6 +71,7 @@ class SimulateOptions:
 def embedded_simulation(options: SimulateOptions) -> Iterator[Simulation]:
     """Start the simulator in this process for the run's duration."""
     from .sim import SimConfig, start_simulator  # only a simulated run needs it
+    from .providers.base import ProviderTime
 
     config = SimConfig(
         time_scale=options.time_scale,
@@ -88,6 +89,10 @@ def embedded_simulation(options: SimulateOptions) -> Iterator[Simulation]:
 
 def attached_simulation(url: str) -> Simulation:
     """A simulator started elsewhere (``r2v sim``): ask it where it serves and how fast its clock runs."""
+    import httpx
+
+    from .providers.base import ProviderTime
+
     try:
         health = httpx.get(url.rstrip("/") + "/_sim/health", timeout=10.0, trust_env=False).json()
         asked, provider_now, scale = time.time(), float(health["now"]), float(health["time_scale"])
@@ -105,6 +110,8 @@ def declare_public_media(simulation: Simulation, shots: Sequence[PlannedShot]) -
     """A simulated provider has no network: tell it what the public URLs the shots name
     hold (their local files, probed by the plan), as the real one finds on downloading
     them. Raises Unreachable when the simulator cannot be told."""
+    import httpx
+
     from .sim.facts import facts_json  # only a simulated run needs it
 
     facts = {url: facts_json(shot.files[url].info) for shot in shots for url, how in shot.transports.items() if how == "public"}

@@ -119,3 +119,19 @@ def test_rebased_starts_every_path_and_nothing_else(outputs: list[str | None]) -
     assert [r["output"] for r in seen["recovered"]] == [None, "../../superseded/q.mp4"]
     assert seen["run"] == report["run"]
     assert [s["output"] for s in report["shots"]] == outputs  # the report itself is left as it was
+
+
+NAMES = st.tuples(st.sampled_from(["", "."]), st.text("ab.", max_size=4), st.sampled_from([".tmp", ".link", ".part", ".json", ".mp4", "tmp", ""]))
+
+
+@given(st.sets(NAMES.map("".join).filter(lambda n: n not in ("", ".", "..")), max_size=8))
+def test_a_sweep_removes_what_the_temporaries_patterns_match_and_nothing_else(tmp_path_factory: pytest.TempPathFactory, names: set[str]) -> None:
+    folder = tmp_path_factory.mktemp("shard")
+    long_ago = time.time() - 400 * 86400  # past every kind's age of death
+    for name in names:
+        (folder / name).write_bytes(b"")
+        os.utime(folder / name, (long_ago, long_ago))
+    expected = {p for pattern in (".*.tmp", ".*.link", ".*.part") for p in folder.glob(pattern)}
+    gone = store.sweep(folder, lambda _: False, time.time())
+    assert set(gone) == expected
+    assert {p.name for p in folder.iterdir()} == {n for n in names} - {p.name for p in expected}

@@ -80,3 +80,9 @@ def hash_open(f: BinaryIO, path: str | os.PathLike[str], max_bytes: int | None) 
         if max_bytes is not None and size > max_bytes:  # it grew after fstat
             raise TooLarge(path, size, max_bytes)
     return digest.hexdigest(), size
+
+
+def file_sha256(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> str:
+    """The SHA-256 of a regular file's bytes (here, not in probe.py: hashing needs no FFmpeg)."""
+    with open_regular(path) as f:
+        return hash_open(f, path, max_bytes)[0]

@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, Iterator
 import av
 
 from ..catalog.media_info import FORMAT_NAMES, MediaInfo, MediaKind
-from .local_file import NotAFile, TooLarge, hash_open, open_regular
+from .local_file import NotAFile, TooLarge, file_sha256, hash_open, open_regular  # noqa: F401  (file_sha256: where callers have found it)
 
 __all__ = [
     "MediaInfo", "MediaKind", "NotAFile", "TooLarge", "file_sha256", "probe_bytes", "probe_file", "probe_open", "probe_written",
@@ -154,11 +154,6 @@ def probe_open(f: BinaryIO, size: int, sha256: str) -> MediaInfo:
 
 def probe_bytes(data: bytes) -> MediaInfo:
     return _probe(io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())
-
-
-def file_sha256(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> str:
-    with open_regular(path) as f:
-        return hash_open(f, path, max_bytes)[0]
 
 
 def read_regular(path: str | os.PathLike[str], max_bytes: int) -> bytes:

@@ -10,10 +10,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import cast
 
-import av
-
 from ..files import write_atomically
-from .probe import file_sha256
+from .local_file import file_sha256
 
 THUMBS_FOLDER = "thumbs"  # in the video store: a cache, safe to delete at any time
 
@@ -21,6 +19,8 @@ THUMBS_FOLDER = "thumbs"  # in the video store: a cache, safe to delete at any t
 def thumbnail(path: str | os.PathLike[str], width: int = 320, at: float = 0.5) -> bytes | None:
     """A JPEG of ``path`` (an image, or a video's frame ``at`` of the way in), ``width`` wide.
     None when the file has no picture to show."""
+    import av  # FFmpeg loads only when a picture must be drawn: a page whose pictures are cached needs none
+
     try:
         with av.open(os.fspath(path)) as container:
             if not container.streams.video:

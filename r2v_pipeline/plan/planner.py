@@ -176,7 +176,7 @@ class Plan:
 
 def state_dir_of(plan: Plan) -> Path | None:
     """The one ledger folder the plan's shots share (None when there are no shots)."""
-    folders = {s.state_dir.resolve() for s in plan.shots}
+    folders = {folder.resolve() for folder in {s.state_dir for s in plan.shots}}  # each folder resolved once, not once a shot
     if len(folders) > 1:
         raise ValueError("the episodes keep their ledgers in different folders (output.state); run them apart")
     return next(iter(folders), None)

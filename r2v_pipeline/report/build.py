@@ -261,12 +261,16 @@ def _manifest(name: str) -> str:
 
 def _relative(path: str, report_dir: Path) -> str:
     """Paths in a report are relative to it: it may be published, and must not show the machine's folders."""
-    return os.path.relpath(os.path.realpath(path), _real(report_dir))
+    folder, name = os.path.split(path)
+    real = os.path.join(_real(folder), name)  # an episode's folder resolved once, not once a shot
+    if os.path.islink(real):  # the file itself may lead elsewhere
+        real = os.path.realpath(real)
+    return os.path.relpath(real, _real(report_dir))
 
 
-@functools.lru_cache(maxsize=16)
-def _real(folder: Path) -> str:
-    """The report's folder, resolved once per report rather than once per path in it."""
+@functools.lru_cache(maxsize=1024)
+def _real(folder: str | Path) -> str:
+    """A folder (the report's, an episode's) resolved once per report rather than once per path in it."""
     return os.path.realpath(folder)
 
 

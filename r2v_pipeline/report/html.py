@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
 
+from .. import __version__
+from ..media.probe_cache import default_folder
 from ..media.thumbnail import THUMBS_FOLDER, Thumbnails, data_uri
 from ..plan.planner import PlannedShot
 from ..run.store import read_json, sidecar_path, sidecars_kept
@@ -24,13 +27,43 @@ from .build import money_text
 def page_environment(package: str) -> jinja2.Environment:
     """The Jinja2 setup of r2v's pages (the report, the review page): everything from a
     manifest escaped, an unknown name an error, the templates in ``package``/templates."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader(package, "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    options: dict[str, Any] = {"autoescape": True, "undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+    return jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"), bytecode_cache=_compiled_templates(options), **options)
+
+
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs (Jinja checks each against its template's
+    source, so an edited template is compiled afresh). A cache only: a folder that
+    cannot be read or written, or a damaged entry, means compiling as without one."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 (whatever a damaged file raises: compile instead)
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _compiled_templates(options: Mapping[str, Any]) -> jinja2.BytecodeCache | None:
+    """Beside the probe cache (R2V_CACHE_DIR; "off" turns both off): compiling the report's
+    template costs each run tens of milliseconds, a rerun with nothing to do a good part of its time.
+    Jinja keys an entry by the template's name and source only; the code it compiles to also
+    depends on the environment's options and on Jinja and r2v themselves: their own folder."""
+    folder = default_folder()
+    if folder is None:
+        return None
+    setup = repr((__version__, jinja2.__version__, sorted((k, getattr(v, "__name__", v)) for k, v in options.items())))
+    pages = folder.parent.parent / "pages" / hashlib.sha256(setup.encode()).hexdigest()[:20]
+    try:
+        pages.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _QuietBytecodeCache(str(pages))
 
 
 _ENV = page_environment("r2v_pipeline.report")
@@ -56,7 +89,7 @@ def _render(report: dict[str, Any], shots: Sequence[PlannedShot], report_dir: Pa
         card["prompt_parts"] = highlight(s["prompt"], [r["label"] for r in s["references"] if r["label"]])
         shot = planned.get(s["key"])
         video = report_dir / s["output"] if s["output"] else None
-        card["poster"] = thumbs.of(video, _recorded_sha256(video), shot, at=0.5) if video else None
+        card["poster"] = _attribute(thumbs.of(video, _recorded_sha256(video), shot, at=0.5)) if video else None
         card["cast"] = _cast(s, planned.get(s["key"]), thumbs)
         episodes.setdefault(f"{s['series']}/{s['episode']}", []).append(card)
     page = _ENV.get_template("report.html.j2").render(
@@ -129,6 +162,26 @@ class _Pictures:
             cache = self._caches.setdefault(folder, Thumbnails(folder)) if folder else Thumbnails(None)
             self._uris[path] = data_uri(cache.get(path, sha256, at=at)) if path.is_file() else None
         return self._uris[path]
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """Text that needs no escaping in an HTML attribute; says so through the ``__html__``
+    protocol that autoescaping honours, sparing the escaper a scan of kilobytes a card."""
+
+    text: str
+
+    def __html__(self) -> str:
+        return self.text
+
+
+_ESCAPED = ("&", "<", ">", '"', "'")  # what escaping an attribute's value would change
+
+
+def _attribute(uri: str | None) -> _Plain | str | None:
+    """A picture's data URI for an attribute: as it is when escaping would not change it
+    (base64 holds no ampersand, angle bracket or quote), else left to be escaped."""
+    return _Plain(uri) if uri is not None and not any(c in uri for c in _ESCAPED) else uri
 
 
 def _recorded_sha256(video: Path) -> str | None:

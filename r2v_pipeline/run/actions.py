@@ -64,7 +64,7 @@ def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: 
 def _decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: Stores, selection: Selection, now: float) -> dict[str, Decision]:
     fingerprints = [s.fingerprint for s in shots] + [e.fingerprint for s in shots for e in s.earlier]
     records = ledger.records(fingerprints) if ledger else {}
-    versions = ledger.versions([s.key for s in shots]) if ledger else {}
+    versions: dict[str, list[ShotRecord]] | None = None  # read once a shot is made anew: a rerun with nothing to do never needs them
     out: dict[str, Decision] = {}
     first: dict[str, PlannedShot] = {}
     for shot in shots:
@@ -77,6 +77,8 @@ def _decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores:
         elif decision.action in (Action.SUBMIT, Action.RECONCILE, Action.RESUME, Action.DOWNLOAD, Action.SKIP, Action.REUSE):
             first.setdefault(shot.fingerprint, shot)
         if decision.action is Action.SUBMIT and decision.reason == Action.SUBMIT.meaning:
+            if versions is None:
+                versions = ledger.versions([s.key for s in shots]) if ledger else {}
             decision = _explained(decision, shot, versions.get(shot.key, []))
         out[shot.key] = decision
     return out

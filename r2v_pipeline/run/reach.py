@@ -13,28 +13,19 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
 import anyio
 
 from ..providers.base import Provider, Transient
-from .pacing import Backoff, RateLimit
+from .backoff import Backoff
+from .pacing import RateLimit
+from .reach_policy import ReachPolicy, Unreachable
 
 T = TypeVar("T")
 
 
 PROBE_TIMEOUT = 180.0  # a probe not heard of this long (its caller went away): let another through
-
-
-class Unreachable(Exception):
-    """The endpoint stayed unreachable past the run's patience."""
-
-
-@dataclass(frozen=True)
-class ReachPolicy:
-    patience: float = 300.0  # wall seconds of continuous outage before the run gives up
-    backoff: Backoff = Backoff(base=1.0, factor=2.0, cap=15.0, attempts=0)  # wall seconds between probes
 
 
 class Reach:

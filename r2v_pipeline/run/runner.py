@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import anyio
@@ -29,21 +28,9 @@ from .shot_machine import ShotMachine
 from .submitter import Submitter
 from .pool import Pool, provider_key
 from .states import ShotStatus
-from .work import RunContext, RunOptions, Work, shots_needing_providers
+from .work import RunContext, RunOptions, RunResult, Work, shots_needing_providers
 
 HEARTBEAT = 10.0  # wall seconds between the run's signs of life in the ledger
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run did: each shot's end, the paid tasks of earlier versions it fetched,
-    the endpoints it gave up on and what this machine could not do."""
-
-    work: list[Work]
-    recovered: list[dict[str, Any]]
-    unreachable: list[str]
-    environment: list[str]
-    accounts: list[dict[str, Any]] = field(default_factory=list)  # each account the run could use; "lost": why it left the pool
 
 
 class Runner:

@@ -15,23 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import anyio
-import httpx
+from typing import TYPE_CHECKING
 
 from .. import exits
 from ..plan.planner import Plan, state_dir_of
-from ..providers.http import MissingKey
 from .actions import Stores
 from .ledger import Locked, Unusable
 from .ledger_store import Charge, LedgerStore, LedgerUnreachable, Records
 from .open_ledger import open_store
 from .progress import Log
-from .reach import Unreachable
-from .runner import Runner, RunResult
+from .reach_policy import Unreachable
 from .states import ShotStatus
 from .store import VideoStore, sweep
-from .targets import OpenRedirect, build_providers
-from .work import RunOptions, decide_work, orphan_rows, shots_needing_providers
+from .work import RunOptions, RunResult, decide_work, orphan_rows, shots_needing_providers
+
+# The runner, the provider clients, HTTP and the event loop are imported only once a
+# shot must be sent, asked about or fetched: a rerun that finds nothing to do (a cron
+# job's usual case) ends without loading them.
+if TYPE_CHECKING:
+    from .runner import Runner
+    from .targets import OpenRedirect
 
 @dataclass(frozen=True)
 class Session:
@@ -157,6 +160,13 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
                 w.status = ShotStatus.settled(w.action)
             log.finish()  # a terminal's board comes down, as after any run
             return _ended(plan, session, ledger, log, RunResult(work, [], [], []), started, interrupted=False)
+        import anyio
+        import httpx
+
+        from ..providers.http import MissingKey
+        from .runner import Runner
+        from .targets import build_providers
+
         try:
             sim = stack.enter_context(session.redirect(folder)) if session.redirect and needed else None  # none for offline work
         except ValueError as error:  # the simulator's state folder cannot be used, e.g. another simulated run holds it
@@ -198,6 +208,8 @@ def _ended(plan: Plan, session: Session, ledger: LedgerStore, log: Log, result: 
 async def _run_until_signal(runner: Runner) -> bool:
     """Run; on SIGINT/SIGTERM stop submitting and end (submits in flight still get
     their answer recorded). True when a signal stopped the run."""
+    import anyio
+
     stopped = False
     async with anyio.create_task_group() as group:
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..files import write_atomically
-from ..media.probe import file_sha256
+from ..media.local_file import file_sha256
 from ..media.thumbnail import THUMBS_FOLDER
 
 SUPERSEDED = "superseded"
@@ -313,15 +313,26 @@ STALE_TEMPORARY = 600.0  # seconds: a temporary file this old belongs to no live
 RESULT_LIFE = 25 * 3600.0  # a partial download this old can never be finished: its URL is dead
 
 
+_TEMPORARIES = (".tmp", ".link", ".part")  # what killed runs leave: sidecar and link temporaries, partial downloads
+
+
 def sweep(folder: Path, stored: Callable[[str], bool], now: float) -> list[Path]:
     """Remove the temporary files a killed run left in ``folder``: sidecar and link
     temporaries, and partial downloads whose video is stored or whose URL has died
     (a fresher one is resumed by the download of its task). Returns what went."""
-    gone = []
-    try:
-        candidates = list(folder.glob(".*.tmp")) + list(folder.glob(".*.link")) + list(folder.glob(".*.part"))
+    gone: list[Path] = []
+    found: dict[str, list[Path]] = {suffix: [] for suffix in _TEMPORARIES}
+    try:  # one listing of the folder, not one a kind: a rerun sweeps every shard of the store
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") and name.endswith(_TEMPORARIES):
+                    suffix = "." + name.rsplit(".", 1)[1]
+                    if len(name) > len(suffix):  # as the pattern ".*<suffix>" would match
+                        found[suffix].append(Path(entry.path))
     except OSError:
         return gone
+    candidates = [path for suffix in _TEMPORARIES for path in found[suffix]]
     for path in candidates:
         try:
             age = now - path.stat().st_mtime

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..plan.budget import fit
 from ..plan.planner import Plan, PlannedShot
 from .actions import Decision, Selection, Stores, decide_all, endpoints
 from .ledger_store import LedgerStore, ShotRecord
-from .pacing import Backoff
+from .backoff import Backoff
 from .polling import PollPolicy
 from .progress import Log
-from .reach import ReachPolicy
+from .reach_policy import ReachPolicy
 from .states import Action, LedgerState, ShotStatus
 from .store import VideoStore
 
@@ -67,6 +68,18 @@ class Work:
     @property
     def offline(self) -> bool:
         return self.action.offline
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: each shot's end, the paid tasks of earlier versions it fetched,
+    the endpoints it gave up on and what this machine could not do."""
+
+    work: list[Work]
+    recovered: list[dict[str, Any]]
+    unreachable: list[str]
+    environment: list[str]
+    accounts: list[dict[str, Any]] = field(default_factory=list)  # each account the run could use; "lost": why it left the pool
 
 
 @dataclass(frozen=True)
