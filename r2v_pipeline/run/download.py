@@ -19,7 +19,8 @@ from typing import Awaitable, Callable
 
 import httpx
 
-from ..media.probe import MediaInfo, probe_file
+from ..catalog.media_info import MediaInfo
+from ..media.mp4_layout import video_info
 from .pacing import Backoff
 
 CHUNK = 1 << 16
@@ -96,7 +97,8 @@ async def fetch_video(
             await sleep(backoff.delay(attempt, getattr(last, "retry_after", None), rng))
     else:
         raise DownloadFailed(f"{backoff.attempts} attempts; the last: {last}")
-    info = probe_file(part, sha256=sha256)  # hashed as it arrived: the file is read once more, by the demuxer
+    # Hashed as it arrived; whole by its MP4 index (a file cut short points past its end), no packet read.
+    info = video_info(part, sha256)
     if info.kind != "video" or info.format not in ("mp4", "mov") or not info.has_video:
         part.unlink(missing_ok=True)
         raise BadVideo(f"the provider served {info.describe()}, not an MP4 video")

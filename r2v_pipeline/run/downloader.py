@@ -17,7 +17,7 @@ import httpx
 from .. import __version__
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
-from ..media.probe import MediaInfo
+from ..catalog.media_info import MediaInfo
 from ..providers.base import Provider
 from .actions import Stores
 from .download import BadVideo, DiskTrouble, DownloadFailed, Expired, fetch_video
