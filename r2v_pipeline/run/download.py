@@ -72,7 +72,7 @@ async def fetch_video(
     # A partial file is the task's own: one left by another task for the same shot
     # (an edit, a --force) must never be resumed into this one.
     part = dest.with_name(f".{dest.name}.{re.sub(r'[^A-Za-z0-9-]', '_', task)}.part")
-    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+    for leftover in partials(dest):
         if leftover != part:
             leftover.unlink(missing_ok=True)
     last: Exception | None = None
@@ -103,6 +103,21 @@ async def fetch_video(
         part.unlink(missing_ok=True)
         raise BadVideo(f"the provider served {info.describe()}, not an MP4 video")
     return Fetched(part, info)
+
+
+def partials(dest: Path) -> list[Path]:
+    """The partial downloads beside ``dest`` (``.<name>.<task>.part``), any task's. A plain
+    listing: a glob would compile a pattern for every video's name."""
+    prefix, found = f".{dest.name}.", []
+    try:
+        with os.scandir(dest.parent) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(prefix) and name.endswith(".part") and len(name) >= len(prefix) + len(".part"):
+                    found.append(dest.parent / name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return found
 
 
 class _Retry(Exception):
