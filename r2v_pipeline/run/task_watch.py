@@ -176,7 +176,9 @@ class TaskWatcher:
                 now = anyio.current_time()
                 youngest = min((now - f.anchor) / scale for f in self._flights.values())
                 cycle = min(CYCLE_MAX, max(CYCLE_MIN, CYCLE_FRACTION * youngest)) * 2.0 ** min(failures, 3)
-                self._cycle = max(cycle * scale, floor)
+                # Never shorter than the last list took to answer: a slow answer (a busy provider,
+                # a loaded machine) is not asked again at once, so the loop never spins.
+                self._cycle = max(cycle * scale, floor, self._answer)
                 await anyio.sleep(self._cycle)
                 if not self._flights:
                     break
