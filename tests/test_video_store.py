@@ -7,13 +7,15 @@ import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from r2v_pipeline.cli import main
 from r2v_pipeline.media.probe import file_sha256, probe_file
-from r2v_pipeline.run.store import VideoStore
+from r2v_pipeline.run.store import VideoStore, readable_json
 
 from .test_run import StartSim, billed_tasks_per_content, fast_sim, plan_of, run
 
@@ -178,3 +180,18 @@ def test_plan_names_a_reference_file_whose_content_changed(
     code, out, err = cli("plan", str(ep), *folders(tmp_path))
     assert code == 0, err
     assert "m/a.png: content changed (sha256 " in out
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.dictionaries(st.text(), _JSON_VALUES, max_size=6))
+def test_a_sidecar_reads_back_as_written_one_field_a_line(data: dict[str, Any]) -> None:
+    text = readable_json(data)
+    assert json.loads(text) == data
+    assert text.endswith("\n") and text.count("\n") == (len(data) + 2 if data else 1)

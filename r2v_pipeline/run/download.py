@@ -19,7 +19,8 @@ from typing import Awaitable, Callable
 
 import httpx
 
-from ..media.probe import MediaInfo, probe_file
+from ..catalog.media_info import MediaInfo
+from ..media.mp4_layout import video_info
 from .pacing import Backoff
 
 CHUNK = 1 << 16
@@ -71,7 +72,7 @@ async def fetch_video(
     # A partial file is the task's own: one left by another task for the same shot
     # (an edit, a --force) must never be resumed into this one.
     part = dest.with_name(f".{dest.name}.{re.sub(r'[^A-Za-z0-9-]', '_', task)}.part")
-    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+    for leftover in partials(dest):
         if leftover != part:
             leftover.unlink(missing_ok=True)
     last: Exception | None = None
@@ -96,11 +97,27 @@ async def fetch_video(
             await sleep(backoff.delay(attempt, getattr(last, "retry_after", None), rng))
     else:
         raise DownloadFailed(f"{backoff.attempts} attempts; the last: {last}")
-    info = probe_file(part, sha256=sha256)  # hashed as it arrived: the file is read once more, by the demuxer
+    # Hashed as it arrived; whole by its MP4 index (a file cut short points past its end), no packet read.
+    info = video_info(part, sha256)
     if info.kind != "video" or info.format not in ("mp4", "mov") or not info.has_video:
         part.unlink(missing_ok=True)
         raise BadVideo(f"the provider served {info.describe()}, not an MP4 video")
     return Fetched(part, info)
+
+
+def partials(dest: Path) -> list[Path]:
+    """The partial downloads beside ``dest`` (``.<name>.<task>.part``), any task's. A plain
+    listing: a glob would compile a pattern for every video's name."""
+    prefix, found = f".{dest.name}.", []
+    try:
+        with os.scandir(dest.parent) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(prefix) and name.endswith(".part") and len(name) >= len(prefix) + len(".part"):
+                    found.append(dest.parent / name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return found
 
 
 class _Retry(Exception):

@@ -17,10 +17,10 @@ import httpx
 from .. import __version__
 from ..catalog.billing import as_number
 from ..manifest.load import display_name
-from ..media.probe import MediaInfo
+from ..catalog.media_info import MediaInfo
 from ..providers.base import Provider
 from .actions import Stores
-from .download import BadVideo, DiskTrouble, DownloadFailed, Expired, fetch_video
+from .download import BadVideo, DiskTrouble, DownloadFailed, Expired, fetch_video, partials
 from .ledger_store import ShotRecord
 from .states import Action, ShotStatus
 from .work import Job, RunContext, Stalled, Work
@@ -45,7 +45,7 @@ class Downloader:
         record = self._run.ledger.get(job.fingerprint)
         assert record is not None and record.result_url
         backoff = self._run.options.download_backoff.scaled(provider.time.scale)
-        for leftover in job.output.parent.glob(f".{job.output.name}.*.part"):  # beside the output: before the store
+        for leftover in partials(job.output):  # beside the output: before the store
             leftover.unlink(missing_ok=True)
         try:
             fetched = await fetch_video(

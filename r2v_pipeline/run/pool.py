@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 from typing import Any, Mapping, Sequence
 
 import anyio
@@ -68,7 +70,10 @@ class Pool:
         self._watcher = lambda queries, name: TaskWatcher(run, queries, reaches, name)
         self._by_key: dict[tuple[str, str, str], Account] = {}
         self._by_id: dict[str, Account] = {}  # ledger account -> account (a named account also by its key's hash)
-        self._changed = anyio.Event()
+        # Shots waiting for a free slot, first come first served: (ticket, shot, wake-up).
+        # A freed slot wakes one shot that may use it, not every shot waiting.
+        self._waiting: list[tuple[int, PlannedShot, anyio.Event]] = []
+        self._tickets = itertools.count()
         self._group: TaskGroup | None = None
         for shot in shots:
             for name in shot.accounts:
@@ -129,7 +134,9 @@ class Pool:
 
     async def choose(self, shot: PlannedShot) -> tuple[Account, SlotHold]:
         """A live account with a free slot, the slot held. Raises NotSent when every account
-        the shot may use is out of the pool (nothing was sent through it)."""
+        the shot may use is out of the pool (nothing was sent through it). Shots waiting
+        for a slot get one in the order they began to wait."""
+        ticket: int | None = None
         while True:
             accounts = self.candidates(shot)
             alive = [a for a in accounts if a.lost is None]
@@ -142,8 +149,22 @@ class Pool:
                 best = max(free, key=lambda a: (self._holds_uploads(shot, a), a.slots.free / a.slots.capacity, -alive.index(a)))
                 hold = SlotHold(best.slots)
                 hold.take()
+                if ticket is not None:
+                    self._wake()  # woken for one account's slot, it may have taken another's
                 return best, hold
-            await self._changed.wait()
+            if ticket is None:
+                ticket = next(self._tickets)
+            entry = (ticket, shot, anyio.Event())
+            heapq.heappush(self._waiting, entry)
+            try:
+                await entry[2].wait()
+            except BaseException:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                    heapq.heapify(self._waiting)
+                else:
+                    self._wake()  # its wake-up passes to the next shot
+                raise
 
     def lose(self, account: Account, error: AccountLost, key: str) -> None:
         """Take an account out of the pool for the rest of the run."""
@@ -155,7 +176,7 @@ class Pool:
                 "account lost", level="warning",
             )  # fmt: skip
             self._run.log.event(key, "account lost", account=account.label, code=error.code, message=error.message)
-        self._notify()
+        self._wake(everyone=True)
 
     @property
     def all_looked_over(self) -> bool:
@@ -168,9 +189,27 @@ class Pool:
         return [{"account": a.label, "ledger_id": a.id, "slots": a.slots.capacity, "lost": a.lost} for a in self.accounts]
 
     def _notify(self) -> None:
-        """A slot freed or an account lost: shots waiting for one look again."""
-        self._changed.set()
-        self._changed = anyio.Event()
+        """A slot freed: the first shot waiting that may use it looks again."""
+        self._wake()
+
+    def _wake(self, everyone: bool = False) -> None:
+        """Wake the waiting shots, in their order, that a free slot can serve: one per
+        slot (``everyone``: all of them, an account having left the pool). A shot none of
+        whose accounts is alive is woken too: it is told so."""
+        budget = {id(a): a.slots.free for a in self.accounts if a.lost is None}
+        passed = []
+        while self._waiting and (everyone or any(n > 0 for n in budget.values())):
+            entry = heapq.heappop(self._waiting)
+            alive = [a for a in self.candidates(entry[1]) if a.lost is None]
+            pick = next((a for a in alive if budget.get(id(a), 0) > 0), None)
+            if pick is None and alive and not everyone:
+                passed.append(entry)  # its accounts are full: it keeps its place
+                continue
+            if pick is not None:
+                budget[id(pick)] -= 1
+            entry[2].set()
+        for entry in passed:
+            heapq.heappush(self._waiting, entry)
 
     def _holds_uploads(self, shot: PlannedShot, account: Account) -> bool:
         uploads = [f.info.sha256 for url, f in shot.files.items() if shot.transports.get(url) == "upload"]

@@ -185,7 +185,8 @@ class VideoStore:
         for old in _views(dest, fingerprint):  # it is the current version again
             old.unlink(missing_ok=True)
             sidecar_path(old).unlink(missing_ok=True)
-        fsync_dir(dest.parent)
+        # No fsync of the folder: the store holds the video durably (put), and a link a
+        # crash loses is placed again from the store by the next run, billing nothing.
         return stored
 
     def superseded_view(self, fingerprint: str, dest: Path) -> Path:
@@ -301,7 +302,17 @@ def _views(dest: Path, fingerprint: str) -> list[Path]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, readable_json(data))
+
+
+def readable_json(data: dict[str, Any]) -> str:
+    """A sidecar's text: one top-level field a line, for people browsing the folder. Each
+    value goes through json's C encoder; ``indent`` would take its pure-Python one, which
+    costs a run more than the rest of writing the file."""
+    if not data:
+        return "{}\n"
+    fields = ",\n".join(f"  {json.dumps(str(k), ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
+    return "{\n" + fields + "\n}\n"
 
 
 def write_text(path: Path, text: str) -> None:

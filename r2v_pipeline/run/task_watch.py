@@ -45,6 +45,9 @@ CYCLE_MAX = 15.0  # ... nor less often than the provider's recommended poll inte
 LIST_SHARE = 0.25
 FALLBACK_NOTED = 3  # failed lists in a row before the log says the tasks are polled on their own
 STALE_CYCLES = 4.0  # a list older than this many cycles vouches for nothing (a busy loop runs late)
+# A cycle, for that: the loop's sleep plus the time its last list took to answer. A list
+# slower than the sleep (a short cycle, a loaded machine) would otherwise never be fresh,
+# and every task in flight would be asked about on its own besides.
 
 
 @dataclass
@@ -85,6 +88,7 @@ class TaskWatcher:
         self._flights: dict[str, _Flight] = {}
         self._listing = _Listing()
         self._cycle = 0.0  # wall seconds of the list loop's current cycle
+        self._answer = 0.0  # wall seconds its last list took to answer
         self._looping = False
         self._can_list = True
         self._group: TaskGroup | None = None
@@ -152,7 +156,7 @@ class TaskWatcher:
     def _vouched(self, task_id: str, flight: _Flight) -> bool:
         """The latest list, recent enough, shows the task in flight, or was read before
         the shot began waiting on it (the next list will show it, or not)."""
-        fresh = anyio.current_time() - self._listing.at <= STALE_CYCLES * max(self._cycle, 1e-3)
+        fresh = anyio.current_time() - self._listing.at <= STALE_CYCLES * max(self._cycle + self._answer, 1e-3)
         return fresh and (task_id in self._listing.in_flight or self._listing.at < flight.joined)
 
     def _start_loop(self, provider: Provider) -> None:
@@ -172,7 +176,9 @@ class TaskWatcher:
                 now = anyio.current_time()
                 youngest = min((now - f.anchor) / scale for f in self._flights.values())
                 cycle = min(CYCLE_MAX, max(CYCLE_MIN, CYCLE_FRACTION * youngest)) * 2.0 ** min(failures, 3)
-                self._cycle = max(cycle * scale, floor)
+                # Never shorter than the last list took to answer: a slow answer (a busy provider,
+                # a loaded machine) is not asked again at once, so the loop never spins.
+                self._cycle = max(cycle * scale, floor, self._answer)
                 await anyio.sleep(self._cycle)
                 if not self._flights:
                     break
@@ -199,6 +205,7 @@ class TaskWatcher:
                 if failures >= FALLBACK_NOTED:
                     self._run.log.note(f"{provider.name} account {self._name or provider.account}: the task list answers again", event="list_recovered")
                 failures = 0
+                self._answer = anyio.current_time() - asked
                 self._listing = _Listing(asked, frozenset(t for t, s in states.items() if s in ("pending", "running")))
                 for task_id, flight in list(self._flights.items()):
                     if states.get(task_id, "running") not in ("pending", "running"):
