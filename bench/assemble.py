@@ -24,6 +24,7 @@ assemble`` <= 2x the concat demuxer. Also prints the join alone, in this process
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -124,6 +125,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pyav", action="store_true", help="measure against PyAV's own remux even where FFmpeg is installed")
     args = parser.parse_args()
+    # Byte-compiled first, as an installed r2v is: with PYTHONDONTWRITEBYTECODE set every
+    # start would compile the package from source (see startup.py).
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "r2v_pipeline", quiet=1)
     ffmpeg = None if args.pyav else shutil.which("ffmpeg")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

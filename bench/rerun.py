@@ -12,6 +12,7 @@ median wall time against the goal (issue 12): <= 1 s for 1,000 shots. With
 from __future__ import annotations
 
 import argparse
+import compileall
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="make the episode here and keep it (a second call reuses it)")
     args = parser.parse_args()
+    # Byte-compiled first, as an installed r2v is: with PYTHONDONTWRITEBYTECODE set every
+    # start would compile the package from source (see startup.py).
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "r2v_pipeline", quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         episode = folder / "episode.yaml"
