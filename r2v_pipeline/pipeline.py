@@ -23,6 +23,7 @@ from .report.json_text import report_json
 from .report.markdown import render_markdown
 from .run.history import to_date
 from .run.progress import Log
+from .run.states import ShotStatus
 from .run.session import Outcome, Session, run_plan
 from .run.store import write_text
 from .simulation import SimulateOptions, opener
@@ -81,7 +82,8 @@ def run_and_report(plan: Plan, request: RunRequest, stream: TextIO | None = None
         return Executed(outcome, None, report_dir)
     report = _report(outcome, plan, report_dir)
     try:
-        _write_reports(report, plan, report_dir, request.junit, kept=report_dir / RUNS / outcome.run_id)
+        kept = None if _found_nothing_to_do(report) else report_dir / RUNS / outcome.run_id
+        _write_reports(report, plan, report_dir, request.junit, kept=kept)
     except OSError as error:
         outcome.log.note(
             f"r2v: could not write the report in {report_dir}: {error.strerror or error}; every video and the ledger are kept",
@@ -115,6 +117,14 @@ def _money_budget(plan: Plan) -> float | None:
         if b.money is not None and b.episode is not None:
             per_episode[b.episode] = min(b.money, per_episode.get(b.episode, b.money))
     return float(sum(per_episode.values())) if per_episode else None
+
+
+def _found_nothing_to_do(report: dict[str, Any]) -> bool:
+    """Every shot was already made and the run ended well: it keeps no reports of its own
+    under runs/ (the stable path holds this one; the ledger's history records the run).
+    A cron job finding nothing each hour would otherwise keep a full page every hour."""
+    shots = report["shots"]
+    return report["run"]["exit_code"] == exits.OK and bool(shots) and all(s["status"] == ShotStatus.SKIPPED.value for s in shots)
 
 
 def _write_reports(report: dict[str, Any], plan: Plan, report_dir: Path, junit: Path | None, kept: Path | None = None) -> None:

@@ -80,9 +80,11 @@ def test_three_runs_history_matches_what_the_simulator_billed(tmp_path: Path, se
     costs = [r["totals"]["cost_this_run"] for r in reports]
     assert [r["cost"] for r in data["runs"]] == pytest.approx(costs)
 
-    # Each run's reports stay under its id; the stable path holds the latest.
+    # Each run's reports stay under its id (one that found nothing to do keeps none: the
+    # history above records it); the stable path holds the latest.
     stable = tmp_path / "out" / "simulated"
-    for report in reports:
+    assert not (stable / "runs" / reports[2]["run"]["id"]).exists()
+    for report in reports[:2]:
         kept = stable / "runs" / report["run"]["id"]
         assert {p.name for p in kept.iterdir()} >= {"report.json", "report.md", "report.html"}
         kept_report = json.loads((kept / "report.json").read_text())

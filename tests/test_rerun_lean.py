@@ -45,7 +45,8 @@ def test_a_rerun_with_nothing_to_do_loads_no_runner_and_still_reports(
     again = json.loads(report_file.read_text())
     assert again["run"]["id"] != first["run"]["id"]  # this run's report, written anew
     assert again["totals"]["done"] == first["totals"]["done"] == 8
-    assert (report_file.parent / "runs" / again["run"]["id"] / "report.html").is_file()
+    assert (report_file.parent / "runs" / first["run"]["id"] / "report.html").is_file()  # the run that made the videos keeps its page
+    assert not (report_file.parent / "runs" / again["run"]["id"]).exists()  # one that found nothing to do keeps none
     capsys.readouterr()
     assert main(["history", "--simulated", "--json", "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"), *episodes]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
