@@ -14,7 +14,7 @@ import pytest
 from r2v_pipeline.run import ledger as ledger_module
 from r2v_pipeline.run import pg_ledger as pg_ledger_module
 from r2v_pipeline.run.ledger import Ledger
-from r2v_pipeline.run.ledger_store import LedgerStore
+from r2v_pipeline.run.ledger_store import LedgerStore, TaskTaken
 from r2v_pipeline.run.open_ledger import open_store, peek_store
 
 Opener = Callable[[], LedgerStore]
@@ -309,4 +309,21 @@ def test_the_task_a_key_was_answered_with_is_known_by_that_key(opened: Opener) -
     assert ledger.start_submit("e", "acct-2", 5, key="k1")
     ledger.submitted("e", "t-e", "acct-2", "m", key="k1")  # another account's
     assert [ledger.answered_through("acct", k, 0.0)[0] for k in ("k1", "k2")] == ["t-a", "t-d"]  # type: ignore[index]
+    ledger.close()
+
+
+def test_a_task_recorded_for_one_shot_is_never_another_shots(opened: Opener) -> None:
+    """Two takes share a prompt, so a task found in a list may match both: the run that
+    records it second (it read the list before the first recorded it) is refused and
+    writes nothing, and its take is made on its own."""
+    ledger = opened()
+    enter(ledger, "take1")
+    enter(ledger, "take2")
+    assert ledger.start_submit("take1", "acct", 5)
+    ledger.submitted("take1", "t-1", "acct", "m")  # matched to its unanswered submit
+    with pytest.raises(TaskTaken):
+        ledger.submitted("take2", "t-1", "acct", "m", adopted=True)
+    record = ledger.get("take2")
+    assert record is not None and record.state == "planned" and record.task_id is None
+    ledger.submitted("take1", "t-1", "acct", "m")  # the same shot again: no refusal
     ledger.close()

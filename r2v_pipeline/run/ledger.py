@@ -39,6 +39,7 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
+    TaskTaken,
     second_task_row,
 )
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
@@ -531,10 +532,14 @@ class Ledger:
         with self._write(durable=True):
             # Never dated before its submit began (a clock stepped back meanwhile): recorded_task
             # finds a task by that order.
-            self.db.execute(
+            inserted = self.db.execute(
                 "INSERT OR IGNORE INTO tasks SELECT ?, ?, ?, ?, max(?, coalesce((SELECT submit_started FROM shots WHERE fingerprint = ?), 0))",
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
+            if not inserted.rowcount:  # known already: whose?
+                (owner,) = self.db.execute("SELECT fingerprint FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+                if owner != fingerprint:
+                    raise TaskTaken(f"task {task_id} is already {owner[:12]}'s")
             if key is not None:
                 self.db.execute("INSERT OR IGNORE INTO task_keys VALUES (?, ?, ?, ?)", (task_id, account, key, now))
         before = self.get(fingerprint)

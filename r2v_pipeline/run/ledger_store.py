@@ -138,6 +138,11 @@ def sent_through(events: list[tuple[float, str, str | None]]) -> str | None:
     return next((detail for _, event, detail in reversed(events) if event == SENT_THROUGH), None)
 
 
+class TaskTaken(Exception):
+    """The task is already recorded for another shot: a task found in a list (adopted or
+    matched) that another run, or another take, took first. Nothing was written."""
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 
@@ -259,7 +264,9 @@ class LedgerStore(LedgerView, Protocol):
 
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False, key: str | None = None) -> None:
         """The shot's task is known. ``key``: the hash of the key the submit went out with,
-        given only for the submit's own answer (so the task is known to be that key's)."""
+        given only for the submit's own answer (so the task is known to be that key's).
+        Raises TaskTaken, writing nothing, if the task is recorded for another shot: one
+        task is never two shots' video."""
         ...
 
     def not_submitted(self, fingerprint: str, code: str | None = None, message: str | None = None) -> None: ...

@@ -47,6 +47,7 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
+    TaskTaken,
     second_task_row,
 )
 from .open_ledger import scrub
@@ -355,11 +356,15 @@ class PgLedger:
     def submitted(self, fingerprint: str, task_id: str, account: str, model: str, adopted: bool = False, key: str | None = None) -> None:
         now = time.time()
         with self._tx():  # the paid task's id first, on its own: kept even if the state move below is refused
-            self.db.execute(  # never dated before its submit began (a clock stepped back): recorded_task finds it by that order
+            inserted = self.db.execute(  # never dated before its submit began (a clock stepped back): recorded_task finds it by that order
                 "INSERT INTO tasks SELECT %s, %s, %s, %s, greatest(%s, coalesce((SELECT submit_started FROM shots WHERE fingerprint = %s), 0))"
                 " ON CONFLICT (task_id) DO NOTHING",
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
+            if not inserted.rowcount:  # known already: whose?
+                (owner,) = self.db.execute("SELECT fingerprint FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+                if owner != fingerprint:
+                    raise TaskTaken(f"task {task_id} is already {owner[:12]}'s")
             if key is not None:
                 self.db.execute("INSERT INTO task_keys VALUES (%s, %s, %s, %s) ON CONFLICT (task_id) DO NOTHING", (task_id, account, key, now))
         with self._tx():

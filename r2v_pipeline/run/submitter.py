@@ -37,7 +37,7 @@ from ..providers.base import (
 from ..catalog import registry
 from .actions import Stores
 from .adopt import DAY, Strangers, signature
-from .ledger_store import LedgerUnreachable, sent_through
+from .ledger_store import LedgerUnreachable, TaskTaken, sent_through
 from .pacing import SlotHold
 from .reach import Reaches, Unreachable, retrying
 from .states import Action, Reconciled
@@ -352,7 +352,10 @@ class Submitter:
             taken = task_id in self._claimed or task_id in self._run.ledger.known_tasks(account.id)
             if status.state == "succeeded" and status.prompt == prompt and not taken:
                 self._claimed.add(task_id)
-                self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model)
+                try:
+                    self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model)
+                except TaskTaken:  # a twin's, recorded by another run while we watched
+                    continue
                 self._run.log.event(shot.key, "reconciled", task=task_id)
                 return True
         if trouble:  # a candidate we could not see to its end may be ours: decide later
@@ -390,7 +393,10 @@ class Submitter:
         if task_id is None or task_id in self._claimed:
             return None
         self._claimed.add(task_id)
-        self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model, adopted=True)
+        try:
+            self._run.ledger.submitted(shot.fingerprint, task_id, account.id, shot.spec.model, adopted=True)
+        except TaskTaken:  # another run (or this one, for a twin) recorded it since the list was read
+            return None
         self._run.log.event(shot.key, "adopted", task=task_id, message="a task an earlier run paid for: fetched, not made again")
         return task_id
 
