@@ -23,8 +23,8 @@ from .report.json_text import report_json
 from .report.markdown import render_markdown
 from .run.history import to_date
 from .run.progress import Log
-from .run.states import ShotStatus
 from .run.session import Outcome, Session, run_plan
+from .run.states import ShotStatus
 from .run.store import write_text
 from .simulation import SimulateOptions, opener
 from .run.work import RunOptions

@@ -39,7 +39,7 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
-    TaskTaken,
+    refuse_if_taken,
     second_task_row,
 )
 from .states import IN_PROGRESS, TRANSITIONS, UNFINISHED, LedgerState, check_transition
@@ -537,9 +537,7 @@ class Ledger:
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
             if not inserted.rowcount:  # known already: whose?
-                (owner,) = self.db.execute("SELECT fingerprint FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-                if owner != fingerprint:
-                    raise TaskTaken(f"task {task_id} is already {owner[:12]}'s")
+                refuse_if_taken(self.db, "?", task_id, fingerprint)
             if key is not None:
                 self.db.execute("INSERT OR IGNORE INTO task_keys VALUES (?, ?, ?, ?)", (task_id, account, key, now))
         before = self.get(fingerprint)

@@ -143,6 +143,14 @@ class TaskTaken(Exception):
     matched) that another run, or another take, took first. Nothing was written."""
 
 
+def refuse_if_taken(db: Any, mark: str, task_id: str, fingerprint: str) -> None:
+    """Inside the transaction whose insert found ``task_id`` already recorded: TaskTaken
+    unless it is ``fingerprint``'s (``mark``: the store's parameter mark)."""
+    (owner,) = db.execute(f"SELECT fingerprint FROM tasks WHERE task_id = {mark}", (task_id,)).fetchone()
+    if owner != fingerprint:
+        raise TaskTaken(f"task {task_id} is already {owner[:12]}'s")
+
+
 class Lost(Exception):
     """Another run took over a shot this run held (it judged this run gone)."""
 

@@ -47,7 +47,7 @@ from .ledger_store import (
     Lost,
     RunRecord,
     ShotRecord,
-    TaskTaken,
+    refuse_if_taken,
     second_task_row,
 )
 from .open_ledger import scrub
@@ -362,9 +362,7 @@ class PgLedger:
                 (task_id, fingerprint, account, model, now, fingerprint),
             )
             if not inserted.rowcount:  # known already: whose?
-                (owner,) = self.db.execute("SELECT fingerprint FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
-                if owner != fingerprint:
-                    raise TaskTaken(f"task {task_id} is already {owner[:12]}'s")
+                refuse_if_taken(self.db, "%s", task_id, fingerprint)
             if key is not None:
                 self.db.execute("INSERT INTO task_keys VALUES (%s, %s, %s, %s) ON CONFLICT (task_id) DO NOTHING", (task_id, account, key, now))
         with self._tx():
