@@ -9,12 +9,20 @@ shots on a fresh output and state folder; the figure is that process's user+sys 
 largest shot counts (the marginal cost of one more shot, start-up removed), min/median
 of the runs. The simulator's videos are about 160 kB, so hashing them is noise:
 what is measured is the run's own work per shot (ledger, polling, probing, logs, report).
+
+Also printed, to show how much of that is the HTTP client the project is built on
+(httpx over anyio): the requests a shot took (every request the simulator recorded:
+submit, task and list queries, the download), and the CPU one request costs a bare
+``httpx.AsyncClient`` on loopback against the same simulator, measured in this
+process. Their product is a floor no change inside r2v can go below.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_makespan import start_simulator, write_manifest  # the same simulator and manifest (5 slots, quota in provider time)
+import httpx
+from run_makespan import sim_ledger, start_simulator, write_manifest  # the same simulator and manifest (5 slots, quota in provider time)
 
 GOAL_MS = 3.0
 
@@ -49,6 +58,23 @@ def run_cpu(url: str, shots: int, time_scale: float, run: int) -> tuple[float, f
         return usage.ru_utime + usage.ru_stime, wall
 
 
+def client_cpu_per_request(url: str, requests: int = 400) -> float:
+    """CPU seconds one small GET costs a bare httpx.AsyncClient (one kept connection, this
+    process), against the simulator's health route: the client's own floor per request."""
+
+    async def measure() -> float:
+        async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
+            for _ in range(50):  # warm: connection made, code paths loaded
+                (await client.get("/_sim/health")).raise_for_status()
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            for _ in range(requests):
+                (await client.get("/_sim/health")).raise_for_status()
+            after = resource.getrusage(resource.RUSAGE_SELF)
+        return (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / requests
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shots", default="50,200", help="comma-separated shot counts; the slope is between the first and last (default: %(default)s)")
@@ -60,6 +86,8 @@ def main() -> None:
     print(f"r2v run CPU (user+sys of the process), 5 slots, generation {args.generation} provider s, time scale {args.time_scale}")
     print(f"goal: CPU per shot <= {GOAL_MS:.0f} ms at 200 shots")
     cpu: dict[int, list[float]] = {n: [] for n in counts}
+    per_shot_requests: list[float] = []
+    floors: list[float] = []
     for run in range(args.runs):
         for n in counts:
             # A simulator of its own per run: a fresh ledger looks over the account's
@@ -67,6 +95,9 @@ def main() -> None:
             process, url = start_simulator(args.time_scale, args.generation, seed=7 + run)
             try:
                 seconds, wall = run_cpu(url, n, args.time_scale, run)
+                requests = [r for r in sim_ledger(url)["requests"] if r["family"] != "sim"]
+                per_shot_requests.append(len(requests) / n)
+                floors.append(client_cpu_per_request(url))
             finally:
                 process.terminate()
                 process.wait(timeout=10)
@@ -79,6 +110,10 @@ def main() -> None:
         a, b = counts[0], counts[-1]
         slopes = sorted(1000 * (y - x) / (b - a) for x, y in zip(cpu[a], cpu[b]))
         print(f"slope {a}->{b} shots (marginal CPU per shot, paired runs) min/median {slopes[0]:.2f}/{statistics.median(slopes):.2f} ms")
+    requests_lo, floor_lo = min(per_shot_requests), min(floors)
+    print(f"requests per shot (submit, queries, lists, download) min/median {requests_lo:.2f}/{statistics.median(per_shot_requests):.2f}; "
+          f"a bare httpx.AsyncClient GET on loopback: {1000 * floor_lo:.2f}/{1000 * statistics.median(floors):.2f} ms CPU")
+    print(f"the HTTP client's floor per shot (requests x CPU per request, at min): {1000 * requests_lo * floor_lo:.2f} ms")
     if 200 in cpu:
         per = 1000 * min(cpu[200]) / 200
         print(f"goal CPU per shot <= {GOAL_MS:.0f} ms at 200 shots: {per:.2f} ms ({'met' if per <= GOAL_MS else 'NOT met'})")

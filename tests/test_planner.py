@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from r2v_pipeline.diagnostics import Diagnostics
+from r2v_pipeline.plan import planner as planner_module
 from r2v_pipeline.plan.planner import Plan, PlanOptions, make_plan
 from r2v_pipeline.plan.settings import derived_seed
 
@@ -317,3 +319,36 @@ def test_fingerprint_is_stable_under_reformatting(write: Write, series: Path, or
             lines.insert(1, "    # why this shot exists")
     reference = plan(episode(write, "  - {id: a, duration: 6, seed: 3, prompt: '{{ mia }} waves'}\n")).shots[0].fingerprint
     assert plan(episode(write, "\n".join(lines) + "\n")).shots[0].fingerprint == reference
+
+
+
+def test_planning_pauses_the_cycle_collector_and_gives_it_back_as_it_found_it(
+    write: Write, series: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make_plan turns the cycle collector off while it builds the plan (it walks the whole,
+    growing heap otherwise) and leaves it as it found it: on stays on, off (a caller's choice)
+    stays off, also when planning raises."""
+    ep = episode(write, "  - {id: s1, prompt: '{{ mia }} waves'}\n")
+    real_load = planner_module.load_episodes
+    seen: list[bool] = []
+
+    def spy(paths: list[Path], diagnostics: Diagnostics) -> object:
+        seen.append(gc.isenabled())
+        return real_load(paths, diagnostics)
+
+    def broken(paths: list[Path], diagnostics: Diagnostics) -> object:
+        raise RuntimeError("the manifest could not be read")
+
+    monkeypatch.setattr(planner_module, "load_episodes", spy)
+    assert gc.isenabled()
+    assert plan(ep).shots and seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        plan(ep)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    monkeypatch.setattr(planner_module, "load_episodes", broken)
+    with pytest.raises(RuntimeError):
+        plan(ep)
+    assert gc.isenabled()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -86,6 +88,18 @@ class SubmitReading:
     final_codes: tuple[str, ...] = ()  # 429/5xx codes no retry within the run helps: refused
 
 
+# Videos are large and come from a storage host, not the API: longer reads, redirects followed.
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process. httpx builds one per client unless
+    given one, reading the whole CA bundle each time (about 30 ms here): a run has a client
+    per account and one for downloads. SSL_CERT_FILE / SSL_CERT_DIR are honoured, as httpx does."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 def new_client(headers: dict[str, str] | None = None, *, local: bool = False) -> httpx.AsyncClient:
     """``local``: a simulator on loopback, never reached through a proxy from the environment."""
     return httpx.AsyncClient(
@@ -94,7 +108,13 @@ def new_client(headers: dict[str, str] | None = None, *, local: bool = False) ->
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         follow_redirects=False,
         trust_env=not local,
+        verify=tls_context(),
     )
+
+
+def download_client(*, local: bool = False) -> httpx.AsyncClient:
+    """The client videos are fetched with; ``local`` as for ``new_client``."""
+    return httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True, trust_env=not local, verify=tls_context())
 
 
 def account_id(provider: str, base_url: str, key: str) -> str:

@@ -18,6 +18,7 @@ import httpx
 
 from ..plan.planner import Plan, PlannedShot
 from ..providers.base import Provider
+from ..providers.http import download_client
 from .actions import Stores
 from .downloader import Downloader
 from .ledger_store import LedgerStore, ShotRecord
@@ -46,7 +47,7 @@ class Runner:
         self.providers = providers
         self.options = options
         self.stores = stores or Stores()
-        self.downloads = downloads or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+        self.downloads = downloads or download_client()
         self.orphans = orphans  # earlier versions' paid tasks to fetch aside (work.orphan_rows)
         # What the run learns, kept here so that a run stopped by a signal still tells it.
         self._reaches = Reaches(lambda message, fields: log.note(message, "unreachable", level="warning", **fields), options.reach)

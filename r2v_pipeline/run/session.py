@@ -161,9 +161,8 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
             log.finish()  # a terminal's board comes down, as after any run
             return _ended(plan, session, ledger, log, RunResult(work, [], [], []), started, interrupted=False)
         import anyio
-        import httpx
 
-        from ..providers.http import MissingKey
+        from ..providers.http import MissingKey, download_client
         from .runner import Runner
         from .targets import build_providers
 
@@ -188,7 +187,7 @@ def _run(plan: Plan, session: Session, ledger: LedgerStore, log: Log, folder: Pa
                 log.note(f"r2v: {error}; nothing was sent", "unreachable", level="error")
                 return exits.UNREACHABLE
             log.note(f"simulated providers at {sim.where} (time scale {sim.time.scale})")
-        downloads = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, trust_env=sim is None)
+        downloads = download_client(local=sim is not None)
         runner = Runner(plan, ledger, log, work, orphans, providers, session.options, stores, downloads)
         try:
             interrupted = anyio.run(_run_until_signal, runner)
