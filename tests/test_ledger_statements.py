@@ -1,5 +1,5 @@
-"""The SQLite ledger's cost per shot of a whole simulated run, in statements (not time),
-and where it syncs fully: the commits that record a task id or a payment."""
+"""The ledgers' cost per shot of a whole simulated run, in statements (not time), and
+where the SQLite ledger syncs fully: the commits that record a task id or a payment."""
 
 from __future__ import annotations
 
@@ -78,3 +78,49 @@ def test_task_ids_and_payments_are_committed_with_full_sync_and_the_rest_without
     assert sum("INSERT OR IGNORE INTO charges" in c for c in durable) == 3  # every payment
     assert not any("INSERT OR IGNORE INTO tasks" in c or "INTO charges" in c for c in commits["NORMAL"])
     assert any("'downloaded'" in c or "downloaded_at" in c for c in commits["NORMAL"])  # the rest: no fsync of its own
+
+
+# On PostgreSQL every statement is a round trip to the server, BEGIN and COMMIT included.
+# A shot's path adds the lease (claim, fenced by its token) and the account's slot lock;
+# a state and its event are one statement, a row is locked and read once per transaction.
+# About 38 (53 before those): most of the rest are reads of the shot's row by the run.
+PG_STATEMENTS_PER_SHOT = 40
+
+
+@pytest.mark.postgres
+def test_a_run_on_postgresql_writes_each_shot_in_a_bounded_number_of_round_trips(
+    tmp_path: Path, start_sim: StartSim, media: Callable[[str, str], Path], pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from r2v_pipeline.pipeline import RunRequest, execute
+    from r2v_pipeline.run import pg_ledger
+
+    from .test_run import plan_of
+
+    statements: list[str] = []
+
+    class Counted(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def,override]
+            statements.append(str(query))
+            return super().execute(query, params, **kwargs)
+
+    connect, transaction = pg_ledger._connect, pg_ledger.PgLedger._tx
+
+    def counted_connect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        db = connect(*args, **kwargs)
+        db.cursor_factory = Counted
+        return db
+
+    def counted_tx(self):  # type: ignore[no-untyped-def]
+        statements.extend(["BEGIN", "COMMIT"])
+        return transaction(self)
+
+    monkeypatch.setattr(pg_ledger, "_connect", counted_connect)
+    monkeypatch.setattr(pg_ledger.PgLedger, "_tx", counted_tx)
+    manifest = many_shots(tmp_path, SHOTS, media)
+    plan = plan_of([manifest], tmp_path)
+    request = RunRequest(options=FAST, attach=fast_sim(start_sim).base_url, log_format="plain", report_dir=tmp_path / "out", ledger=pg_url)
+    assert execute(plan, request) == 0
+    per_shot = len(statements) / SHOTS
+    assert per_shot <= PG_STATEMENTS_PER_SHOT, f"{per_shot:.1f} round trips per shot; bound {PG_STATEMENTS_PER_SHOT}"

@@ -33,7 +33,7 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -54,6 +54,7 @@ from .open_ledger import scrub
 from .pg_schema import TooNew, migrate, version
 from .states import IN_PROGRESS, UNFINISHED, LedgerState, check_transition
 
+TIMINGS_FRESH = 30.0  # seconds a read of the timings table serves (this run's own new timings clear it)
 LEASE = 60.0  # seconds without a heartbeat before a run's shots may be taken over (the runner beats every 10 s)
 CONNECT_TIMEOUT = 10  # seconds to reach the server before the run gives up
 
@@ -82,6 +83,7 @@ class PgLedger:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.host = socket.gethostname()
         self._tokens: dict[str, int] = {}  # fingerprint -> the fencing token of this run's claim
+        self._timings: dict[tuple[str, str, int], tuple[float, list[tuple[str, int, float]]]] = {}  # asked -> (read at, rows)
         if not readonly:
             with self._tx():
                 # One lock around the check and the insert: two runs starting at once on
@@ -284,50 +286,48 @@ class PgLedger:
                 " VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
                 (fingerprint, key, provider, model, account, endpoint, output, now),
             )
-            record = self._locked(fingerprint)
-            assert record is not None
-            if record.owner not in (None, self.run_id) and self.owner_alive(record.owner):
+            held = self._lock(fingerprint)
+            assert held is not None
+            if held.record.owner not in (None, self.run_id) and self.owner_alive(held.record.owner):
                 return None
-            self._claim(fingerprint)
-            self.db.execute(
-                "UPDATE shots SET key = %s, output = %s, request = coalesce(%s, request), planned_seconds = coalesce(%s, planned_seconds)"
-                " WHERE fingerprint = %s",
-                (key, output, request, planned_seconds, fingerprint),
-            )
-            if not record.state.unfinished:  # a task in the works stays with the account it was sent to
-                self.db.execute("UPDATE shots SET account = %s, endpoint = %s WHERE fingerprint = %s", (account, endpoint, fingerprint))
-        return self.get(fingerprint)
+            sets = "key = %s, output = %s, request = coalesce(%s, request), planned_seconds = coalesce(%s, planned_seconds)"
+            params: tuple[Any, ...] = (key, output, request, planned_seconds)
+            if not held.record.state.unfinished:  # a task in the works stays with the account it was sent to
+                sets, params = f"{sets}, account = %s, endpoint = %s", (*params, account, endpoint)
+            return self._claim(fingerprint, sets, params)
 
     def adopt(self, fingerprint: str) -> ShotRecord | None:
         with self._tx():
-            record = self._locked(fingerprint)
-            if record is None or (record.owner not in (None, self.run_id) and self.owner_alive(record.owner)):
+            held = self._lock(fingerprint)
+            if held is None or (held.record.owner not in (None, self.run_id) and self.owner_alive(held.record.owner)):
                 return None
-            self._claim(fingerprint)
-        return self.get(fingerprint)
+            return self._claim(fingerprint)
 
     def release(self, fingerprint: str) -> None:
         with self._tx():
             self.db.execute("UPDATE shots SET owner = NULL, lease = NULL WHERE fingerprint = %s AND owner = %s", (fingerprint, self.run_id))
         self._tokens.pop(fingerprint, None)
 
-    def _claim(self, fingerprint: str) -> None:
-        """This run holds the shot, with a new fencing token (inside the caller's transaction)."""
+    def _claim(self, fingerprint: str, sets: str = "", params: tuple[Any, ...] = ()) -> ShotRecord:
+        """This run holds the shot, with a new fencing token; returns the row as written. One
+        statement inside the caller's transaction, with whatever else the caller ``sets``."""
         row = self.db.execute(
-            "UPDATE shots SET owner = %s, lease = nextval('leases') WHERE fingerprint = %s RETURNING lease", (self.run_id, fingerprint)
+            f"UPDATE shots SET owner = %s, lease = nextval('leases'){', ' + sets if sets else ''}"
+            f" WHERE fingerprint = %s RETURNING lease, {_SELECT}",
+            (self.run_id, *params, fingerprint),
         ).fetchone()
         self._tokens[fingerprint] = row[0]
+        return _record(row[1:])
 
-    def _locked(self, fingerprint: str) -> ShotRecord | None:
-        """The shot's row, locked until the transaction ends."""
-        row = self.db.execute(f"SELECT {_SELECT} FROM shots WHERE fingerprint = %s FOR UPDATE", (fingerprint,)).fetchone()
-        return _record(row) if row else None
+    def _lock(self, fingerprint: str) -> _Held | None:
+        """The shot's row and its lease's token, locked until the transaction ends."""
+        row = self.db.execute(f"SELECT lease, {_SELECT} FROM shots WHERE fingerprint = %s FOR UPDATE", (fingerprint,)).fetchone()
+        return _Held(_record(row[1:]), row[0]) if row else None
 
-    def _holds(self, fingerprint: str) -> bool:
-        """Whether this run's claim is still the shot's (inside the caller's transaction, row locked)."""
-        token = self._tokens.get(fingerprint)
-        row = self.db.execute("SELECT owner, lease FROM shots WHERE fingerprint = %s FOR UPDATE", (fingerprint,)).fetchone()
-        return row is not None and token is not None and row[0] == self.run_id and row[1] == token
+    def _holds(self, held: _Held) -> bool:
+        """Whether this run's claim is still the shot's (``held`` read in this transaction)."""
+        token = self._tokens.get(held.record.fingerprint)
+        return token is not None and held.record.owner == self.run_id and held.lease == token
 
     # --- the submit protocol -----------------------------------------------------
 
@@ -339,16 +339,15 @@ class PgLedger:
         with self._tx():
             # Slots are counted and taken under one lock per account: two hosts never both take the last.
             self.db.execute("SELECT pg_advisory_xact_lock(hashtext('r2v-account'), hashtext(%s))", (account,))
-            if not self._holds(fingerprint):
+            held = self._lock(fingerprint)
+            if held is None or not self._holds(held):
                 raise Lost(f"another r2v run took over {fingerprint[:12]} (this run's lease on it lapsed)")
-            record = self._locked(fingerprint)
-            assert record is not None
-            if record.state is not LedgerState.PLANNED:
-                raise Lost(f"{fingerprint[:12]} moved on to {record.state} under another run")
+            if held.record.state is not LedgerState.PLANNED:
+                raise Lost(f"{fingerprint[:12]} moved on to {held.record.state} under another run")
             if self.in_progress(account) >= slots:
                 return False
             where = {"endpoint": endpoint} if endpoint else {}
-            self._set(fingerprint, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
+            self._set(held, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
             if key is not None:
                 self._event(now, fingerprint, SENT_THROUGH, key)
         return True
@@ -366,7 +365,8 @@ class PgLedger:
             if key is not None:
                 self.db.execute("INSERT INTO task_keys VALUES (%s, %s, %s, %s) ON CONFLICT (task_id) DO NOTHING", (task_id, account, key, now))
         with self._tx():
-            record = self._locked(fingerprint)
+            held = self._lock(fingerprint)
+            record = held.record if held else None
             if record is not None and record.task_id not in (None, task_id) and record.state in FOLLOWING:
                 # Another task came first (a fenced run's late answer, or the answer of the run
                 # that took over after it): the row keeps the task it follows, and this one,
@@ -380,9 +380,8 @@ class PgLedger:
                 self._event(now, fingerprint, "second task", f"task {task_id} from run {self.run_id}: kept as {row['fingerprint'][:12]}")
                 self._event(now, row["fingerprint"], LedgerState.SUBMITTED.value, row["message"])
                 return
-            self.db.execute("UPDATE shots SET attempts = attempts + 1 WHERE fingerprint = %s", (fingerprint,))
             self._set(
-                fingerprint, LedgerState.SUBMITTED, now, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
+                held or fingerprint, LedgerState.SUBMITTED, now, counted=True, task_id=task_id, account=account, submitted_at=now, result_url=None, usage=None,
                 submitted_by=None if adopted else self.run_id, message="adopted from the provider's task list" if adopted else None,
             )  # fmt: skip
 
@@ -391,17 +390,18 @@ class PgLedger:
         holds the shot (else Lost) and no task was recorded for it since the submit began
         (a late answer of another host's submit): then the row is left as it is."""
         with self._tx():
-            record = self._locked(fingerprint)
-            if record is None or record.state is not LedgerState.SUBMITTING:
+            held = self._lock(fingerprint)
+            if held is None or held.record.state is not LedgerState.SUBMITTING:
                 return
-            if not self._holds(fingerprint):  # its walk ends; the run holding the shot settles the submit
+            record = held.record
+            if not self._holds(held):  # its walk ends; the run holding the shot settles the submit
                 raise Lost(f"another r2v run took over {fingerprint[:12]} (this run's lease on it lapsed)")
             recorded = self.db.execute(
                 "SELECT 1 FROM tasks WHERE fingerprint = %s AND created_at >= %s", (fingerprint, record.submit_started or 0.0)
             ).fetchone()
             if recorded:
                 return
-            self._set(fingerprint, LedgerState.PLANNED, time.time(), submit_started=None, code=code, message=message)
+            self._set(held, LedgerState.PLANNED, time.time(), submit_started=None, code=code, message=message)
 
     def succeeded(
         self, fingerprint: str, result_url: str, usage: dict[str, Any] | None, started_at: float | None = None,
@@ -409,13 +409,13 @@ class PgLedger:
     ) -> None:  # fmt: skip
         now = time.time()
         with self._tx():
-            self._locked(fingerprint)
             self._set(
-                fingerprint, LedgerState.SUCCEEDED, now, result_url=result_url, usage=json.dumps(usage) if usage else None,
+                self._lock(fingerprint) or fingerprint, LedgerState.SUCCEEDED, now, result_url=result_url, usage=json.dumps(usage) if usage else None,
                 finished_at=now, started_at=started_at, billed_seconds=billed,
             )  # fmt: skip
             if timing is not None:
                 self.db.execute("INSERT INTO timings VALUES (%s, %s, %s, %s, %s, %s)", (*timing, now))
+                self._timings.clear()
             # The charge, once per task whichever host sees it end first (the same commit).
             self.db.execute(
                 "INSERT INTO charges SELECT task_id, %s, fingerprint, key, provider, model, account, planned_seconds, %s, %s, %s"
@@ -442,35 +442,32 @@ class PgLedger:
     def downloaded(self, fingerprint: str, output: str, sha256: str, size: int) -> None:
         now = time.time()
         with self._tx():
-            self._locked(fingerprint)
-            self._set(fingerprint, LedgerState.DOWNLOADED, now, output=output, sha256=sha256, bytes=size, downloaded_at=now, code=None, message=None)
+            self._set(self._lock(fingerprint) or fingerprint, LedgerState.DOWNLOADED, now, output=output, sha256=sha256, bytes=size, downloaded_at=now, code=None, message=None)
 
     def failed(self, fingerprint: str, code: str, message: str, retry: bool = False) -> None:
         """A final failure, or (``retry``) back to planned — only by the run holding the
         shot, as planned is where a submit starts."""
         now = time.time()
         with self._tx():
-            self._locked(fingerprint)
-            if retry and not self._holds(fingerprint):
+            held = self._lock(fingerprint)
+            if retry and not (held and self._holds(held)):
                 raise Lost(f"another r2v run took over {fingerprint[:12]}")
-            self._set(fingerprint, LedgerState.PLANNED if retry else LedgerState.FAILED, now, code=code, message=message, finished_at=now, submit_started=None)
+            self._set(held or fingerprint, LedgerState.PLANNED if retry else LedgerState.FAILED, now, code=code, message=message, finished_at=now, submit_started=None)
 
     def ambiguous(self, fingerprint: str, message: str) -> None:
         with self._tx():
-            self._locked(fingerprint)
-            self._set(fingerprint, LedgerState.AMBIGUOUS, time.time(), code="Ambiguous", message=message)
+            self._set(self._lock(fingerprint) or fingerprint, LedgerState.AMBIGUOUS, time.time(), code="Ambiguous", message=message)
 
     def expired(self, fingerprint: str, message: str) -> None:
         with self._tx():
-            self._locked(fingerprint)
-            self._set(fingerprint, LedgerState.EXPIRED, time.time(), code="Expired", message=message)
+            self._set(self._lock(fingerprint) or fingerprint, LedgerState.EXPIRED, time.time(), code="Expired", message=message)
 
     def reset(self, fingerprint: str, message: str) -> None:
         with self._tx():
-            self._locked(fingerprint)
-            if not self._holds(fingerprint):
+            held = self._lock(fingerprint)
+            if not (held and self._holds(held)):
                 raise Lost(f"another r2v run took over {fingerprint[:12]}")
-            self._set(fingerprint, LedgerState.PLANNED, time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
+            self._set(held, LedgerState.PLANNED, time.time(), code=None, message=message, task_id=None, result_url=None, submit_started=None)
 
     # --- history -----------------------------------------------------------------
 
@@ -501,7 +498,7 @@ class PgLedger:
 
     def refingerprint(self, earlier: str, current: str, why: str) -> bool:
         with self._tx():
-            if self._locked(current) is not None or self._locked(earlier) is None:
+            if self._lock(current) is not None or self._lock(earlier) is None:
                 return False
             self.db.execute("UPDATE shots SET fingerprint = %s WHERE fingerprint = %s", (current, earlier))
             self.db.execute("UPDATE tasks SET fingerprint = %s WHERE fingerprint = %s", (current, earlier))
@@ -517,23 +514,34 @@ class PgLedger:
     def _event(self, now: float, fingerprint: str, event: str, detail: str | None) -> None:
         self.db.execute("INSERT INTO events (at, fingerprint, event, detail) VALUES (%s, %s, %s, %s)", (now, fingerprint, event, detail))
 
-    def _set(self, fingerprint: str, state: LedgerState, now: float, **values: Any) -> None:
-        """Write a state, inside the caller's transaction (row locked), only along states.TRANSITIONS."""
-        row = self.db.execute("SELECT state FROM shots WHERE fingerprint = %s", (fingerprint,)).fetchone()
-        check_transition(fingerprint, LedgerState(row[0]) if row else None, state)
+    def _set(self, held: _Held | str, state: LedgerState, now: float, counted: bool = False, **values: Any) -> None:
+        """Write a state along states.TRANSITIONS, inside the caller's transaction, from the row
+        ``held`` as locked in it (a bare fingerprint: no such row). The state's event is written
+        by the same statement; ``counted``: one more submit attempt."""
+        fingerprint = held if isinstance(held, str) else held.record.fingerprint
+        check_transition(fingerprint, None if isinstance(held, str) else held.record.state, state)
         values["state"] = state.value
-        self._event(now, fingerprint, state.value, values.get("message"))
         values["updated_at"] = now
-        assignments = ", ".join(f"{name} = %s" for name in values)
-        self.db.execute(f"UPDATE shots SET {assignments} WHERE fingerprint = %s", (*values.values(), fingerprint))
+        assignments = ", ".join([f"{name} = %s" for name in values] + (["attempts = attempts + 1"] if counted else []))
+        self.db.execute(
+            "WITH event AS (INSERT INTO events (at, fingerprint, event, detail) VALUES (%s, %s, %s, %s))"
+            f" UPDATE shots SET {assignments} WHERE fingerprint = %s",
+            (now, fingerprint, state.value, values.get("message"), *values.values(), fingerprint),
+        )
 
     # --- what the runner learns and caches -----------------------------------------
 
     def timings(self, provider: str, model: str, limit: int = 200) -> list[tuple[str, int, float]]:
-        rows = self._rows(
-            "SELECT resolution, duration, seconds FROM timings WHERE provider = %s AND model = %s ORDER BY at DESC LIMIT %s", (provider, model, limit)
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+        """Recent generation times, read again once they are TIMINGS_FRESH old: they only pace
+        polls, and other hosts' new ones can wait that long."""
+        asked = (provider, model, limit)
+        known = self._timings.get(asked)
+        if known is None or time.monotonic() - known[0] > TIMINGS_FRESH:
+            rows = self._rows(
+                "SELECT resolution, duration, seconds FROM timings WHERE provider = %s AND model = %s ORDER BY at DESC LIMIT %s", asked
+            )
+            known = self._timings[asked] = (time.monotonic(), [(r[0], r[1], r[2]) for r in rows])
+        return list(known[1])
 
     def upload(self, sha256: str, account: str, model: str, alive_until: float) -> str | None:
         rows = self._rows(
@@ -548,6 +556,14 @@ class PgLedger:
                 " DO UPDATE SET url = excluded.url, expires_at = excluded.expires_at",
                 (sha256, account, model, url, expires_at),
             )
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A shot's row as read under its lock, with the fencing token of whoever holds it."""
+
+    record: ShotRecord
+    lease: int | None
 
 
 def _record(row: tuple[Any, ...]) -> ShotRecord:
