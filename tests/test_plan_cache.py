@@ -292,3 +292,19 @@ def test_a_folder_that_cannot_be_written_only_costs_the_cache(folder: Path, monk
     monkeypatch.setenv("R2V_CACHE_DIR", str(tmp_path / "blocked"))
     paths, options = [Path("episode.yaml")], PlanOptions()
     assert cached(paths, options) == fresh(paths, options)
+
+
+def test_the_command_line_sees_an_edit_made_after_a_cached_plan(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from r2v_pipeline import exits
+    from r2v_pipeline.cli import main
+
+    assert main(["plan", "--json", "episode.yaml"]) == exits.OK
+    assert main(["plan", "--json", "episode.yaml"]) == exits.OK  # from the cache
+    assert kept([Path("episode.yaml")], PlanOptions()) is not None
+    capsys.readouterr()
+    (folder / "episode.yaml").write_text(EPISODE.replace("in {{ town }}.", "in {{ town }} at dawn."))
+    assert main(["plan", "--json", "episode.yaml"]) == exits.OK
+    assert "Harwich at dawn." in capsys.readouterr().out
+    (folder / "episode.yaml").write_text(EPISODE.replace("in {{ town }}.", "in {{ tonw }}."))
+    assert main(["validate", "episode.yaml"]) == exits.INVALID
+    assert 'prompt uses "tonw"' in capsys.readouterr().err
