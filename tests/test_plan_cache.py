@@ -308,3 +308,19 @@ def test_the_command_line_sees_an_edit_made_after_a_cached_plan(folder: Path, ca
     (folder / "episode.yaml").write_text(EPISODE.replace("in {{ town }}.", "in {{ tonw }}."))
     assert main(["validate", "episode.yaml"]) == exits.INVALID
     assert 'prompt uses "tonw"' in capsys.readouterr().err
+
+
+def test_the_folder_keeps_the_most_recently_used_plans_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_cache, "MAX_ENTRIES", 3)
+    paths = [Path("episode.yaml")]
+    budgets = [PlanOptions(budget_seconds=Decimal(n)) for n in range(100, 106)]  # six requests
+    for number, options in enumerate(budgets[:5]):
+        cached(paths, options)
+        entry = plan_cache.entry_path(paths, options)
+        assert entry is not None
+        os.utime(entry, ns=(number * 10**9, number * 10**9))  # an order the clock cannot blur
+    assert kept(paths, budgets[2]) is not None  # used now: the newest
+    cached(paths, budgets[5])
+    entries = list(plan_cache.entry_path(paths, budgets[0]).parent.glob("*.plan"))  # type: ignore[union-attr]
+    assert len(entries) == 3
+    assert [kept(paths, o) is not None for o in budgets] == [False, False, True, False, True, True]

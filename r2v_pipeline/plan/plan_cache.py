@@ -24,6 +24,7 @@ folder can run code as its user; it is the user's own folder.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib.util
 import io
@@ -45,6 +46,7 @@ from .body_format import FORMAT as BODY_FORMAT
 from .planner import Plan, PlanOptions, make_plan
 
 MAGIC = b"r2v-plan 1\n"  # the entry's own layout; a change of it is a new magic
+MAX_ENTRIES = 32  # plans kept; each is about 1.5 kB a shot
 _PACKAGE = Path(r2v_pipeline.__file__).resolve().parent
 _LIBRARIES = ("yaml", "_yaml", "jinja2", "markupsafe", "jsonschema", "av")  # third-party code planning runs
 
@@ -165,12 +167,28 @@ def lookup(entry: Path, setup: Setup) -> tuple[Plan, list[Diagnostic]] | None:
         kept_setup, kept_reads = pickle.load(stream)
         if kept_setup != setup or not all(reads.unchanged(r) for r in kept_reads):
             return None
-        plan, found = pickle.load(stream)
+        plan, found = _unpickled(stream)
     except Exception:  # noqa: BLE001 (whatever an entry from elsewhere raises: plan afresh)
         return None
     if not isinstance(plan, Plan) or not isinstance(found, list):
         return None
+    try:
+        os.utime(entry)  # recently used: kept when the folder is pruned
+    except OSError:
+        pass
     return plan, found
+
+
+def _unpickled(stream: io.BytesIO) -> Any:
+    """The rest of the entry. Tens of thousands of objects at once would start the
+    cycle collector again and again, finding nothing (a third of the time): paused."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.load(stream)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def store(entry: Path, setup: Setup, made_from: list[reads.Read], plan: Plan, found: list[Diagnostic]) -> None:
@@ -183,5 +201,19 @@ def store(entry: Path, setup: Setup, made_from: list[reads.Read], plan: Plan, fo
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(entry, MAGIC + hashlib.sha256(body).digest() + body)
+        _prune(entry.parent)
     except OSError:
         pass
+
+
+def _prune(folder: Path) -> None:
+    """At most MAX_ENTRIES plans, the least recently used dropped (a hit touches its
+    entry): a pre-commit hook checking ever other files must not fill the disk."""
+    entries = []
+    for path in folder.glob("*.plan"):
+        try:
+            entries.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    for _, path in sorted(entries, reverse=True)[MAX_ENTRIES:]:
+        path.unlink(missing_ok=True)
