@@ -84,7 +84,7 @@ def kept(paths: list[Path], options: PlanOptions) -> Any:
     """What the cache would give for this request now, without planning (None: a miss)."""
     entry = plan_cache.entry_path(paths, options)
     assert entry is not None
-    return plan_cache.lookup(entry, plan_cache.current_setup())
+    return plan_cache.lookup(entry, plan_cache.current_setup(paths, options))
 
 
 @pytest.fixture
@@ -324,3 +324,16 @@ def test_the_folder_keeps_the_most_recently_used_plans_only(folder: Path, monkey
     entries = list(plan_cache.entry_path(paths, budgets[0]).parent.glob("*.plan"))  # type: ignore[union-attr]
     assert len(entries) == 3
     assert [kept(paths, o) is not None for o in budgets] == [False, False, True, False, True, True]
+
+
+def test_an_entry_under_another_requests_name_is_no_hit_even_when_its_files_hold(folder: Path) -> None:
+    other, options = [Path("other.yaml")], PlanOptions()
+    (folder / "other.yaml").write_text(EPISODE.replace("episode: one", "episode: other"))
+    cached(other, options)
+    paths = [Path("episode.yaml")]
+    source, target = plan_cache.entry_path(other, options), plan_cache.entry_path(paths, options)
+    assert source is not None and target is not None
+    target.write_bytes(source.read_bytes())  # whole, and every file it was made from unchanged
+    assert kept(other, options) is not None
+    assert kept(paths, options) is None
+    assert cached(paths, options) == fresh(paths, options)

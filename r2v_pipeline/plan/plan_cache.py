@@ -55,6 +55,7 @@ _LIBRARIES = ("yaml", "_yaml", "jinja2", "markupsafe", "jsonschema", "av")  # th
 class Setup:
     """What, besides files, the plan was made by."""
 
+    request: str  # the working folder, the paths as given and the options
     version: str
     body_format: int
     python: str
@@ -68,7 +69,7 @@ def cached_plan(paths: Iterable[Path], options: PlanOptions, diagnostics: Diagno
     entry = entry_path(paths, options)
     if entry is None:
         return make_plan(paths, options, diagnostics)
-    setup = current_setup()
+    setup = current_setup(paths, options)
     hit = lookup(entry, setup)
     if hit is not None:
         plan, found = hit
@@ -88,12 +89,16 @@ def entry_path(paths: list[Path], options: PlanOptions) -> Path | None:
     folder = cache_folder("plans", ())
     if folder is None:
         return None
-    asked = repr((os.getcwd(), [str(p) for p in paths], options))
-    return folder / f"{hashlib.sha256(asked.encode()).hexdigest()[:32]}.plan"
+    return folder / f"{hashlib.sha256(_request(paths, options).encode()).hexdigest()[:32]}.plan"
 
 
-def current_setup() -> Setup:
+def _request(paths: list[Path], options: PlanOptions) -> str:
+    return repr((os.getcwd(), [str(p) for p in paths], options))
+
+
+def current_setup(paths: list[Path], options: PlanOptions) -> Setup:
     return Setup(
+        request=_request(paths, options),  # kept whole too: an entry under another request's name is no hit
         version=r2v_pipeline.__version__,
         body_format=BODY_FORMAT,
         python=sys.version,
