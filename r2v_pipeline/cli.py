@@ -342,10 +342,11 @@ def _peek(args: argparse.Namespace, plan: Plan, say: Say) -> LedgerView | None:
 
 def _load(args: argparse.Namespace, say: Say) -> tuple[Plan, Selection]:
     """The plan and the selection; raises Invalid (every problem said) when the input is unusable."""
-    from .plan.planner import make_plan, state_dir_of
+    from .plan.plan_cache import cached_plan
+    from .plan.planner import state_dir_of
 
     diagnostics = Diagnostics()
-    plan = make_plan(args.files, _options(args), diagnostics)
+    plan = cached_plan(args.files, _options(args), diagnostics)
     say.diagnostics(diagnostics)
     if diagnostics.errors:
         raise Invalid

@@ -80,3 +80,20 @@ def test_a_report_path_is_the_real_path_relative_to_the_report(tmp_path_factory:
 def test_a_poster_reads_on_the_page_as_escaping_would_write_it(text: str) -> None:
     template = jinja2.Environment(autoescape=True).from_string('<video poster="{{ p }}">')
     assert template.render(p=html._attribute(text)) == template.render(p=text)
+
+
+def test_a_cast_block_is_rendered_once_per_distinct_list_and_never_shared_with_another() -> None:
+    from r2v_pipeline.report.html import _CastBlocks
+
+    blocks = _CastBlocks()
+    mia = {"name": "mia", "role": "image", "label": "Image 1", "source": "media/mia.png", "description": "a baker", "picture": "picture-0"}
+    first = blocks([mia])
+    assert blocks([dict(mia)]) is first  # the same list on another card: rendered once
+    for field, value in [("name", "leo"), ("label", "Image 2"), ("source", "media/leo.png"), ("description", "<b>"), ("picture", None)]:
+        other = str(blocks([{**mia, field: value}]))
+        assert other != str(first)
+        if field == "description":
+            assert "&lt;b&gt;" in other and "<b>" not in other  # escaped as on the page
+    pictureless = {**mia, "picture": None}
+    assert str(blocks([pictureless])) != str(blocks([{**pictureless, "role": "video"}]))  # the role shows where no picture does
+    assert str(blocks([mia, mia])).count('class="ref"') == 2

@@ -26,19 +26,23 @@ def test_a_rerun_with_nothing_to_do_loads_no_runner_and_still_reports(
     shutil.copytree(REPO / "manifests" / "lighthouse", tmp_path / "lighthouse")
     episodes = [str(p) for p in sorted((tmp_path / "lighthouse").glob("ep*.yaml"))]
     argv = ["run", "--simulate", "--time-scale", "0.005", "--log-format", "json", "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"), *episodes]
+    monkeypatch.chdir(tmp_path)  # where the rerun below starts: the same request
     assert main(argv) == 0
     report_file = tmp_path / "out" / "simulated" / "report.json"
     first = json.loads(report_file.read_text())
 
     program = (
         "import sys\nfrom r2v_pipeline.cli import main\n"
+        "from r2v_pipeline.plan import plan_cache\nplanned = []\nplan = plan_cache.make_plan\n"
+        "plan_cache.make_plan = lambda *a: planned.append(1) or plan(*a)\n"
         f"code = main({argv!r})\n"
-        f"print(json.dumps([code, [m for m in {UNNEEDED!r} if m in sys.modules]]))"
+        f"print(json.dumps([code, [m for m in {UNNEEDED!r} if m in sys.modules], len(planned)]))"
     ).replace("import sys", "import json, sys")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    code, loaded, planned = json.loads(done.stdout.strip().splitlines()[-1])
     assert code == 0, done.stderr[-2000:]
     assert loaded == []
+    assert planned == 0  # the plan the first run made and kept: nothing it was made from changed
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert not {"submitted", "downloaded"} & {e["event"] for e in events}
 

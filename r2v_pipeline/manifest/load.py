@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
+from . import reads
 from .model import SETTINGS, Account, CastKind, CastMember, Episode, Provider, PublicUrl, Shot, Source, Value
 from .schema import check_schema, field_name
 from .selects import is_selects_file, load_selects
@@ -208,6 +209,7 @@ def _provider(chain: list[YamlFile], diagnostics: Diagnostics) -> Provider:
                 fields[key] = _value(file, ("provider", key))
         for folder, base in (section.get("public_urls") or {}).items():
             local = (file.path.parent / folder).resolve()
+            reads.note(file.path.parent / folder, None, local)  # a link moved elsewhere changes the URLs
             public_urls[local] = PublicUrl(local, base, file.at(("provider", "public_urls", folder)))
         for key in section.get("quota") or {}:
             quota[key] = _value(file, ("provider", "quota", key))

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..diagnostics import Diagnostics, Position, did_you_mean
 from ..files import write_atomically
+from . import reads
 from .model import Shot
 from .yaml_loader import YamlError, YamlFile, load_yaml
 
@@ -162,12 +163,14 @@ def load_selects(episode_file: Path, name: str, shots: Sequence[Shot], diagnosti
     """The episode's selects (empty when it has no file); problems go to ``diagnostics``."""
     path = selects_path(episode_file)
     if not path.exists():
+        reads.note(path, reads.ABSENT)  # one written later (r2v review) changes the plan
         return Selects(path)
     shown = str(Path(name).with_name(path.name)) if name else path.name
     if not path.is_file():  # a FIFO or device would hang a read; a folder is no file
         diagnostics.error(Position(shown), "is not a regular file; a selects file is YAML text")
         return Selects(path)
     if path.stat().st_size == 0:  # an empty file selects nothing
+        reads.note_bytes(path, b"")
         return Selects(path)
     try:
         file = load_yaml(path, shown)

@@ -19,6 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 
 from ..diagnostics import Diagnostic, Position
+from . import reads
 
 PathKey = tuple[Any, ...]
 
@@ -91,6 +92,7 @@ def load_yaml(path: Path, name: str) -> YamlFile:
         raise YamlError([Diagnostic(Position(name), f"cannot read: {err.strerror or err}")]) from None
     if len(raw) > MAX_BYTES:
         raise YamlError([Diagnostic(Position(name), f"is over {MAX_BYTES // 2**20} MiB; not a manifest")])
+    reads.note_bytes(path, raw)
     return parse_yaml(raw, path, name)
 
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from .. import catalog
 from ..diagnostics import Diagnostics
+from ..manifest import reads
 from ..manifest.load import display_name
 from ..manifest.model import Provider, Source
 from ..catalog.media_info import MediaInfo, MediaKind
@@ -56,6 +57,9 @@ class MediaFiles:
             if path not in self._probed:
                 self._probed[path] = self._probe(source, path)
             self._probed[named] = self._probed[path]
+            probed = self._probed[path]
+            if probed is not None:  # the plan cache checks these bytes again (a file that failed fails the plan)
+                reads.note(named, probed.info.sha256, path)
         file = self._probed[named]
         if file is not None and file.info.kind != expect:
             self.diagnostics.error(source.pos, f"{source.text}: it is {file.info.describe()}, not {_A[expect]}")
