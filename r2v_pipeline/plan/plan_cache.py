@@ -24,7 +24,6 @@ folder can run code as its user; it is the user's own folder.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import importlib.util
 import io
@@ -43,6 +42,7 @@ from ..files import write_atomically
 from ..manifest import reads
 from ..media.probe_cache import cache_folder
 from .body_format import FORMAT as BODY_FORMAT
+from .collector import collector_paused
 from .planner import Plan, PlanOptions, make_plan
 
 MAGIC = b"r2v-plan 1\n"  # the entry's own layout; a change of it is a new magic
@@ -185,15 +185,9 @@ def lookup(entry: Path, setup: Setup) -> tuple[Plan, list[Diagnostic]] | None:
 
 
 def _unpickled(stream: io.BytesIO) -> Any:
-    """The rest of the entry. Tens of thousands of objects at once would start the
-    cycle collector again and again, finding nothing (a third of the time): paused."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    """The rest of the entry: tens of thousands of objects at once, the collector paused."""
+    with collector_paused():
         return pickle.load(stream)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def store(entry: Path, setup: Setup, made_from: list[reads.Read], plan: Plan, found: list[Diagnostic]) -> None:
