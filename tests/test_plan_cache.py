@@ -5,12 +5,14 @@ made is the one planning without the cache gives. A damaged entry is ignored."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
@@ -236,9 +238,46 @@ def test_the_code_is_known_by_every_file_of_the_package(tmp_path: Path) -> None:
     assert plan_cache.code_identity(package) != before
     after_schema = plan_cache.code_identity(package)
     stat = module.stat()
-    module.write_text("A = 2\n")  # the same size: its time tells
-    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    module.write_text("A = 2\n")  # the same size and, as a copy keeping times leaves it, the same time
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert plan_cache.code_identity(package) != after_schema
+
+
+def test_a_second_path_to_a_base_manifest_counts_where_it_leads(folder: Path) -> None:
+    """Two episodes extend one base, one of them through a link: the link moved to
+    another base, or removed, is a miss (the base's own bytes did not change)."""
+    (folder / "b").mkdir()
+    (folder / "b" / "series.yaml").symlink_to(folder / "series.yaml")
+    (folder / "b" / "two.yaml").write_text(EPISODE.replace("episode: one", "episode: two"))
+    # Named from anywhere: the same media whichever path reached the base.
+    (folder / "series-long.yaml").write_text(SERIES.replace("duration: 5", "duration: 10").replace("media/", f"{folder}/media/"))
+    paths, options = [Path("episode.yaml"), Path("b/two.yaml")], PlanOptions()
+    cached(paths, options)
+    assert kept(paths, options) is not None
+    (folder / "b" / "series.yaml").unlink()
+    (folder / "b" / "series.yaml").symlink_to(folder / "series-long.yaml")
+    assert kept(paths, options) is None
+    assert cached(paths, options) == fresh(paths, options)
+    plan, found = cached(paths, options)
+    assert {s.body["parameters"]["duration"] for s in plan.shots if s.episode == "two"} == {10} and not any(d.severity == "error" for d in found)
+    (folder / "b" / "series.yaml").unlink()
+    assert kept(paths, options) is None
+    assert any(d.severity == "error" for d in cached(paths, options)[1])
+
+
+def test_a_file_of_another_length_is_a_change_found_without_reading_it(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A huge file put where a picture was is not read to find it changed."""
+    from r2v_pipeline.manifest import reads
+
+    paths, options = [Path("episode.yaml")], PlanOptions()
+    cached(paths, options)
+    with open(folder / "media" / "mia.png", "ab") as f:
+        f.truncate(8 * 1024**3)  # 8 GiB, sparse: reading it would take minutes
+    assert kept(paths, options) is None
+    hashed: list[int] = []
+    monkeypatch.setattr(reads, "hashlib", SimpleNamespace(sha256=lambda *a: hashed.append(1) or hashlib.sha256(*a)))
+    assert reads.content_of(folder / "media" / "mia.png", len(PNG)) == reads.RESIZED
+    assert hashed == []
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "garbage", "another request's"])

@@ -74,6 +74,15 @@ def test_runaway_templates_stop_early(source: str) -> None:
         render(compile_prompt(source), {})
 
 
+@pytest.mark.parametrize("source", ["{{ lipsum(1) }}", "{{ lipsum(n=1, html=False) }}", "{{ ['rain', 'sun'] | random }}", "{{ 'abc' | random }}"])
+def test_a_prompt_that_would_read_differently_on_every_plan_is_refused(source: str) -> None:
+    """Jinja's random text and random pick would give the shot another request, another
+    fingerprint and another payment on every run: refused, saying why."""
+    with pytest.raises(PromptError) as caught:
+        render(compile_prompt(f"{{{{ mia }}}} waves. {source}"), {"mia": "Mia"})
+    assert "every plan" in caught.value.message and "paid for again" in caught.value.message
+
+
 def test_templates_sharing_a_shape_keep_their_own_text() -> None:
     a = compile_prompt("Morning. {% if x %}Rain.{% endif %}")
     b = compile_prompt("Evening. {% if x %}Snow.{% endif %}")

@@ -89,7 +89,6 @@ HOSTILE = {
     "tojson indent": ("{{ [[['x']]]|tojson(indent=1000000000) }}", SIZE),
     "urlize target": ("{{ ('a.com ' * 5000)|urlize(target='x' * 40000) }}", SIZE),
     "round": ("{{ 5|round(-1000000000) }}", BITS),
-    "lipsum": ("{{ lipsum(1000000000) }}", SIZE),
     "joiner": ("{% set j = joiner('x' * 40000) %}{% set s %}{% for i in range(9000) %}{{ j() }}{% endfor %}{% endset %}", BUILT),
     "a block repeating a value": (
         "{% set x = 'x' * 40000 %}{% set s %}{% for i in range(9000) %}{{ x }}{% endfor %}{% endset %}",

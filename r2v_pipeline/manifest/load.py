@@ -37,6 +37,8 @@ class ManifestSet:
         key = path.resolve()
         if key not in self._files:
             self._files[key] = self._read(path)
+        else:  # another path to a file already read (its bytes are noted): where this one leads counts too
+            reads.note(path, None, key)
         return self._files[key]
 
     def _read(self, path: Path) -> YamlFile | None:

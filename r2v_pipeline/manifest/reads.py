@@ -18,6 +18,7 @@ from typing import Iterator
 
 ABSENT = "absent"  # nothing at the path: its appearing must be noticed too
 OTHER = "not a regular file"  # a folder, FIFO or device where a file was looked for
+RESIZED = "another length"  # a file whose length differs from the one read: changed, not read again
 _CHUNK = 1 << 20
 
 
@@ -26,6 +27,7 @@ class Read:
     path: str  # as planning named it (relative paths start at the working folder)
     resolved: str  # where it led, links followed: identities and placeholders come from it
     content: str | None  # sha256 of the bytes, ABSENT or OTHER; None: only where it leads counts
+    size: int | None = None  # the bytes' length, where known: another length is a change found without reading
 
 
 _reads: ContextVar[list[Read] | None] = ContextVar("r2v_reads", default=None)
@@ -47,20 +49,24 @@ def active() -> bool:
     return _reads.get() is not None
 
 
-def note(path: str | os.PathLike[str], content: str | None, resolved: str | os.PathLike[str] | None = None) -> None:
+def note(
+    path: str | os.PathLike[str], content: str | None, resolved: str | os.PathLike[str] | None = None, size: int | None = None
+) -> None:
     reads = _reads.get()
     if reads is not None:
-        reads.append(Read(str(path), str(resolved) if resolved is not None else os.path.realpath(path), content))
+        reads.append(Read(str(path), str(resolved) if resolved is not None else os.path.realpath(path), content, size))
 
 
 def note_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """The file at ``path`` was read whole and held ``data``."""
     if _reads.get() is not None:
-        note(path, hashlib.sha256(data).hexdigest())
+        note(path, hashlib.sha256(data).hexdigest(), size=len(data))
 
 
-def content_of(path: str | os.PathLike[str]) -> str:
-    """What is at ``path`` now, as a Read's ``content`` says it."""
+def content_of(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """What is at ``path`` now, as a Read's ``content`` says it; RESIZED, unread, when it
+    is a file of another length than ``size`` (a 10 GB file put in a picture's place is
+    not read to find it changed)."""
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -70,8 +76,11 @@ def content_of(path: str | os.PathLike[str]) -> str:
     # Not blocking, and checked again on the descriptor: a FIFO swapped in after the stat never hangs the check.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return OTHER
+        if size is not None and info.st_size != size:
+            return RESIZED
         digest = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
@@ -84,6 +93,6 @@ def unchanged(read: Read) -> bool:
     try:
         if os.path.realpath(read.path) != read.resolved:
             return False
-        return read.content is None or content_of(read.path) == read.content
+        return read.content is None or content_of(read.path, read.size) == read.content
     except OSError:
         return False

@@ -59,7 +59,7 @@ class MediaFiles:
             self._probed[named] = self._probed[path]
             probed = self._probed[path]
             if probed is not None:  # the plan cache checks these bytes again (a file that failed fails the plan)
-                reads.note(named, probed.info.sha256, path)
+                reads.note(named, probed.info.sha256, path, probed.info.bytes)
         file = self._probed[named]
         if file is not None and file.info.kind != expect:
             self.diagnostics.error(source.pos, f"{source.text}: it is {file.info.describe()}, not {_A[expect]}")

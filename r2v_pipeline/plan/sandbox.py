@@ -23,7 +23,7 @@ from jinja2.lexer import TOKEN_DATA, Token, TokenStream
 from jinja2.parser import Parser
 from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import Cycler, Namespace, generate_lorem_ipsum
+from jinja2.utils import Cycler, Namespace
 
 from .prompt import MAX_BITS, MAX_BUILT, MAX_ITERATIONS, MAX_NESTING, MAX_RENDERED, MAX_SECONDS, MAX_SIZE, PromptError, Template
 
@@ -493,10 +493,14 @@ def _bounded_range(*args: int) -> range:
     return values
 
 
-def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
-    # at most 16 characters a word and a few of markup a paragraph
-    _refuse_over(_int(n) * (_int(max) * 16 + 10), "lipsum")
-    return generate_lorem_ipsum(n, html, min, max)
+def _different_every_time(what: str) -> Callable[..., Any]:
+    """Jinja's random text and random pick: a prompt using them would read differently on
+    every plan, so its shot would look edited, and be paid for again, on every run."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PromptError(f"{what} gives another text on every plan, so the shot would be made and paid for again on every run; write the text itself")
+
+    return refuse
 
 
 _ENV = _PromptEnvironment(
@@ -506,7 +510,8 @@ _ENV = _PromptEnvironment(
     lstrip_blocks=True,
 )
 _ENV.globals["range"] = _bounded_range
-_ENV.globals["lipsum"] = _bounded_lipsum
+_ENV.globals["lipsum"] = _different_every_time("lipsum()")
+_ENV.filters["random"] = _different_every_time("the random filter")
 _GLOBALS = frozenset(_ENV.globals)
 
 
