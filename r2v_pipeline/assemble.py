@@ -23,8 +23,7 @@ from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, 
 from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
 from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
-from .run.actions import Stores
-from .run.store import recorded_fingerprint, sidecar_path, write_json
+from .run.store import Stores, recorded_fingerprint, sidecar_path, write_json
 
 # What the cuts of one command keep from checking their videos, so the joins do not
 # read them again: packets in memory, and each such file open until its join. Videos
@@ -55,6 +54,8 @@ def _label(shot: PlannedShot) -> str:
 
 @dataclass(frozen=True)
 class Cut:
+    """One episode's cut: where it goes, and each shot's part."""
+
     series: str
     episode: str
     manifest: str
@@ -72,6 +73,8 @@ class Cut:
 
 @dataclass(frozen=True)
 class Assembled:
+    """A cut as written: the MP4, how it was joined, and its timelines."""
+
     cut: Cut
     joined: Concatenated
     info: MediaInfo  # the cut as written
