@@ -40,6 +40,8 @@ class ConcatError(Exception):
 
 @dataclass(frozen=True)
 class VideoFormat:
+    """What a copied picture track must share with the others."""
+
     codec: str
     width: int
     height: int
@@ -54,6 +56,8 @@ class VideoFormat:
 
 @dataclass(frozen=True)
 class AudioFormat:
+    """What a copied sound track must share with the others."""
+
     codec: str
     rate: int
     layout: str
@@ -114,6 +118,8 @@ class _Clocks:
 
 @dataclass(frozen=True)
 class Concatenated:
+    """What a join wrote, and how."""
+
     path: Path
     seconds: float  # the sum of the inputs' picture lengths
     inputs: tuple[float, ...]  # each input's picture length
@@ -272,6 +278,8 @@ def _read_clip(source: InputContainer, path: Path, label: str, keep: bool = Fals
 
 @dataclass
 class _Span:
+    """The first and last moment a stream's packets cover, in its ticks."""
+
     start: Fraction | int | None = None
     end: Fraction | int = 0
 
@@ -488,6 +496,7 @@ class _Copier:
         self.scale: Fraction | int = 1  # output ticks per input tick
         self.done = False
         self.restamp = False  # the input's ticks are not the output's: packets say which they are in
+        self.samples = False
         self.sound: _AudioTicks | None = None
 
     def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
@@ -505,6 +514,9 @@ class _Copier:
         self.done = False
         self.restamp = not time_base or Fraction(time_base) != self.time_base
         self.sound = sound
+        # Sound counted in samples on the output's clock (MP4's AAC): a packet's length is
+        # its duration, at least a codec frame; worked out here rather than by _AudioTicks.
+        self.samples = sound is not None and sound.per_sample == 1 and self.scale == 1
 
     def packet(self, packet: Packet) -> None:
         pts = packet.pts
@@ -517,7 +529,11 @@ class _Copier:
             out_dts = round(dts * scale + shift) if dts is not None else out_pts
             duration = round((packet.duration or 0) * scale)
         else:
-            length = sound.length(packet.duration) * scale
+            duration = packet.duration
+            if self.samples:
+                length = duration if duration and duration > sound.frame_size else sound.frame_size
+            else:
+                length = sound.length(duration) * scale
             if self.cursor is None:
                 self.cursor = pts * scale + shift  # the first input's priming stays before zero: the MP4's edit list hides it
             if 2 * self.cursor + length > self.end2:
