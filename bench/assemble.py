@@ -11,7 +11,7 @@ in pairs so that machine load falls on both sides alike:
   the join, the cut's sidecar and timelines), its videos' packet facts kept from
   an untimed run before (a cut made again after a pick or a remade shot: the
   bench's own cache folder), and again with that cache off (videos never cut
-  before: each read twice, once to check, once to join), and
+  before: each read once, its check keeping the packets the join copies), and
 - ``ffmpeg -f concat -c copy`` of the same files. When FFmpeg is not installed
   the bench says so and measures PyAV's own remux (packets re-timed and copied, in
   a fresh process) instead.
