@@ -12,7 +12,7 @@ from ..plan.planner import PlannedShot
 from .ledger_store import LedgerView, ShotRecord
 from .selection import Selection
 from .states import Action, LedgerState
-from .store import Stores, VideoStore, sidecars_kept
+from .store import Stores as Stores, VideoStore, sidecars_kept  # Stores: where its callers have found it
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
