@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from r2v_pipeline.media import concat
 from r2v_pipeline.media.concat import join_clips, read_clip
 from r2v_pipeline.media.synth import write_video
+from tests.test_concat import encoded
 
 
 def digest(path: Path) -> str:
@@ -44,6 +45,13 @@ def test_a_copy_from_kept_packets_is_the_file_a_reading_copy_writes(
     assert again.inputs == from_kept.inputs and digest(folder / "again.mp4") == digest(folder / "read.mp4")
 
 
+def test_kept_pictures_stored_out_of_order_are_copied_as_a_reading_copy_copies_them(tmp_path: Path) -> None:
+    inputs = [encoded(tmp_path / "a.mp4", 20, b_frames=True), encoded(tmp_path / "b.mp4", 12, b_frames=True)]
+    from_kept = join_clips([read_clip(p, keep=True) for p in inputs], tmp_path / "kept.mp4")
+    join_clips([read_clip(p) for p in inputs], tmp_path / "read.mp4")
+    assert from_kept.video == "copy" and digest(tmp_path / "kept.mp4") == digest(tmp_path / "read.mp4")
+
+
 def test_a_re_encoded_cut_reads_its_inputs_and_leaves_kept_packets_unused(tmp_path: Path) -> None:
     wide, square = tmp_path / "wide.mp4", tmp_path / "square.mp4"
     write_video(wide, 96, 64, 0.4)
@@ -51,6 +59,7 @@ def test_a_re_encoded_cut_reads_its_inputs_and_leaves_kept_packets_unused(tmp_pa
     clips = [read_clip(wide, keep=True), read_clip(square, keep=True)]
     result = join_clips(clips, tmp_path / "cut.mp4")
     assert result.video == "re-encode" and result.counted == ((12, 30.0), (9, 30.0))
+    assert all(c.kept is not None and c.kept.take() is not None for c in clips)  # decoding reads the files
 
 
 def test_a_clip_read_without_keep_holds_no_packets(tmp_path: Path) -> None:
