@@ -29,7 +29,7 @@ from .run.store import Stores, recorded_fingerprint, sidecar_path, write_json
 # read them again: packets in memory, and each such file open until its join. Videos
 # beyond either are read twice instead.
 KEEP_PACKETS_BYTES = 512 << 20  # [guess] an hour of 1080p, a small share of a machine that edits video
-KEEP_PACKETS_FILES = 256  # [guess] well inside the usual limit of 1,024 open files
+KEEP_PACKETS_FILES = 256  # [guess] at most; and a quarter of the open files the process may hold (Linux: 1,024, macOS: 256)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
     cuts = []
     stores = Stores()
     clips = ClipCache(clip_cache_folder())
-    room = Room(KEEP_PACKETS_BYTES, KEEP_PACKETS_FILES)
+    room = Room(KEEP_PACKETS_BYTES, min(KEEP_PACKETS_FILES, _open_files_allowed() // 4))
     for (series, episode), shots in episodes.items():
         chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
         others: dict[str, list[Part]] = {}
@@ -115,6 +115,16 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
             )
         )
     return cuts
+
+
+def _open_files_allowed() -> int:
+    """The process's limit on open files (its soft limit), where the system says one."""
+    try:
+        import resource  # not on Windows
+    except ImportError:
+        return 512  # Windows' C runtime: 512 open files by default
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return KEEP_PACKETS_FILES * 4 if soft == resource.RLIM_INFINITY else soft
 
 
 class Room:

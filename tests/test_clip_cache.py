@@ -5,6 +5,7 @@ missing entry is the same as none."""
 from __future__ import annotations
 
 import json
+import resource
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -153,6 +154,11 @@ def test_videos_read_for_a_cut_keep_their_packets_while_there_is_room(write, med
     monkeypatch.setattr(assembling, "KEEP_PACKETS_FILES", 1)
     kept = plan_cuts(plan)[0]
     assert [p.clip is not None and p.clip.kept is not None for p in kept.parts] == [True, False, False]
+    with monkeypatch.context() as patch:  # room for every byte, but a process allowed 4 open files keeps one
+        patch.setattr(assembling, "KEEP_PACKETS_BYTES", sum(sizes))
+        patch.setattr(assembling, "KEEP_PACKETS_FILES", 256)
+        patch.setattr(resource, "getrlimit", lambda which: (4, 4096) if which == resource.RLIMIT_NOFILE else (-1, -1))
+        assert [p.clip is not None and p.clip.kept is not None for p in plan_cuts(plan)[0].parts] == [True, False, False]
     monkeypatch.setattr(assembling, "KEEP_PACKETS_BYTES", 0)
     read = plan_cuts(plan)[0]
     assert all(p.clip is not None and p.clip.kept is None for p in read.parts) and read.parts == kept.parts
