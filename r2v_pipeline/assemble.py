@@ -23,8 +23,13 @@ from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, 
 from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
 from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
 from .plan.planner import Plan, PlannedShot
-from .run.actions import Stores
-from .run.store import recorded_fingerprint, sidecar_path, write_json
+from .run.store import Stores, recorded_fingerprint, sidecar_path, write_json
+
+# What the cuts of one command keep from checking their videos, so the joins do not
+# read them again: packets in memory, and each such file open until its join. Videos
+# beyond either are read twice instead.
+KEEP_PACKETS_BYTES = 512 << 20  # [guess] an hour of 1080p, a small share of a machine that edits video
+KEEP_PACKETS_FILES = 256  # [guess] at most; and a quarter of the open files the process may hold (Linux: 1,024, macOS: 256)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ def _label(shot: PlannedShot) -> str:
 
 @dataclass(frozen=True)
 class Cut:
+    """One episode's cut: where it goes, and each shot's part."""
+
     series: str
     episode: str
     manifest: str
@@ -66,6 +73,8 @@ class Cut:
 
 @dataclass(frozen=True)
 class Assembled:
+    """A cut as written: the MP4, how it was joined, and its timelines."""
+
     cut: Cut
     joined: Concatenated
     info: MediaInfo  # the cut as written
@@ -89,6 +98,7 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
     cuts = []
     stores = Stores()
     clips = ClipCache(clip_cache_folder())
+    room = Room(KEEP_PACKETS_BYTES, min(KEEP_PACKETS_FILES, _open_files_allowed() // 4))
     for (series, episode), shots in episodes.items():
         chosen = [s for s in shots if s.review.picked or s.review.every_take_rejected and (s.take or 1) == 1]
         others: dict[str, list[Part]] = {}
@@ -101,17 +111,41 @@ def plan_cuts(plan: Plan, output: Path | None = None, keep: Callable[[PlannedSho
                 episode=episode,
                 manifest=shots[0].manifest,
                 output=output or shots[0].output.parent.parent / name.format(episode=episode),  # beside the episode's folder
-                parts=tuple(replace(check_shot(s, stores, clips), alternates=tuple(others.get(s.shot, ()))) for s in chosen),
+                parts=tuple(replace(check_shot(s, stores, clips, room), alternates=tuple(others.get(s.shot, ()))) for s in chosen),
             )
         )
     return cuts
 
 
-def check_shot(shot: PlannedShot, stores: Stores, clips: ClipCache | None = None) -> Part:
+def _open_files_allowed() -> int:
+    """The process's limit on open files (its soft limit), where the system says one."""
+    try:
+        import resource  # not on Windows
+    except ImportError:
+        return 512  # Windows' C runtime: 512 open files by default
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return KEEP_PACKETS_FILES * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+class Room:
+    """What checking videos may still keep for the joins: bytes of packets and open files."""
+
+    def __init__(self, size: int, files: int):
+        self.size, self.files = size, files
+
+    def take(self, size: int) -> bool:
+        if size > self.size or self.files < 1:
+            return False
+        self.size, self.files = self.size - size, self.files - 1
+        return True
+
+
+def check_shot(shot: PlannedShot, stores: Stores, clips: ClipCache | None = None, room: Room | None = None) -> Part:
     """The shot's video if it is on disk, is a video, and is of this version of the shot.
     A video the store holds for this version is put in place first (an undone edit).
-    Its packets are read here, once, unless ``clips`` knows these bytes already: the
-    join takes them as read."""
+    Its packets are read here, once, unless ``clips`` knows these bytes already; a
+    video read here that fits in ``room`` keeps its packets for the join, so it is
+    read once in all."""
     path = shot.output
     where = display_name(path)
     if shot.review.every_take_rejected:
@@ -133,7 +167,7 @@ def check_shot(shot: PlannedShot, stores: Stores, clips: ClipCache | None = None
         sha256 = file_sha256(path)
         clip = clips.get(sha256, path, _label(shot)) if clips is not None else None
         if clip is None:
-            clip = read_clip(path, _label(shot))
+            clip = read_clip(path, _label(shot), keep=room is not None and room.take(path.stat().st_size))
             if clips is not None:
                 clips.put(sha256, clip)
         return Part(shot, clip, sha256)

@@ -23,6 +23,8 @@ class Position:
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One problem found in the input, where it stands."""
+
     position: Position
     message: str
     severity: Severity = "error"

@@ -5,6 +5,7 @@ missing entry is the same as none."""
 from __future__ import annotations
 
 import json
+import resource
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from r2v_pipeline import assemble as assembling
 from r2v_pipeline.assemble import check_shot, plan_cuts
 from r2v_pipeline.diagnostics import Diagnostics
 from r2v_pipeline.media import concat
@@ -20,7 +22,7 @@ from r2v_pipeline.media.concat import AudioFormat, Clip, VideoFormat, read_clip
 from r2v_pipeline.media.probe import file_sha256
 from r2v_pipeline.media.probe_cache import CACHE_VARIABLE, default_folder as probe_folder
 from r2v_pipeline.media.synth import write_video
-from r2v_pipeline.plan.planner import PlanOptions, make_plan
+from r2v_pipeline.plan.planner import Plan, PlanOptions, make_plan
 from r2v_pipeline.run.actions import Stores
 
 fractions = st.builds(Fraction, st.integers(-(10**12), 10**12), st.integers(1, 10**9))
@@ -98,27 +100,34 @@ def test_the_folder_follows_the_environment_and_the_code(monkeypatch: pytest.Mon
     assert probes is not None and probes.name != chosen.name  # keyed by other code: the reader, not the prober
 
 
-def test_a_cut_planned_again_reads_only_new_videos_and_sees_the_same(write, media, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def made_episode(write, media, lengths: tuple[float, ...]) -> Plan:  # type: ignore[no-untyped-def]
+    """An episode whose shots' current videos are on disk, of these lengths."""
     media("m/mia.png", "png")
     write("series.yaml", "series: show\ndefaults: {model: wan2.7-r2v, resolution: 720P, ratio: '16:9', prompt_extend: false}\ncast: {mia: {image: m/mia.png}}\noutput: {dir: out, state: state}\n")
-    episode = write("ep1.yaml", "extends: series.yaml\nepisode: ep1\nshots:\n  - {id: one, prompt: '{{ mia }} waves'}\n  - {id: two, prompt: '{{ mia }} runs'}\n")
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    shots = "".join(f"  - {{id: shot{n}, prompt: '{{{{ mia }}}} waves {n}'}}\n" for n in range(len(lengths)))
+    episode = write("ep1.yaml", f"extends: series.yaml\nepisode: ep1\nshots:\n{shots}")
     diagnostics = Diagnostics()
     plan = make_plan([episode], PlanOptions(), diagnostics)
     assert not diagnostics.errors
-    for shot, seconds in zip(plan.shots, (0.5, 0.4)):
+    for shot, seconds in zip(plan.shots, lengths):
         shot.output.parent.mkdir(parents=True, exist_ok=True)
         write_video(shot.output, 96, 64, seconds)
         shot.output.with_suffix(".json").write_text(json.dumps({"fingerprint": shot.fingerprint, "key": shot.key}))
+    return plan
+
+
+def test_a_cut_planned_again_reads_only_new_videos_and_sees_the_same(write, media, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    plan = made_episode(write, media, (0.5, 0.4))
     first = plan_cuts(plan)[0]
     assert [p.problem for p in first.parts] == [None, None]
 
     read: list[Path] = []
     real = concat.read_clip
 
-    def counting(path: Path, label: str | None = None) -> Clip:
+    def counting(path: Path, label: str | None = None, keep: bool = False) -> Clip:
         read.append(path)
-        return real(path, label)
+        return real(path, label, keep=keep)
 
     monkeypatch.setattr("r2v_pipeline.assemble.read_clip", counting)
     again = plan_cuts(plan)[0]
@@ -134,6 +143,27 @@ def test_a_cut_planned_again_reads_only_new_videos_and_sees_the_same(write, medi
     read.clear()
     plan_cuts(plan)
     assert read == [s.output for s in plan.shots]
+
+
+def test_videos_read_for_a_cut_keep_their_packets_while_there_is_room(write, media, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(CACHE_VARIABLE, "off")  # every video read
+    plan = made_episode(write, media, (0.5, 0.4, 0.3))
+    sizes = [s.output.stat().st_size for s in plan.shots]
+    monkeypatch.setattr(assembling, "KEEP_PACKETS_BYTES", sizes[0] + sizes[1])
+    assert [p.clip is not None and p.clip.kept is not None for p in plan_cuts(plan)[0].parts] == [True, True, False]
+    monkeypatch.setattr(assembling, "KEEP_PACKETS_FILES", 1)
+    kept = plan_cuts(plan)[0]
+    assert [p.clip is not None and p.clip.kept is not None for p in kept.parts] == [True, False, False]
+    with monkeypatch.context() as patch:  # room for every byte, but a process allowed 4 open files keeps one
+        patch.setattr(assembling, "KEEP_PACKETS_BYTES", sum(sizes))
+        patch.setattr(assembling, "KEEP_PACKETS_FILES", 256)
+        patch.setattr(resource, "getrlimit", lambda which: (4, 4096) if which == resource.RLIMIT_NOFILE else (-1, -1))
+        assert [p.clip is not None and p.clip.kept is not None for p in plan_cuts(plan)[0].parts] == [True, False, False]
+    monkeypatch.setattr(assembling, "KEEP_PACKETS_BYTES", 0)
+    read = plan_cuts(plan)[0]
+    assert all(p.clip is not None and p.clip.kept is None for p in read.parts) and read.parts == kept.parts
+    cuts = [replace(cut, output=tmp_path / f"{name}.mp4") for cut, name in ((kept, "kept"), (read, "read"))]
+    assert [assembling.assemble(c).info.sha256 for c in cuts] == [file_sha256(tmp_path / "read.mp4")] * 2  # one file, however read
 
 
 def test_a_folder_that_cannot_be_written_is_no_cache(tmp_path: Path) -> None:

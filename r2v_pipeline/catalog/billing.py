@@ -13,6 +13,8 @@ MILLI = Decimal("0.001")
 
 @dataclass(frozen=True)
 class Billed:
+    """Seconds one request bills: of the video made, and of the reference videos taken in."""
+
     output: Decimal
     input: Decimal
     exact: bool = True  # False when a video's length was unknown and its full cap assumed

@@ -18,6 +18,8 @@ FORMAT_NAMES = {
 
 @dataclass(frozen=True)
 class MediaInfo:
+    """What a media file is, as the probe found it."""
+
     kind: MediaKind | None  # None: not a media file this project knows
     format: str  # "png", "mp4", … or "unknown"
     bytes: int

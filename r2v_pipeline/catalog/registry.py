@@ -19,6 +19,8 @@ from .spec import ProviderTable
 
 @dataclass(frozen=True)
 class Entry:
+    """One provider: its table, and where its client and simulator family are."""
+
     table: ProviderTable
     client: str  # "module:attribute" of the client factory: (providers.base.Connection) -> Provider
     simulator: str  # "module:attribute" of the simulator family (sim.family.Family)

@@ -39,28 +39,34 @@ def _num(x: float) -> str:
 
 @dataclass(frozen=True)
 class Integer:
+    """A whole-number setting within a span."""
+
     span: Span
 
 
 @dataclass(frozen=True)
 class Boolean:
-    pass
+    """A true/false setting."""
 
 
 @dataclass(frozen=True)
 class Choice:
+    """A setting that takes one of a few values."""
+
     values: tuple
     hint: str = ""  # said after the list of accepted values
 
 
 @dataclass(frozen=True)
 class Text:
+    """A text setting of at most so many characters."""
+
     max_chars: int
 
 
 @dataclass(frozen=True)
 class Url:
-    pass
+    """A setting that takes a URL."""
 
 
 Domain = Union[Integer, Boolean, Choice, Text, Url]
@@ -85,6 +91,8 @@ class Setting:
 
 @dataclass(frozen=True)
 class MediaLimits:
+    """What a provider accepts of one kind of reference file."""
+
     formats: frozenset[str]  # as the probe names them: png jpeg bmp webp mp4 mov wav mp3
     max_bytes: int
     side_px: Span | None = None  # every side of an image
@@ -117,6 +125,8 @@ class BillingRule:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model of one provider: its settings, limits, labels and wire format."""
+
     provider: str
     model: str
     wire: WireFormat  # where references, first frames and voices go in a body

@@ -14,6 +14,8 @@ from .media_info import Kind
 
 @dataclass(frozen=True)
 class Reference:
+    """One reference as a body carries it: its kind, URL and any voice."""
+
     kind: Kind
     url: str
     voice: str | None = None

@@ -32,6 +32,8 @@ SETTINGS = (
 
 @dataclass(frozen=True)
 class Value(Generic[T]):
+    """A value from a manifest, with where it was written."""
+
     value: T
     pos: Position
 
@@ -56,6 +58,8 @@ class Source:
 
 @dataclass(frozen=True)
 class CastMember:
+    """One named reference of a series' cast."""
+
     name: str
     kind: CastKind
     media: Source
@@ -72,6 +76,8 @@ class CastMember:
 
 @dataclass(frozen=True)
 class Shot:
+    """One shot of an episode, as its manifest writes it."""
+
     id: str
     pos: Position  # where the id stands
     prompt: Value[str]
@@ -87,6 +93,8 @@ class Shot:
 
 @dataclass(frozen=True)
 class PublicUrl:
+    """A local folder also served at a public URL."""
+
     folder: Path
     base_url: str
     pos: Position
@@ -107,6 +115,8 @@ class Account:
 
 @dataclass(frozen=True)
 class Provider:
+    """The provider a manifest names: region or address, quotas, accounts."""
+
     name: Value[str] | None = None
     region: Value[str] | None = None
     base_url: Value[str] | None = None

@@ -81,6 +81,8 @@ class ShotSelect:
 
 @dataclass(frozen=True)
 class Selects:
+    """An episode's selects file: what review said of each shot's takes."""
+
     path: Path
     shots: Mapping[str, ShotSelect] = field(default_factory=dict)
 
@@ -90,6 +92,8 @@ class Selects:
 
 @dataclass(frozen=True)
 class Pick:
+    """The take that goes in the cut, and who chose it."""
+
     take: int | None  # None: no take can go in the cut
     source: PickSource
 

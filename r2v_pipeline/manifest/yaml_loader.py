@@ -140,6 +140,8 @@ class _Stop(Exception):
 
 @dataclass
 class _Frame:
+    """A mapping or sequence being built while its events are read."""
+
     container: Any  # dict or list; None for a frame that only swallows an unusable node
     path: PathKey
     key: Any = None  # a mapping's pending key

@@ -11,7 +11,8 @@ or filled with silence to that grid, so it stays in step with the picture.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Literal, Protocol, Sequence, cast
@@ -39,6 +40,8 @@ class ConcatError(Exception):
 
 @dataclass(frozen=True)
 class VideoFormat:
+    """What a copied picture track must share with the others."""
+
     codec: str
     width: int
     height: int
@@ -53,6 +56,8 @@ class VideoFormat:
 
 @dataclass(frozen=True)
 class AudioFormat:
+    """What a copied sound track must share with the others."""
+
     codec: str
     rate: int
     layout: str
@@ -79,10 +84,42 @@ class Clip:
     audio_packet: Fraction = Fraction(0)  # what one packet decodes to
     frames: int = 0  # pictures: video packets with data
     frame_rate: float = 30.0  # as an editor's timeline gives it (the stream's average rate)
+    kept: Kept | None = field(default=None, compare=False, repr=False)  # its packets, when read with keep=True
+
+
+class Kept:
+    """A clip's packets as its reading found them, for one copy: the join takes them
+    instead of reading the file again. Taken once (a copy re-times them in place), so
+    a second join of the same clip reads the file. The file stays open until then:
+    the packets belong to its streams."""
+
+    def __init__(self, packets: list[Packet], source: InputContainer, video: VideoStream, audio: AudioStream | None):
+        self._packets: list[Packet] | None = packets
+        self._source = source
+        self.clocks = _Clocks(video, audio)
+
+    def take(self) -> list[Packet] | None:
+        packets, self._packets = self._packets, None
+        return packets
+
+    def close(self) -> None:
+        self._packets = None
+        self._source.close()
+
+
+class _Clocks:
+    """What a copy needs of an input's streams besides their packets."""
+
+    def __init__(self, video: VideoStream, audio: AudioStream | None):
+        self.video_index, self.video_time_base = video.index, video.time_base
+        self.audio_time_base = audio.time_base if audio is not None else None
+        self.audio = _AudioTicks.of(audio) if audio is not None else None
 
 
 @dataclass(frozen=True)
 class Concatenated:
+    """What a join wrote, and how."""
+
     path: Path
     seconds: float  # the sum of the inputs' picture lengths
     inputs: tuple[float, ...]  # each input's picture length
@@ -157,18 +194,28 @@ def join_clips(clips: Sequence[Clip], output: str | os.PathLike[str]) -> Concate
 
 # --- what the inputs are ------------------------------------------------------
 
+# Opening a file decodes its first pictures to learn their pixel format; one
+# decoder thread does it at less cost than a pool started for a few frames.
+PROBE_OPTIONS = {"threads": "1"}
 
-def read_clip(path: Path, label: str | None = None) -> Clip:
-    """Formats and lengths of an input, from its packets; raises ConcatError."""
+
+def read_clip(path: Path, label: str | None = None, *, keep: bool = False) -> Clip:
+    """Formats and lengths of an input, from its packets; raises ConcatError.
+    ``keep``: the clip holds its packets (``Clip.kept``), so a join that copies
+    them reads the file once in all (the caller weighs the memory and open files)."""
     label = label or path.name
     try:
-        with av.open(os.fspath(path)) as source:
-            return _read_clip(source, path, label)
+        with ExitStack() as open_until:
+            source = open_until.enter_context(av.open(os.fspath(path), options=PROBE_OPTIONS))
+            clip = _read_clip(source, path, label, keep)
+            if clip.kept is not None:
+                open_until.pop_all()  # kept packets point at its streams: closed once they are copied
+            return clip
     except (av.FFmpegError, OSError) as error:
         raise ConcatError(f"{label}: cannot read {path}: {error}") from None
 
 
-def _read_clip(source: InputContainer, path: Path, label: str) -> Clip:
+def _read_clip(source: InputContainer, path: Path, label: str, keep: bool = False) -> Clip:
     if not source.streams.video:
         raise ConcatError(f"{label}: {path} has no picture")
     v = source.streams.video[0]
@@ -181,13 +228,16 @@ def _read_clip(source: InputContainer, path: Path, label: str) -> Clip:
     frame = (Fraction(1) / video.rate if video.rate else Fraction(1, 30)) / v_tb
     v_span = _Span()
     a_span = _Span()
-    a_ticks = _AudioTicks(a) if a is not None else None
+    a_ticks = _AudioTicks.of(a) if a is not None else None
     audio_packet = 0  # ticks
     keyframe: bool | None = None
     frames = 0
+    packets: list[Packet] = []
     for packet in source.demux(*([v] + ([a] if a is not None else []))):
         if packet.size == 0:
             continue
+        if keep:
+            packets.append(packet)
         pts = packet.pts
         if packet.stream_index == v.index:
             frames += 1
@@ -222,11 +272,14 @@ def _read_clip(source: InputContainer, path: Path, label: str) -> Clip:
         audio_packet=audio_packet * a_ticks.time_base if a_ticks is not None else Fraction(0),
         frames=frames,
         frame_rate=float(v.average_rate or v.guessed_rate or 30),
+        kept=Kept(packets, source, v, a) if keep else None,
     )
 
 
 @dataclass
 class _Span:
+    """The first and last moment a stream's packets cover, in its ticks."""
+
     start: Fraction | int | None = None
     end: Fraction | int = 0
 
@@ -242,13 +295,15 @@ class _AudioTicks:
     (AAC: 1024 samples), though the container may mark the last one shorter (the
     edit list's trim). Whole ticks where the stream counts samples (MP4's AAC does)."""
 
-    def __init__(self, stream: AudioStream):
-        self.time_base = Fraction(stream.time_base or Fraction(1, stream.codec_context.sample_rate))
-        self.rate = stream.codec_context.sample_rate
-        self.frame_size = stream.codec_context.frame_size
-        self.per_sample = 1 / (self.time_base * self.rate)  # ticks per sample
-        if self.per_sample.denominator == 1:
-            self.per_sample = int(self.per_sample)
+    def __init__(self, time_base: Fraction, rate: int, frame_size: int):
+        self.time_base, self.rate, self.frame_size = time_base, rate, frame_size
+        per_sample = 1 / (time_base * rate)  # ticks per sample
+        self.per_sample: Fraction | int = int(per_sample) if per_sample.denominator == 1 else per_sample
+
+    @classmethod
+    def of(cls, stream: AudioStream) -> _AudioTicks:
+        rate = stream.codec_context.sample_rate
+        return cls(Fraction(stream.time_base or Fraction(1, rate)), rate, stream.codec_context.frame_size)
 
     def length(self, duration: int | None) -> Fraction | int:
         if not duration:
@@ -365,15 +420,28 @@ def _header_says(source: InputContainer, clip: Clip, sound: bool) -> bool:
 
 def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> None:
     """Feed one input's packets to the tracks; ``start`` is where it begins in the output."""
+    copier, sound_copier = video if isinstance(video, _Copier) else None, audio if isinstance(audio, _Copier) else None
+    copying = copier is not None and (audio is None or sound_copier is not None)
     try:
+        kept = clip.kept.take() if copying and clip.kept is not None else None
+        if kept is not None and clip.kept is not None and copier is not None:
+            try:
+                _copy(kept, clip.kept.clocks, clip, start, copier, sound_copier)
+            finally:
+                clip.kept.close()
+            return
         with _open_for(clip, video, audio) as source:
+            v = source.streams.video[0]
+            a = source.streams.audio[0] if audio is not None and source.streams.audio else None
+            packets = source.demux(*([v] if a is None else [v, a]))
+            if copying and copier is not None:
+                _copy(packets, _Clocks(v, a), clip, start, copier, sound_copier)
+                return
             video.open_clip(clip, start, source)
-            streams: list[VideoStream | AudioStream] = [source.streams.video[0]]
             if audio is not None:
                 audio.open_clip(clip, start, source)
-                streams += source.streams.audio[:1]
-            for packet in source.demux(*streams):
-                if packet.stream.type == "video":
+            for packet in packets:
+                if packet.stream_index == v.index:
                     video.packet(packet)
                 elif audio is not None:
                     audio.packet(packet)
@@ -382,6 +450,20 @@ def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> N
                 audio.close_clip()
     except av.FFmpegError as error:
         raise ConcatError(f"{clip.label}: {clip.path}: {error}") from None
+
+
+def _copy(packets: Iterable[Packet], clocks: _Clocks, clip: Clip, start: Fraction, video: _Copier, audio: _Copier | None) -> None:
+    """One input's packets into the copied tracks: the loop every packet of a cut goes through."""
+    video.open_copy(clip, start, clocks.video_time_base, None)
+    if audio is not None:
+        audio.open_copy(clip, start, clocks.audio_time_base, clocks.audio)
+    video_index, put_video = clocks.video_index, video.packet
+    put_audio = audio.packet if audio is not None else None
+    for packet in packets:
+        if packet.stream_index == video_index:
+            put_video(packet)
+        elif put_audio is not None:
+            put_audio(packet)
 
 
 def _mux(out: OutputContainer, packets: Iterable[Packet]) -> None:
@@ -401,7 +483,7 @@ class _Copier:
     """
 
     def __init__(self, out: OutputContainer, template: VideoStream | AudioStream):
-        self.out = out
+        self.mux = out.mux_one
         self.kind = template.type
         self.stream = out.add_stream_from_template(template)
         self.time_base = Fraction(template.time_base or Fraction(1, 90000))
@@ -413,43 +495,63 @@ class _Copier:
         self.end2: Fraction | int = 0  # twice where this input's picture ends
         self.scale: Fraction | int = 1  # output ticks per input tick
         self.done = False
+        self.restamp = False  # the input's ticks are not the output's: packets say which they are in
+        self.samples = False
         self.sound: _AudioTicks | None = None
 
     def open_clip(self, clip: Clip, start: Fraction, source: InputContainer) -> None:
-        stream = source.streams.audio[0] if self.kind == "audio" else source.streams.video[0]
-        self.scale = _whole(Fraction(stream.time_base or self.time_base) / self.time_base)
+        if self.kind == "audio":
+            stream = source.streams.audio[0]
+            self.open_copy(clip, start, stream.time_base, _AudioTicks.of(stream))
+        else:
+            self.open_copy(clip, start, source.streams.video[0].time_base, None)
+
+    def open_copy(self, clip: Clip, start: Fraction, time_base: Fraction | None, sound: _AudioTicks | None) -> None:
+        """The next input, its stream's ticks ``time_base``; ``sound`` for the sound track."""
+        self.scale = _whole(Fraction(time_base or self.time_base) / self.time_base)
         self.shift = _whole((start - clip.start) / self.time_base)
         self.end2 = _whole(2 * (start + clip.seconds) / self.time_base)
         self.done = False
-        self.sound = _AudioTicks(stream) if self.kind == "audio" else None
+        self.restamp = not time_base or Fraction(time_base) != self.time_base
+        self.sound = sound
+        # Sound counted in samples on the output's clock (MP4's AAC): a packet's length is
+        # its duration, at least a codec frame; worked out here rather than by _AudioTicks.
+        self.samples = sound is not None and sound.per_sample == 1 and self.scale == 1
 
     def packet(self, packet: Packet) -> None:
         pts = packet.pts
-        if pts is None or packet.size == 0 or self.done:
+        if pts is None or self.done or packet.size == 0:
             return
-        scale, shift = self.scale, self.shift
-        at = pts * scale + shift
-        dts = packet.dts * scale + shift if packet.dts is not None else at
-        duration = (packet.duration or 0) * scale
-        if self.sound is not None:
-            length = self.sound.length(packet.duration) * scale
+        scale, shift, sound = self.scale, self.shift, self.sound
+        if sound is None:
+            dts = packet.dts
+            out_pts = round(pts * scale + shift)
+            out_dts = round(dts * scale + shift) if dts is not None else out_pts
+            duration = round((packet.duration or 0) * scale)
+        else:
+            duration = packet.duration
+            if self.samples:
+                length = duration if duration and duration > sound.frame_size else sound.frame_size
+            else:
+                length = sound.length(duration) * scale
             if self.cursor is None:
-                self.cursor = at  # the first input's priming stays before zero: the MP4's edit list hides it
+                self.cursor = pts * scale + shift  # the first input's priming stays before zero: the MP4's edit list hides it
             if 2 * self.cursor + length > self.end2:
                 self.done = True  # the rest of this input's sound lies past its picture
                 return
-            at = dts = self.cursor
-            duration = length
+            out_pts = out_dts = round(self.cursor)
+            duration = round(length)
             self.cursor += length
-        out_pts, out_dts = round(at), round(dts)
-        if self.last_dts is not None and out_dts <= self.last_dts:  # the muxer takes strictly rising dts only
-            out_dts = self.last_dts + 1
+        last = self.last_dts
+        if last is not None and out_dts <= last:  # the muxer takes strictly rising dts only
+            out_dts = last + 1
             out_pts = max(out_pts, out_dts)
         self.last_dts = out_dts
         packet.stream = self.stream
-        packet.time_base = self.time_base
-        packet.pts, packet.dts, packet.duration = out_pts, out_dts, round(duration)
-        self.out.mux(packet)
+        if self.restamp:  # else demuxing stamped the packet with these very ticks
+            packet.time_base = self.time_base
+        packet.pts, packet.dts, packet.duration = out_pts, out_dts, duration
+        self.mux(packet)
 
     def close_clip(self) -> None:
         pass

@@ -298,6 +298,8 @@ def _seconds(microseconds: int | None) -> float | None:
 
 @dataclass
 class _Scan:
+    """What a pass over a file's packets found."""
+
     packets: int = 0  # of the main stream, with data
     decoded: bool = False  # the main stream gave a frame
     end: float | None = None  # where the last packet of any stream ends, in seconds

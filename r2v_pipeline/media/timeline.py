@@ -12,10 +12,12 @@ Media references are relative to the timeline file, so the folder can move.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from xml.etree import ElementTree
 
 import av
@@ -24,6 +26,11 @@ import opentimelineio as otio
 from ..files import write_atomically
 
 TIMELINE_FORMATS = {"otio_json": ".otio", "fcp_xml": ".xml", "cmx_3600": ".edl"}  # adapter → file ending
+# The package holding each adapter that OTIO does not carry itself. Its write
+# function is found from the package's own plugin manifest, not through OTIO's
+# active manifest: finding that one scans every installed distribution's entry
+# points, which costs more than writing a cut's three files.
+ADAPTER_PACKAGES = {"fcp_xml": "otio_fcp_adapter", "cmx_3600": "otio_cmx3600_adapter"}
 METADATA_KEY = "r2v"
 
 
@@ -99,14 +106,28 @@ def write_timelines(timeline: otio.schema.Timeline, stem: Path) -> list[Path]:
         path = stem.with_name(stem.name + ending)
         source = _main_only(timeline) if adapter == "cmx_3600" else timeline
         try:
-            text = otio.adapters.write_to_string(source, adapter_name=adapter)
-        except (otio.exceptions.OTIOError, ValueError, TypeError) as error:
+            text = _writer(adapter)(source)
+        except (otio.exceptions.OTIOError, ValueError, TypeError, ImportError) as error:
             raise TimelineError(f"{path.name}: {error}") from None
         if adapter == "fcp_xml":
             text = _disable_upper_tracks(text)
         _write(path, text)
         written.append(path)
     return written
+
+
+@functools.cache
+def _writer(adapter: str) -> Callable[[otio.schema.Timeline], str]:
+    """The adapter's write_to_string, loaded as OTIO's plugin system loads it; ImportError when absent."""
+    package = ADAPTER_PACKAGES.get(adapter)
+    if package is None:  # one of OTIO's own
+        return importlib.import_module(f"opentimelineio.adapters.{adapter}").write_to_string  # type: ignore[no-any-return]
+    manifest = Path(importlib.import_module(package).__file__ or "").parent / "plugin_manifest.json"
+    try:
+        plugin = otio.plugins.manifest.manifest_from_file(str(manifest)).from_name(adapter)
+    except (OSError, otio.exceptions.OTIOError) as error:
+        raise ImportError(f"the {adapter} adapter's plugin manifest: {error}") from None
+    return plugin.module().write_to_string  # type: ignore[no-any-return]
 
 
 def _clip(take: Clip, folder: Path, duration: otio.opentime.RationalTime | None = None) -> otio.schema.Clip:

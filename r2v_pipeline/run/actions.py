@@ -12,7 +12,7 @@ from ..plan.planner import PlannedShot
 from .ledger_store import LedgerView, ShotRecord
 from .selection import Selection
 from .states import Action, LedgerState
-from .store import VideoStore, sidecars_kept
+from .store import Stores as Stores, VideoStore, sidecars_kept  # Stores: where its callers have found it
 
 RESULT_LIFE = 24 * 3600.0  # a result URL serves the video this long [doc]
 
@@ -31,26 +31,6 @@ class Decision:
     @property
     def spends(self) -> bool:
         return self.action.spends
-
-
-class Stores:
-    """The video store of each output folder a plan writes into."""
-
-    def __init__(self) -> None:
-        self._stores: dict[Path, VideoStore] = {}
-        self._named: dict[tuple[Path, Path], VideoStore] = {}  # (store folder as planned, episode folder): each noted once
-
-    def of(self, shot: PlannedShot) -> VideoStore:
-        named = (shot.store_dir, shot.output.parent)
-        store = self._named.get(named)
-        if store is None:
-            root = shot.store_dir.resolve()
-            store = self._stores.get(root)
-            if store is None:
-                store = self._stores[root] = VideoStore(root)
-            store.scan_legacy(shot.output.parent)
-            self._named[named] = store
-        return store
 
 
 def decide_all(shots: Sequence[PlannedShot], ledger: LedgerView | None, stores: Stores, selection: Selection, now: float) -> dict[str, Decision]:

@@ -24,11 +24,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..files import write_atomically
 from ..media.local_file import file_sha256
 from ..media.thumbnail import THUMBS_FOLDER
+
+if TYPE_CHECKING:
+    from ..plan.planner import PlannedShot
 
 SUPERSEDED = "superseded"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -366,6 +369,26 @@ _READ: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
 _READ_LIMIT = 100_000  # entries; a long-lived process (the review server) starts afresh past it
 SETTLED = 2.0  # seconds unchanged before a file's data is kept: any later write gives it a newer time
 _KEEPING: ContextVar[bool] = ContextVar("r2v_sidecars_kept", default=False)
+
+
+class Stores:
+    """The video store of each output folder a plan writes into."""
+
+    def __init__(self) -> None:
+        self._stores: dict[Path, VideoStore] = {}
+        self._named: dict[tuple[Path, Path], VideoStore] = {}  # (store folder as planned, episode folder): each noted once
+
+    def of(self, shot: PlannedShot) -> VideoStore:
+        named = (shot.store_dir, shot.output.parent)
+        store = self._named.get(named)
+        if store is None:
+            root = shot.store_dir.resolve()
+            store = self._stores.get(root)
+            if store is None:
+                store = self._stores[root] = VideoStore(root)
+            store.scan_legacy(shot.output.parent)
+            self._named[named] = store
+        return store
 
 
 @contextmanager
