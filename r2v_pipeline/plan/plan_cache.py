@@ -8,8 +8,8 @@ warnings, everything else the plan was made from:
 - every file planning read, each with where it led and the hash of its bytes, and
   the files it looked for and did not find (a selects file written later), checked
   again byte for byte on every use (manifest/reads.py notes them where they are read);
-- the code: r2v's version, the body format, the bytes of every file of the package,
-  the third-party libraries planning runs (by size and time), Python's version;
+- the code: r2v's version, the body format, every file of the package and the
+  third-party libraries planning runs (by size, inode and times), Python's version;
 - the registered providers' tables.
 
 Anything different, or an entry that is damaged, unreadable or from another
@@ -108,19 +108,16 @@ def current_setup(paths: list[Path], options: PlanOptions) -> Setup:
 
 
 def code_identity(package: Path) -> str:
-    """Every file of the package (not the byte-compiled ones) by path and bytes: an edit
-    that keeps a file's size and time (a copy with times kept, an archive unpacked) still
-    counts; about 4 ms for the whole package. Each library's entry module by path, size
-    and time: an upgrade of a library rewrites its files."""
+    """Every file of the package (not the byte-compiled ones) and each library's entry
+    module, by path, size, inode, modification and change time. The change time is the
+    kernel's own (no tool sets it): an edit that keeps a file's size and modification
+    time (a copy keeping times, an archive unpacked) still changes it, as git's index
+    relies on. Hashing the package's bytes instead cost twice as long on every command."""
     digest = hashlib.sha256()
     for folder, subfolders, files in os.walk(package):
         subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
         for name in sorted(files):
-            path = os.path.join(folder, name)
-            try:
-                digest.update(f"{path}:{hashlib.sha256(Path(path).read_bytes()).hexdigest()}\n".encode())
-            except OSError:
-                digest.update(f"{path}:-\n".encode())
+            _add_file(digest, os.path.join(folder, name))
     for library in _LIBRARIES:
         spec = importlib.util.find_spec(library)
         if spec is None or spec.origin is None:
@@ -133,7 +130,7 @@ def code_identity(package: Path) -> str:
 def _add_file(digest: Any, path: str) -> None:
     try:
         info = os.stat(path)
-        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+        digest.update(f"{path}:{info.st_size}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}\n".encode())
     except OSError:
         digest.update(f"{path}:-\n".encode())
 
