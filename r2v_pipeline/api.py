@@ -150,6 +150,8 @@ class InvalidInput(Exception):
 
 @dataclass(frozen=True)
 class Validation:
+    """What validating the manifests found: every diagnostic, and how many episodes, shots and requests they hold."""
+
     diagnostics: tuple[Diagnostic, ...]
     episodes: int
     shots: int
@@ -197,6 +199,8 @@ class PlannedShot:
 
 @dataclass(frozen=True)
 class Plan:
+    """The planned shots (with what each would do now), their currency, and the budgets a run would cross."""
+
     shots: tuple[PlannedShot, ...]
     currency: str | None
     budget_problems: tuple[str, ...]  # a budget the shots to submit would cross: a run refuses
@@ -252,6 +256,8 @@ class ShotResult:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How a run ended: its exit code, each shot's outcome and where its reports are."""
+
     exit_code: int  # as ``r2v run`` exits (exits.MEANINGS)
     shots: tuple[ShotResult, ...]  # empty when the run could not start
     report_dir: Path
@@ -286,6 +292,8 @@ class ShotState:
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """One event of a shot's history in the ledger."""
+
     at: datetime
     event: str
     detail: str | None
@@ -309,6 +317,8 @@ class Version:
 
 @dataclass(frozen=True)
 class ShotHistory:
+    """Every version of one shot the ledger knows, newest first."""
+
     key: str
     versions: tuple[Version, ...]  # newest first; empty when no run touched the shot
 

@@ -32,6 +32,8 @@ from .run.work import RunOptions
 
 @dataclass(frozen=True, kw_only=True)  # by name: the fields grow, and a shifted position would be silent
 class RunRequest:
+    """How to run a plan: run options, simulator, logging, reports, ledger."""
+
     options: RunOptions = field(default_factory=RunOptions)
     simulate: SimulateOptions | None = None
     attach: str | None = None  # URL of a simulator started with ``r2v sim``

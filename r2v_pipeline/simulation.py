@@ -57,6 +57,8 @@ class Simulation:
 
 @dataclass(frozen=True)
 class SimulateOptions:
+    """How the embedded simulator runs: time scale, seed, faults, where it keeps its state."""
+
     time_scale: float = 0.02
     seed: int = 0
     faults: str = ""

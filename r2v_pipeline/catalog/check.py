@@ -22,6 +22,8 @@ CODE_TOO_LARGE = "BadRequest.TooLarge"
 
 @dataclass(frozen=True)
 class Violation:
+    """One way a request breaks a model's rules, said where the provider would say it."""
+
     topic: str  # the rule: a setting name, "references", "reference", "first_frame", "voice", …
     field: str  # where in the body, as the provider would name it
     message: str  # for a person

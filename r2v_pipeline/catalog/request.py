@@ -15,6 +15,8 @@ LOCAL_SCHEME = "local"
 
 @dataclass(frozen=True)
 class LocalFile:
+    """A file on this machine a request sends, with what checking found in it."""
+
     path: Path  # absolute
     shown: str  # as messages and plans show it
     info: MediaInfo

@@ -24,6 +24,8 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Read:
+    """One file planning read (or looked for), as the plan cache checks it again."""
+
     path: str  # as planning named it (relative paths start at the working folder)
     resolved: str  # where it led, links followed: identities and placeholders come from it
     content: str | None  # sha256 of the bytes, ABSENT or OTHER; None: only where it leads counts

@@ -38,6 +38,8 @@ class Unsure(Exception):
 
 @dataclass(frozen=True)
 class Layout:
+    """What an MP4's index says: brand, length, picture size, sound, and where its last sample ends."""
+
     brand: bytes  # the ftyp box's major brand
     seconds: float | None
     width: int | None  # the first video track's coded size
@@ -174,6 +176,8 @@ def _moov(buf: bytes, brand: bytes) -> Layout:
 
 @dataclass(frozen=True)
 class _Track:
+    """One track's facts from its boxes."""
+
     handler: bytes
     seconds: float | None
     width: int | None
@@ -248,6 +252,8 @@ def _visual_size(buf: bytes, start: int, end: int) -> tuple[int | None, int | No
 
 @dataclass(frozen=True)
 class _Sizes:
+    """A track's sample sizes, fixed or one each, to add up spans of samples."""
+
     count: int
     fixed: int  # every sample's size, or 0: each is in ``prefix``
     prefix: list[int]  # bytes before each sample (count + 1 entries) when sizes vary

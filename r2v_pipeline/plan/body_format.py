@@ -26,6 +26,8 @@ Undo = Callable[[ModelSpec, dict[str, Any], frozenset[str]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class FormatChange:
+    """One change of how request bodies are written, and how to write a body the way before it did."""
+
     format: int  # the format this change began
     version: str  # the r2v version that made it
     what: str  # for people

@@ -26,6 +26,8 @@ class Billable(Protocol):
 
 @dataclass(frozen=True)
 class Budget:
+    """A spending limit in seconds and/or money, over one episode or everything planned."""
+
     scope: str  # how messages name it
     seconds: Decimal | None = None
     money: Decimal | None = None

@@ -31,6 +31,8 @@ class Decided(Protocol):
 
 @dataclass(frozen=True)
 class _NotMade:
+    """The decision for a shot no ledger knows: it has not been made."""
+
     action: Action = Action.SUBMIT
     reason: str = "not made yet"
     changes: tuple[str, ...] = ()

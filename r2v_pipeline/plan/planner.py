@@ -82,6 +82,8 @@ class EarlierFormat:
 
 @dataclass(frozen=True)
 class PlannedReference:
+    """One reference a shot sends: whose, in which role, and how the prompt names it."""
+
     name: str  # cast name, "first_frame" or "voice"
     role: str  # image | video | storyboard | first_frame | voice
     label: str | None  # how the prompt names it
@@ -92,6 +94,8 @@ class PlannedReference:
 
 @dataclass(frozen=True)
 class PlannedShot:
+    """One take of one shot, planned: the request to send, what it bills and costs, and its fingerprint."""
+
     series: str
     episode: str
     shot: str
@@ -151,6 +155,8 @@ class PlannedShot:
 
 @dataclass(frozen=True)
 class PlanOptions:
+    """What the command line (or the API) sets for planning, above the manifests."""
+
     provider: str | None = None
     region: str | None = None
     base_url: str | None = None
@@ -164,6 +170,8 @@ class PlanOptions:
 
 @dataclass
 class Plan:
+    """Every planned shot of the episodes given, with their currency and budgets."""
+
     shots: list[PlannedShot]
     episodes: list[Episode]
     currency: str | None = None

@@ -106,6 +106,8 @@ _JINJA_MARKS = ("{{", "{%", "{#", "\r")
 
 @dataclass(frozen=True)
 class Template:
+    """A compiled prompt: Jinja's template, or the parts of a simple one rendered without Jinja."""
+
     source: str
     compiled: jinja2.Template | None  # None: a simple template, rendered from ``parts``
     parts: tuple[Any, ...]  # simple: text, or (name, filters) for each {{ name | filter }}

@@ -531,6 +531,8 @@ _TEXTS = "__r2v_texts"
 
 @dataclass(frozen=True)
 class _Shape:
+    """A template skeleton compiled once, shared by the prompts that differ only in their text."""
+
     compiled: jinja2.Template
     names: frozenset[str]
     name_lines: Mapping[str, int]

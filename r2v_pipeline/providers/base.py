@@ -20,11 +20,15 @@ from ..catalog.request import OutgoingRequest
 
 @dataclass(frozen=True)
 class Submitted:
+    """A submit the provider answered with a task: paid for."""
+
     task_id: str
 
 
 @dataclass(frozen=True)
 class Refused:
+    """A submit the provider refused: no task was made."""
+
     code: str
     message: str
     status: int
@@ -32,6 +36,8 @@ class Refused:
 
 @dataclass(frozen=True)
 class Busy:
+    """A submit the provider turned away for now (rate limit, full queue): no task was made, try again."""
+
     code: str
     message: str
     retry_after: float | None = None
@@ -39,12 +45,16 @@ class Busy:
 
 @dataclass(frozen=True)
 class Unsent:
+    """A submit that provably never reached the provider."""
+
     message: str
     unreachable: bool = False  # no connection could be made at all (refused, DNS, connect timeout)
 
 
 @dataclass(frozen=True)
 class Unknown:
+    """A submit whose answer was lost: a task may or may not exist."""
+
     message: str
 
 
@@ -55,6 +65,8 @@ TaskState = Literal["pending", "running", "succeeded", "failed", "canceled", "un
 
 @dataclass(frozen=True)
 class TaskStatus:
+    """A task as the provider reports it: state, video URL, usage, error, times."""
+
     state: TaskState
     video_url: str | None = None
     usage: dict[str, Any] | None = None

@@ -31,6 +31,8 @@ _CHUNK = 256 * 1024
 
 @dataclass
 class ReviewServer:
+    """The review page's HTTP server on loopback, its thread and its access token."""
+
     server: ThreadingHTTPServer
     thread: threading.Thread | None
     token: str

@@ -21,6 +21,8 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Take:
+    """One take of a shot on the review page, with its video when made."""
+
     number: int
     planned: PlannedShot
     media: str | None  # the page's URL of its video, when made
@@ -28,6 +30,8 @@ class Take:
 
 @dataclass(frozen=True)
 class ReviewEpisode:
+    """An episode's takes by shot, as the review page shows them."""
+
     key: str  # series/episode
     episode: Episode
     takes: Mapping[str, tuple[Take, ...]]  # shot id → its takes, in number order

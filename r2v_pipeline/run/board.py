@@ -51,6 +51,8 @@ class BoardShot:
 
 @dataclass
 class Row:
+    """One shot's row on the live board."""
+
     shot: BoardShot
     state: str = "queued"
     event: str = ""

@@ -49,6 +49,8 @@ DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, 
 
 @dataclass(frozen=True)
 class Fetched:
+    """A downloaded video, still under its partial name, and what checking found in it."""
+
     path: Path
     info: MediaInfo
 

@@ -21,6 +21,8 @@ from .store import SUPERSEDED, StoredVideo, VideoStore, read_json, sidecar_path
 
 @dataclass(frozen=True)
 class Garbage:
+    """A stored video no manifest names, with the other names it has in the output folder."""
+
     stored: StoredVideo
     links: tuple[Path, ...]  # other names of the same video in the output folder, removed with it
 
@@ -50,6 +52,8 @@ class Garbage:
 
 @dataclass(frozen=True)
 class Collection:
+    """What r2v gc found: the garbage, how many stored videos are still named, and episodes it could not judge."""
+
     garbage: list[Garbage]
     named: int  # stored videos the manifests still name
     elsewhere: list[str]  # episodes with stored videos whose manifests were not given

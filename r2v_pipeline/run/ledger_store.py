@@ -19,6 +19,8 @@ from .states import LedgerState
 
 @dataclass(frozen=True)
 class ShotRecord:
+    """One shot's row in the ledger: its request, state, task, video and payment."""
+
     fingerprint: str
     key: str
     provider: str

@@ -20,6 +20,8 @@ SLACK = 0.005  # poll this fraction after a predicted finish, so the task is don
 
 @dataclass(frozen=True)
 class PollPolicy:
+    """When a task is asked about: the first question, the widest gap, the narrowest."""
+
     first: float = 30.0  # prior: the first question, provider seconds after the start
     interval: float = 15.0  # the provider's recommended interval, and the widest gap
     min_gap: float = 1.0

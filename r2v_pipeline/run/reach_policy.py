@@ -18,5 +18,7 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class ReachPolicy:
+    """How long a run keeps trying through an outage, and how often it probes."""
+
     patience: float = 300.0  # wall seconds of continuous outage before the run gives up
     backoff: Backoff = Backoff(base=1.0, factor=2.0, cap=15.0, attempts=0)  # wall seconds between probes

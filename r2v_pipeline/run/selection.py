@@ -15,6 +15,8 @@ from ..plan.planner import PlannedShot
 
 @dataclass(frozen=True)
 class Selection:
+    """Which shots a command works on, and which it makes again."""
+
     only: Sequence[str] = ()  # glob patterns over shot keys or ids; empty: all
     force: Sequence[str] = ()  # make these again even if done
     retry_failed: bool = False

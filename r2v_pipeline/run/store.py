@@ -39,6 +39,8 @@ READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 @dataclass(frozen=True)
 class StoredVideo:
+    """A paid video in the content-addressed store, with its provenance."""
+
     fingerprint: str
     path: Path
     meta: dict[str, Any]

@@ -22,6 +22,8 @@ from .store import VideoStore
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How a run behaves: selection, retries and their backoffs, polling, outage patience, timing windows."""
+
     selection: Selection = Selection()
     max_resubmits: int = 2  # new submissions after transient task failures
     submit_backoff: Backoff = Backoff(base=1.0, cap=60.0, attempts=8)

@@ -39,6 +39,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class SimConfig:
+    """Everything the simulator is started with: address, time scale, seed, faults, quotas, keys."""
+
     host: str = "127.0.0.1"  # loopback only
     port: int = 0  # 0: any free port
     time_scale: float = 1.0  # wall seconds per provider second: 0.01 runs 100 times faster

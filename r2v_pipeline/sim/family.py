@@ -25,6 +25,8 @@ RouteHandler = Callable[["SimState", HttpRequest, "Call", Mapping[str, str]], Aw
 
 @dataclass(frozen=True)
 class FamilyRoute:
+    """One route of a provider family: method, path, what it is, its handler and rate group."""
+
     method: str
     template: str  # below the family's base path, with {name} for a segment the handler receives
     kind: str  # what it is, for fault scopes and the ledger
@@ -34,6 +36,8 @@ class FamilyRoute:
 
 @dataclass(frozen=True)
 class Family:
+    """One provider's API as the simulator serves it: its routes, error shape, keys and limits."""
+
     shape: str  # the family's name in fault scopes and the ledger: a provider's own, or the one it imitates
     errors: ErrorShape  # how it words answers that are not about one request
     base_path: str  # below the simulator's base URL: the provider's API base

@@ -52,6 +52,8 @@ HTTP_KINDS = frozenset({"submit", "query", "list", "cancel", "policy", "upload",
 
 @dataclass(frozen=True)
 class FaultKind:
+    """One kind of fault the spec can name: its effect, arguments and the endpoints it hits."""
+
     effect: Effect
     status: int | None  # the HTTP status of a "reply" fault
     args: Literal["p", "p:seconds", "n[:p]", "account:n"]
@@ -80,6 +82,8 @@ class FaultSpecError(ValueError):
 
 @dataclass(frozen=True)
 class FaultItem:
+    """One fault of a spec, as parsed: name, probability, arguments, scope."""
+
     name: str
     probability: float
     seconds: float = 0.0  # slow
@@ -104,6 +108,8 @@ class FaultItem:
 
 @dataclass(frozen=True)
 class FaultSpec:
+    """A parsed fault spec: its items in order."""
+
     items: tuple[FaultItem, ...] = ()
 
     @classmethod
@@ -117,6 +123,8 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class Decision:
+    """What the faults decided for one request: an effect, a delay, which items fired."""
+
     effect: Effect | None = None  # the first terminal effect that fired (spec order)
     status: int | None = None
     delay: float = 0.0  # wall seconds, summed over the slow items that fired

@@ -38,6 +38,8 @@ MODERATION = "DataInspectionFailed"
 
 @dataclass
 class Intake:
+    """A submit as the simulated model takes it: the request, what it refuses, truncates or ignores."""
+
     spec: ModelSpec
     request: Request
     rejected: list[Violation]  # answer 400 with these

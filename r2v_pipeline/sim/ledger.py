@@ -44,6 +44,8 @@ def content_fingerprint(spec: ModelSpec, request: Request, content: Mapping[str,
 
 @dataclass(frozen=True)
 class RequestEntry:
+    """One request the simulator answered (credentials removed)."""
+
     seq: int
     at: float  # provider time, epoch seconds
     method: str
@@ -61,6 +63,8 @@ class RequestEntry:
 
 @dataclass(frozen=True)
 class TaskEntry:
+    """One task the simulator made, with what it was asked and what it billed."""
+
     task_id: str
     provider: str
     model: str
@@ -95,6 +99,8 @@ def output_facts(output: Output) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class WebhookEntry:
+    """One webhook call the simulator made."""
+
     at: float
     task_id: str
     webhook_id: str

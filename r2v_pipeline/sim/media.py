@@ -35,6 +35,8 @@ UNDECLARED = "the simulator has no network and was told nothing of this URL (dec
 
 @dataclass
 class Resolved:
+    """What the simulator found at a request's media URLs: facts, content hashes, problems."""
+
     facts: dict[str, MediaInfo] = field(default_factory=dict)  # url -> probed facts
     content: dict[str, str] = field(default_factory=dict)  # url -> sha256 of its bytes
     problems: list[tuple[str, str]] = field(default_factory=list)  # (url, why it could not be downloaded)

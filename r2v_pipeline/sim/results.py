@@ -48,6 +48,8 @@ def video_key(output: Output) -> VideoKey:
 
 @dataclass
 class _Slot:
+    """A result being made once for everyone waiting on it."""
+
     ready: anyio.Event
     data: bytes | None = None
     error: BaseException | None = None

@@ -25,6 +25,8 @@ log = logging.getLogger("r2v_pipeline.sim")
 
 @dataclass(frozen=True)
 class Route:
+    """One route of the simulator's server: method, path, who answers and its handler."""
+
     method: str
     template: str  # a path, with {name} for a segment the handler receives
     family: str  # who answers: dashscope, oss, freepik, sim

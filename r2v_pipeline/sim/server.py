@@ -29,6 +29,8 @@ _CLOSED = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceErr
 
 @dataclass
 class HttpRequest:
+    """A request as the simulator's server read it."""
+
     method: str
     target: str  # as sent: path and query
     path: str
@@ -56,6 +58,8 @@ class HttpRequest:
 
 @dataclass
 class HttpResponse:
+    """An answer of the simulator's server, possibly cut short on purpose."""
+
     status: int
     body: bytes = b""
     content_type: str | None = "application/json"

@@ -43,6 +43,8 @@ class Call:
 
 @dataclass
 class SimState:
+    """Everything one running simulator holds: config, clock, ledger, tasks, uploads."""
+
     config: SimConfig
     base_url: str
     port: int

@@ -48,12 +48,16 @@ class Output:
 
 @dataclass(frozen=True)
 class Failure:
+    """Why a simulated task failed, in the provider's words."""
+
     code: str
     message: str
 
 
 @dataclass
 class Task:
+    """One simulated task: who made it, what was asked, and its life so far."""
+
     task_id: str
     provider: str  # "dashscope" | "freepik"
     account: str

@@ -30,6 +30,8 @@ REQUIRED_FIELDS = ("OSSAccessKeyId", "Signature", "policy", "key", "success_acti
 
 @dataclass(frozen=True)
 class Policy:
+    """A signed upload policy the simulator handed out."""
+
     text: str  # the base64 policy document the client sends back
     signature: str
     access_key_id: str
@@ -42,6 +44,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class StoredObject:
+    """A file uploaded to the simulated object store."""
+
     key: str
     account: str
     model: str
@@ -52,6 +56,8 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class FormPart:
+    """One part of a multipart form."""
+
     data: bytes
     filename: str | None = None
 
