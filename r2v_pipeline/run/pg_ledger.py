@@ -346,7 +346,7 @@ class PgLedger:
                 raise Lost(f"{fingerprint[:12]} moved on to {held.record.state} under another run")
             if self.in_progress(account) >= slots:
                 return False
-            where = {"endpoint": endpoint} if endpoint else {}
+            where: dict[str, Any] = {"endpoint": endpoint} if endpoint else {}
             self._set(held, LedgerState.SUBMITTING, now, submit_started=now, code=None, message=None, account=account, **where)
             if key is not None:
                 self._event(now, fingerprint, SENT_THROUGH, key)
