@@ -46,11 +46,6 @@ def recording() -> Iterator[list[Read]]:
         _reads.reset(token)
 
 
-def active() -> bool:
-    """Whether a read is being recorded (so a hash is only made when it is wanted)."""
-    return _reads.get() is not None
-
-
 def note(
     path: str | os.PathLike[str], content: str | None, resolved: str | os.PathLike[str] | None = None, size: int | None = None
 ) -> None:
