@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .files import write_atomically
+from .helper_process import Helper
 from .manifest.load import display_name
 from .media.clip_cache import ClipCache, default_folder as clip_cache_folder
 from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, read_clip
 from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
-from .media.timeline import Clip, Slot, TimelineError, build_timeline, count_frames, write_timelines
+from .media.timeline_parts import TIMELINES, Clip, Slot, TimelineError, count_frames
 from .plan.planner import Plan, PlannedShot
 from .run.store import Stores, recorded_fingerprint, sidecar_path, write_json
 
@@ -184,33 +186,36 @@ def check_shot(shot: PlannedShot, stores: Stores, clips: ClipCache | None = None
     return Part(shot, problem=f"unreadable: {where}: its pictures cannot be read")
 
 
-def assemble(cut: Cut) -> Assembled:
-    """Join a ready cut's videos and write its sidecar; raises ConcatError."""
+def assemble(cut: Cut, helper: Helper | None = None) -> Assembled:
+    """Join a ready cut's videos and write its sidecar; raises ConcatError. Its timelines
+    are made by ``helper`` (a ``Helper`` of ``TIMELINES``; without one, here) while the
+    videos are joined, and written once the cut is."""
     clips = [p.clip for p in cut.parts if p.clip is not None]
     assert len(clips) == len(cut.parts), "assemble() takes a cut whose every shot is ready"
+    counted = {p.shot.output: (c.frames, c.frame_rate) for p, c in zip(cut.parts, clips)}  # what the join counts: each clip's as read
+    about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
+    texts = (helper or Helper(TIMELINES)).call("cut_texts", f"{cut.series} {cut.episode}", _slots(cut, counted), cut.output.parent, about, cut.output.with_suffix(""))
     joined = join_clips(clips, cut.output)
     try:
         info = probe_written(cut.output)  # its packets were all just read: the header says the rest
-        timelines = write_cut_timelines(cut, dict(zip((p.shot.output for p in cut.parts), joined.counted)))
+        timelines = []
+        for path, text in texts.result():
+            write_atomically(path, text)
+            timelines.append(path)
         write_json(sidecar_path(cut.output), _sidecar(cut, joined, info, timelines))
     except (OSError, TimelineError) as error:
         raise ConcatError(f"writing {cut.output}'s sidecar or timelines: {error}") from None
     return Assembled(cut, joined, info, tuple(timelines))
 
 
-def write_cut_timelines(cut: Cut, counted: dict[Path, tuple[int, float]] | None = None) -> list[Path]:
-    """The cut as an OpenTimelineIO timeline, FCP 7 XML and a CMX 3600 EDL beside the
-    MP4 (``ep01.mp4`` → ``ep01.otio``, ``ep01.xml``, ``ep01.edl``): picked takes on the
-    main track, the other takes as alternates, clip names the shot ids. ``counted``:
-    videos' pictures and frame rates the join already counted (the alternates' come
-    from their reading when the cut was planned; any others are read)."""
-    known = dict(counted or {})
+def _slots(cut: Cut, counted: dict[Path, tuple[int, float]]) -> list[Slot]:
+    """The cut for its timelines: picked takes on the main track, the other takes as
+    alternates, clip names the shot ids. ``counted``: videos' pictures and frame rates
+    known already (the alternates' come from their reading when the cut was planned;
+    any others are read)."""
+    known = dict(counted)
     known.update((a.shot.output, (a.clip.frames, a.clip.frame_rate)) for p in cut.parts for a in p.alternates if a.clip is not None)
-    slots = [Slot(_clip(p.shot, known), tuple(_clip(a.shot, known) for a in p.alternates)) for p in cut.parts]
-    folder = cut.output.parent
-    about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
-    timeline = build_timeline(f"{cut.series} {cut.episode}", slots, folder, about)
-    return write_timelines(timeline, cut.output.with_suffix(""))
+    return [Slot(_clip(p.shot, known), tuple(_clip(a.shot, known) for a in p.alternates)) for p in cut.parts]
 
 
 def _clip(shot: PlannedShot, counted: dict[Path, tuple[int, float]]) -> Clip:

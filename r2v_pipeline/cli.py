@@ -29,6 +29,7 @@ from .diagnostics import Diagnostics
 # pre-commit hook's `r2v validate` then start without the runner, the
 # simulator, HTTP clients, PyAV or sqlite3.
 if TYPE_CHECKING:
+    from .helper_process import Helper
     from .plan.planner import Plan, PlanOptions
     from .run.actions import Decision
     from .run.ledger_store import LedgerView
@@ -563,6 +564,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
+    from .helper_process import Helper
+    from .media.timeline_parts import TIMELINES
+
+    # Started first, before this process imports PyAV and plans: the helper's own start
+    # and OpenTimelineIO's import then overlap all of that, on another core.
+    with Helper.start(TIMELINES) as helper:
+        return _assemble(args, helper)
+
+
+def _assemble(args: argparse.Namespace, helper: Helper) -> int:
     from .assemble import assemble, plan_cuts  # PyAV's muxing: only when cutting
     from .media.concat import ConcatError
 
@@ -594,7 +605,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         return exits.FAILED
     for cut in cuts:
         try:
-            print(assemble(cut).summary())
+            print(assemble(cut, helper).summary())
         except ConcatError as error:
             say(f"r2v: cannot assemble {cut.key}: {error}")
             return exits.FAILED

@@ -21,10 +21,23 @@ os.umask(_UMASK)
 
 def temporary_beside(dest: Path, suffix: str = ".tmp") -> Path:
     """A new, empty file of this process's own beside ``dest`` (``.<name>.<random><suffix>``),
-    for a writer that needs a path; rename it over ``dest`` when done."""
+    for a writer that needs a path; rename it over ``dest`` when done. It has the mode
+    ``dest`` has, or a new file would get (as ``write_atomically``'s)."""
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-    os.close(fd)
+    try:
+        os.chmod(fd, _mode_for(dest))
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file at ``path``, or the one a plain open() would give a new one
+    (not mkstemp's private 0600: cuts, reports and timelines are for others to read)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
 
 
 def write_atomically(path: Path, data: str | bytes, sync: bool = False) -> None:
@@ -33,11 +46,7 @@ def write_atomically(path: Path, data: str | bytes, sync: bool = False) -> None:
     leaves no temporary file behind. A file that exists keeps its mode."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o666 & ~_UMASK
-        os.chmod(fd, mode)
+        os.chmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             if sync:

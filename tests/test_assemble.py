@@ -322,6 +322,39 @@ def test_takes_not_picked_ride_along_as_alternates(episode: Path, capsys: pytest
     assert len({t.duration().to_frames() for t in tracks}) == 1
 
 
+def test_timelines_made_by_the_helper_process_are_those_made_here(episode: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from r2v_pipeline import helper_process
+
+    make_videos(episode, ALL)
+    out = episode.parent / "out" / "show"
+    texts = {}
+    for cores in (2, 1):  # a helper process, then none (the timelines made in this process)
+        monkeypatch.setattr(helper_process, "_cores", lambda cores=cores: cores)
+        assert assemble(str(episode)) == 0
+        texts[cores] = {name: (out / name).read_text() for name in ("ep1.otio", "ep1.xml", "ep1.edl")}
+    assert texts[2] == texts[1]
+    assert "ep1/two-take3.mp4" in texts[2]["ep1.otio"]  # the alternates too
+
+
+def test_the_command_leaves_opentimelineio_to_its_helper(episode: Path) -> None:
+    """The cut's process never imports OTIO when a helper process makes the timelines."""
+    import subprocess
+    import sys
+
+    make_videos(episode, ALL)
+    script = (
+        "import sys\n"
+        "from r2v_pipeline import helper_process\n"
+        "helper_process._cores = lambda: 2\n"
+        "from r2v_pipeline.cli import main\n"
+        f"code = main(['assemble', {str(episode)!r}])\n"
+        "print('otio' if 'opentimelineio' in sys.modules else 'no otio', code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "no otio 0", done.stderr
+    assert (episode.parent / "out" / "show" / "ep1.edl").read_text().startswith("TITLE: show ep1")
+
+
 def test_alternates_at_other_frame_rates_keep_their_shots_place(tmp_path: Path) -> None:
     from r2v_pipeline.media.timeline import Clip, Slot, build_timeline
 

@@ -13,7 +13,7 @@ import pytest
 
 from r2v_pipeline.media.concat import ConcatError, concatenate
 from r2v_pipeline.media.synth import write_video
-from r2v_pipeline.media.timeline import count_frames
+from r2v_pipeline.media.timeline_parts import count_frames
 
 FPS = 30
 

@@ -1,8 +1,9 @@
-"""Inputs opened quickly for a copy (header only, no frame decoded) give the very
+"""Inputs opened quickly (header only, no frame decoded) give the very facts and
 bytes a full opening gives; an input whose header does not say enough is opened fully."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from r2v_pipeline.media import concat
-from r2v_pipeline.media.concat import concatenate
+from r2v_pipeline.media.concat import Clip, concatenate, read_clip
 from r2v_pipeline.media.synth import write_video
 
 
@@ -57,6 +58,44 @@ def test_a_copy_from_quickly_opened_inputs_is_the_same_file(
     assert hashlib.sha256(quick).hexdigest() == hashlib.sha256(full).hexdigest()
 
 
+def read_fully(path: Path) -> Clip:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(concat, "QUICK_OPEN", None)
+        return read_clip(path)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    size=st.sampled_from([(96, 64), (98, 66), (64, 96), (320, 240)]),
+    seconds=st.sampled_from([0.2, 0.5, 1.1]),
+    fps=st.sampled_from([12, 24, 25, 30, 60]),
+    sound=st.booleans(),
+)
+def test_an_mp4_read_from_its_header_has_the_facts_of_a_full_reading(
+    size: tuple[int, int], seconds: float, fps: int, sound: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = tmp_path_factory.mktemp("facts") / "a.mp4"
+    write_video(path, *size, seconds, fps=fps, audio=sound)
+    quick, full = read_clip(path), read_fully(path)
+    # All but the pixel format, which the header leaves to the parameter sets it carries.
+    assert dataclasses.replace(quick, video=dataclasses.replace(quick.video, pix_fmt=full.video.pix_fmt)) == full
+    assert quick.video.copies_with(full.video) and full.video.copies_with(quick.video)
+
+
+def test_a_copy_needs_one_parameter_set_whatever_the_pixel_format_is_known_as() -> None:
+    from fractions import Fraction
+
+    from r2v_pipeline.media.concat import VideoFormat
+
+    a = VideoFormat("h264", 96, 64, None, Fraction(30), b"\x01sps-a")
+    assert a.copies_with(dataclasses.replace(a, pix_fmt="yuv420p"))  # the same set: the same pictures
+    assert not a.copies_with(dataclasses.replace(a, extradata=b"\x01sps-b"))
+    assert not a.copies_with(dataclasses.replace(a, width=98))
+    assert not a.copies_with(dataclasses.replace(a, rate=Fraction(25)))
+    bare = dataclasses.replace(a, extradata=None, pix_fmt="yuv420p")  # no set to compare: everything is
+    assert bare.copies_with(dataclasses.replace(bare)) and not bare.copies_with(dataclasses.replace(bare, pix_fmt="yuv444p"))
+
+
 def test_each_mp4_input_of_a_copy_is_opened_once_for_the_join_from_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = [tmp_path / f"{n}.mp4" for n in range(3)]
     for path in inputs:
@@ -64,7 +103,7 @@ def test_each_mp4_input_of_a_copy_is_opened_once_for_the_join_from_its_header(tm
     opened = options_of_opens(monkeypatch)
     assert concatenate(inputs, tmp_path / "cut.mp4").describe().startswith("copied")
     reads, joining = opened[: len(inputs)], opened[len(inputs) :]
-    assert reads == [concat.PROBE_OPTIONS] * len(inputs)
+    assert reads == [concat.QUICK_OPEN] * len(inputs)  # read from the header too: no picture decoded
     assert joining.count(None) == 1  # the first's streams, once, as the copy's template
     assert joining[-len(inputs) :] == [concat.QUICK_OPEN] * len(inputs)  # then each from its header, and no more
 
@@ -75,6 +114,7 @@ def test_inputs_whose_header_does_not_say_enough_are_opened_fully(tmp_path: Path
         write_video(path, 96, 64, 0.4, container="matroska")
     opened = options_of_opens(monkeypatch)
     concatenate(inputs, tmp_path / "quick.mp4")
+    assert opened[: 2 * len(inputs)] == [concat.QUICK_OPEN, concat.PROBE_OPTIONS] * len(inputs)  # read: tried quickly, then fully
     joins = opened[-2 * len(inputs) :]  # after reading the inputs and the first's streams: each tried quickly, then fully
     assert joins == [concat.QUICK_OPEN, None] * len(inputs)
     monkeypatch.undo()

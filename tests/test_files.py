@@ -52,6 +52,21 @@ def test_a_new_file_gets_the_mode_open_would_give_and_an_old_one_keeps_its_own(t
     assert kept.read_text() == "b" and stat.S_IMODE(kept.stat().st_mode) == 0o640
 
 
+def test_a_file_written_through_a_temporary_path_gets_the_mode_open_would_give(tmp_path: Path) -> None:
+    """As a cut is written (its muxer needs a path): readable by others as a plain file is,
+    and an existing file's mode kept."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for dest, mode in ((tmp_path / "ep1.mp4", 0o666 & ~umask), (tmp_path / "ep2.mp4", 0o640)):
+        if mode == 0o640:
+            dest.write_bytes(b"old")
+            dest.chmod(mode)
+        partial = temporary_beside(dest, ".part")
+        partial.write_bytes(b"cut")
+        os.replace(partial, dest)
+        assert stat.S_IMODE(dest.stat().st_mode) == mode
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "ep.selects.yaml"
     target.write_text("old")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from r2v_pipeline.media import timeline as timelines
-from r2v_pipeline.media.timeline import TIMELINE_FORMATS, Clip, Slot, TimelineError, build_timeline, write_timelines
+from r2v_pipeline.media.timeline import TIMELINE_FORMATS, Clip, Slot, TimelineError, build_timeline, timeline_texts
 
 RATES = st.sampled_from([24.0, 25.0, 30.0, 29.97])
 
@@ -32,7 +32,7 @@ def slots(draw: st.DrawFn) -> list[Slot]:
 
 def through_registry(timeline: otio.schema.Timeline, adapter: str) -> str:
     source = timeline
-    if adapter == "cmx_3600":  # as write_timelines hands it: the main track alone
+    if adapter == "cmx_3600":  # as timeline_texts hands it: the main track alone
         source = timelines._main_only(timeline)
     return otio.adapters.write_to_string(source, adapter_name=adapter)
 
@@ -46,12 +46,13 @@ def test_each_adapter_called_directly_writes_what_the_registry_writes(cut: list[
         assert timelines._writer(adapter)(source) == through_registry(timeline, adapter), adapter
 
 
-def test_the_files_written_are_the_registrys_text(tmp_path: Path) -> None:
+def test_the_files_texts_are_the_registrys_text(tmp_path: Path) -> None:
     cut = [Slot(Clip("a", tmp_path / "a.mp4", 150, 30.0), (Clip("a", tmp_path / "a2.mp4", 90, 24.0),)), Slot(Clip("b", tmp_path / "b.mp4", 60, 30.0))]
     timeline = build_timeline("t", cut, tmp_path)
-    written = write_timelines(timeline, tmp_path / "ep1")
-    assert [p.name for p in written] == ["ep1.otio", "ep1.xml", "ep1.edl"]
-    texts = {p.suffix: p.read_text() for p in written}
+    made = timeline_texts(timeline, tmp_path / "ep1")
+    assert [p.name for p, _ in made] == ["ep1.otio", "ep1.xml", "ep1.edl"]
+    assert not any(p.exists() for p, _ in made)  # written by the caller, once the cut is
+    texts = {p.suffix: text for p, text in made}
     assert texts[".otio"] == through_registry(timeline, "otio_json")
     assert texts[".edl"] == through_registry(timeline, "cmx_3600")
     assert texts[".xml"] == timelines._disable_upper_tracks(through_registry(timeline, "fcp_xml"))
@@ -63,7 +64,7 @@ def test_an_adapter_package_that_is_missing_is_named_not_a_traceback(tmp_path: P
     try:
         timeline = build_timeline("t", [Slot(Clip("a", tmp_path / "a.mp4", 30, 30.0))], tmp_path)
         with pytest.raises(TimelineError, match=r"^ep1\.xml: "):
-            write_timelines(timeline, tmp_path / "ep1")
+            timeline_texts(timeline, tmp_path / "ep1")
     finally:
         monkeypatch.undo()
         timelines._writer.cache_clear()

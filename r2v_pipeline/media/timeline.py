@@ -15,15 +15,13 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from xml.etree import ElementTree
 
-import av
 import opentimelineio as otio
 
-from ..files import write_atomically
+from .timeline_parts import Clip, Slot, TimelineError
 
 TIMELINE_FORMATS = {"otio_json": ".otio", "fcp_xml": ".xml", "cmx_3600": ".edl"}  # adapter → file ending
 # The package holding each adapter that OTIO does not carry itself. Its write
@@ -32,39 +30,6 @@ TIMELINE_FORMATS = {"otio_json": ".otio", "fcp_xml": ".xml", "cmx_3600": ".edl"}
 # points, which costs more than writing a cut's three files.
 ADAPTER_PACKAGES = {"fcp_xml": "otio_fcp_adapter", "cmx_3600": "otio_cmx3600_adapter"}
 METADATA_KEY = "r2v"
-
-
-class TimelineError(Exception):
-    """An adapter could not write the cut."""
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One take's video: where it is, how long, and what to say of it."""
-
-    name: str
-    path: Path
-    frames: int
-    rate: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One shot of the cut: the picked take and the others."""
-
-    picked: Clip
-    alternates: tuple[Clip, ...] = ()
-
-
-def count_frames(path: Path) -> tuple[int, float]:
-    """A video's pictures and frame rate, from its packets (a container's own frame
-    count may be missing or wrong, and an editor's cut must be exact)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or stream.guessed_rate or 30)
-        frames = sum(1 for packet in container.demux(stream) if packet.size)
-    return frames, rate
 
 
 def build_timeline(name: str, slots: list[Slot], folder: Path, metadata: dict[str, Any] | None = None) -> otio.schema.Timeline:
@@ -99,9 +64,17 @@ def build_timeline(name: str, slots: list[Slot], folder: Path, metadata: dict[st
     return timeline
 
 
-def write_timelines(timeline: otio.schema.Timeline, stem: Path) -> list[Path]:
-    """``<stem>.otio``, ``.xml`` (FCP 7) and ``.edl`` (CMX 3600, the main track alone)."""
-    written = []
+def cut_texts(name: str, slots: list[Slot], folder: Path, metadata: dict[str, Any], stem: Path) -> list[tuple[Path, str]]:
+    """A cut's timeline built (``build_timeline``) and its files' texts (``timeline_texts``):
+    what ``r2v assemble`` asks of its helper process while it joins the videos."""
+    return timeline_texts(build_timeline(name, slots, folder, metadata), stem)
+
+
+def timeline_texts(timeline: otio.schema.Timeline, stem: Path) -> list[tuple[Path, str]]:
+    """The timeline as ``<stem>.otio``, ``.xml`` (FCP 7) and ``.edl`` (CMX 3600, the main
+    track alone): each file's path and text. Writes nothing: the caller writes them
+    once the cut they describe is in place."""
+    texts = []
     for adapter, ending in TIMELINE_FORMATS.items():
         path = stem.with_name(stem.name + ending)
         source = _main_only(timeline) if adapter == "cmx_3600" else timeline
@@ -111,9 +84,8 @@ def write_timelines(timeline: otio.schema.Timeline, stem: Path) -> list[Path]:
             raise TimelineError(f"{path.name}: {error}") from None
         if adapter == "fcp_xml":
             text = _disable_upper_tracks(text)
-        _write(path, text)
-        written.append(path)
-    return written
+        texts.append((path, text))
+    return texts
 
 
 @functools.cache
@@ -171,8 +143,3 @@ def _disable_upper_tracks(text: str) -> str:
 def _relative(path: Path, folder: Path) -> str:
     """A POSIX path relative to the timeline's folder (what the formats' readers resolve)."""
     return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
-
-
-def _write(path: Path, text: str) -> None:
-    write_atomically(path, text)
-

@@ -1,0 +1,47 @@
+"""What a cut's timeline is made of, without OpenTimelineIO: the takes, each shot's
+slot, and the error writing one raises. ``r2v assemble`` gathers these while it
+checks the videos and hands them to ``timeline`` (in a helper process) to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIMELINES = "r2v_pipeline.media.timeline"  # the module that writes a cut's timelines from these (a helper process imports it)
+
+
+class TimelineError(Exception):
+    """An adapter could not write the cut."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One take's video: where it is, how long, and what to say of it."""
+
+    name: str
+    path: Path
+    frames: int
+    rate: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One shot of the cut: the picked take and the others."""
+
+    picked: Clip
+    alternates: tuple[Clip, ...] = ()
+
+
+def count_frames(path: Path) -> tuple[int, float]:
+    """A video's pictures and frame rate, from its packets (a container's own frame
+    count may be missing or wrong, and an editor's cut must be exact)."""
+    import av  # here, not at the top: the helper process writing timelines imports this module and counts nothing
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+    return frames, rate
