@@ -104,8 +104,9 @@ def test_each_mp4_input_of_a_copy_is_opened_once_for_the_join_from_its_header(tm
     assert concatenate(inputs, tmp_path / "cut.mp4").describe().startswith("copied")
     reads, joining = opened[: len(inputs)], opened[len(inputs) :]
     assert reads == [concat.QUICK_OPEN] * len(inputs)  # read from the header too: no picture decoded
-    assert joining.count(None) == 1  # the first's streams, once, as the copy's template
-    assert joining[-len(inputs) :] == [concat.QUICK_OPEN] * len(inputs)  # then each from its header, and no more
+    # Then the output, the first's streams (the copy's template) and each input, all from
+    # their headers, and no more.
+    assert joining == [{"movflags": "+faststart"}, concat.QUICK_OPEN] + [concat.QUICK_OPEN] * len(inputs)
 
 
 def test_inputs_whose_header_does_not_say_enough_are_opened_fully(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

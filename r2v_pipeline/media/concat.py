@@ -422,8 +422,9 @@ class _Track(Protocol):
 
 
 def _tracks(out: OutputContainer, clips: Sequence[Clip], encode_video: bool, audio_mode: Mode) -> tuple[_Track, _Track | None]:
-    """The output's tracks, picture first (players expect it)."""
-    with av.open(os.fspath(clips[0].path)) as first:
+    """The output's tracks, picture first (players expect it); copied ones take the first
+    input's stream parameters, from its header where that says them (``_open_to_read``)."""
+    with _open_to_read(clips[0].path) as first:
         video: _Track = _VideoEncoder(out, clips[0].video) if encode_video else _Copier(out, first.streams.video[0])
         if audio_mode == "none":
             return video, None
