@@ -21,14 +21,18 @@ os.umask(_UMASK)
 
 def temporary_beside(dest: Path, suffix: str = ".tmp") -> Path:
     """A new, empty file of this process's own beside ``dest`` (``.<name>.<random><suffix>``),
-    for a writer that needs a path; rename it over ``dest`` when done. It has the mode
-    ``dest`` has, or a new file would get (as ``write_atomically``'s)."""
+    for a writer that needs a path; ``put_in_place`` renames it over ``dest`` when done."""
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-    try:
-        os.chmod(fd, _mode_for(dest))
-    finally:
-        os.close(fd)
+    os.close(fd)
     return Path(name)
+
+
+def put_in_place(written: Path, dest: Path) -> None:
+    """``written`` (from ``temporary_beside``) renamed over ``dest``, with the mode ``dest``
+    has or a new file gets. The mode is given only now: until its writer is done the
+    file stays its owner's to write, even when the old ``dest`` was read-only."""
+    os.chmod(written, _mode_for(dest))
+    os.replace(written, dest)
 
 
 def _mode_for(path: Path) -> int:

@@ -329,8 +329,11 @@ def test_timelines_made_by_the_helper_process_are_those_made_here(episode: Path,
     out = episode.parent / "out" / "show"
     texts = {}
     for cores in (2, 1):  # a helper process, then none (the timelines made in this process)
-        monkeypatch.setattr(helper_process, "_cores", lambda cores=cores: cores)
-        assert assemble(str(episode)) == 0
+        with monkeypatch.context() as patch:
+            patch.setattr(helper_process, "_cores", lambda cores=cores: cores)
+            if cores == 2:  # the helper answers: nothing falls back to this process
+                patch.setattr(helper_process.Helper, "run_here", lambda *_: pytest.fail("made here, not by the helper"))
+            assert assemble(str(episode)) == 0
         texts[cores] = {name: (out / name).read_text() for name in ("ep1.otio", "ep1.xml", "ep1.edl")}
     assert texts[2] == texts[1]
     assert "ep1/two-take3.mp4" in texts[2]["ep1.otio"]  # the alternates too

@@ -58,7 +58,7 @@ def test_a_re_encoded_cut_reads_its_inputs_and_leaves_kept_packets_unused(tmp_pa
     write_video(square, 64, 64, 0.3)
     clips = [read_clip(wide, keep=True), read_clip(square, keep=True)]
     result = join_clips(clips, tmp_path / "cut.mp4")
-    assert result.video == "re-encode" and result.counted == ((12, 30.0), (9, 30.0))
+    assert result.video == "re-encode" and [(c.frames, c.frame_rate) for c in clips] == [(12, 30.0), (9, 30.0)]
     assert all(c.kept is not None and c.kept.take() is not None for c in clips)  # decoding reads the files
 
 

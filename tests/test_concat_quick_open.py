@@ -109,6 +109,38 @@ def test_each_mp4_input_of_a_copy_is_opened_once_for_the_join_from_its_header(tm
     assert joining == [{"movflags": "+faststart"}, concat.QUICK_OPEN] + [concat.QUICK_OPEN] * len(inputs)
 
 
+def picture_first(source: Path, dest: Path) -> None:
+    """``source`` remuxed so that its first packet is a picture (sound starts a little
+    later), as most muxers write: opened from the header, FFmpeg has seen no sound packet."""
+    with av.open(str(source)) as src, av.open(str(dest), "w", format="mp4") as out:
+        video, sound = out.add_stream_from_template(src.streams.video[0]), out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "audio":
+                packet.pts, packet.dts, packet.stream = packet.pts + 2048, packet.dts + 2048, sound
+            else:
+                packet.stream = video
+            out.mux(packet)
+
+
+def test_an_mp4_whose_first_packet_is_a_picture_is_read_and_joined_from_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = []
+    for n in range(2):
+        write_video(tmp_path / f"s{n}.mp4", 96, 64, 0.5, color=(60 * n, 90, 120))
+        inputs.append(tmp_path / f"{n}.mp4")
+        picture_first(tmp_path / f"s{n}.mp4", inputs[-1])
+        with av.open(str(inputs[-1])) as container:
+            assert next(container.demux()).stream.type == "video"
+    assert read_clip(inputs[0]) == dataclasses.replace(read_fully(inputs[0]), video=read_clip(inputs[0]).video)
+    opened = options_of_opens(monkeypatch)
+    concatenate(inputs, tmp_path / "cut.mp4")
+    assert concat.PROBE_OPTIONS not in opened and None not in opened  # nothing opened fully
+    monkeypatch.undo()
+    quick, full, how = joined_both_ways(inputs, tmp_path, monkeypatch)
+    assert how.startswith("copied") and quick == full
+
+
 def test_inputs_whose_header_does_not_say_enough_are_opened_fully(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = [tmp_path / "a.mkv", tmp_path / "b.mkv"]  # Matroska: not an MP4 header
     for path in inputs:

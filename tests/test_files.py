@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from r2v_pipeline.files import temporary_beside, write_atomically
+from r2v_pipeline.files import put_in_place, temporary_beside, write_atomically
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,18 +53,21 @@ def test_a_new_file_gets_the_mode_open_would_give_and_an_old_one_keeps_its_own(t
 
 
 def test_a_file_written_through_a_temporary_path_gets_the_mode_open_would_give(tmp_path: Path) -> None:
-    """As a cut is written (its muxer needs a path): readable by others as a plain file is,
-    and an existing file's mode kept."""
+    """As a cut is written (its muxer needs a path): its owner's to write while written,
+    even over a read-only file; then readable by others as a plain file is, or with the
+    old file's mode."""
     umask = os.umask(0)
     os.umask(umask)
-    for dest, mode in ((tmp_path / "ep1.mp4", 0o666 & ~umask), (tmp_path / "ep2.mp4", 0o640)):
-        if mode == 0o640:
+    for dest, mode in ((tmp_path / "ep1.mp4", 0o666 & ~umask), (tmp_path / "ep2.mp4", 0o444)):
+        if mode == 0o444:
             dest.write_bytes(b"old")
             dest.chmod(mode)
         partial = temporary_beside(dest, ".part")
+        assert stat.S_IMODE(partial.stat().st_mode) & 0o600 == 0o600
         partial.write_bytes(b"cut")
-        os.replace(partial, dest)
-        assert stat.S_IMODE(dest.stat().st_mode) == mode
+        put_in_place(partial, dest)
+        assert stat.S_IMODE(dest.stat().st_mode) == mode and dest.read_bytes() == b"cut"
+        assert not partial.exists()
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

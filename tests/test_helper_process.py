@@ -55,11 +55,55 @@ def test_what_the_module_prints_does_not_break_the_answers(helper: Helper) -> No
     assert [helper.call("chatty", n).result() for n in range(3)] == [0, 2, 4]
 
 
-def test_answers_follow_their_calls_even_when_one_is_never_collected(helper: Helper) -> None:
-    first, second = helper.call("echo", 1), helper.call("echo", 2)
-    assert second.result() == (2,)  # the first's answer is passed over
-    assert first.result() == (1,)  # asked after its answer went by: made here
+def test_answers_follow_their_calls_whatever_order_they_are_asked_in(helper: Helper) -> None:
+    first, second = helper.call("echo", 1), helper.call("pid")
+    assert second.result() != os.getpid()
+    assert first.result() == (1,)  # read before the second call went out, and kept for it
     assert helper.call("echo", 3).result() == (3,)
+
+
+def test_large_calls_and_answers_pass_however_many_are_out(helper: Helper) -> None:
+    """Megabytes each way (a long episode's timelines), the second call sent before the
+    first answer is asked for: no side blocks writing while the other does."""
+    import threading
+
+    big = [f"{i:06d}" + "x" * 994 for i in range(3000)]  # ~3 MB pickled (distinct strings), far past a pipe's buffer
+    results: list[object] = []
+
+    def calls() -> None:
+        first, second = helper.call("echo", big), helper.call("echo", big[:200])
+        results.extend([second.result(), first.result()])
+
+    worker = threading.Thread(target=calls, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    if worker.is_alive():
+        helper.close()  # unblocks it
+        pytest.fail("the calls did not finish: the pipes blocked")
+    assert results == [(big[:200],), (big,)]
+    assert helper.separate
+
+
+def test_an_interpreter_that_never_greets_is_left_and_the_call_made_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host program's embedded interpreter, say: it starts, but never runs the helper."""
+    silent = tmp_path / "not-python"
+    silent.write_text("#!/bin/sh\nsleep 30\n")
+    silent.chmod(0o755)
+    monkeypatch.setattr(helper_process, "_cores", lambda: 2)
+    monkeypatch.setattr(helper_process, "HELLO_WAIT", 0.5)
+    monkeypatch.setattr(helper_process.sys, "executable", str(silent))
+    with Helper.start(TARGETS) as helper:
+        assert helper.separate  # started, as far as anyone can tell yet
+        assert helper.call("echo", "x" * 200_000).result() == ("x" * 200_000,)  # larger than a pipe holds
+        assert not helper.separate
+
+
+def test_a_frozen_application_runs_the_calls_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(helper_process, "_cores", lambda: 2)
+    monkeypatch.setattr(helper_process.sys, "frozen", True, raising=False)
+    with Helper.start(TARGETS) as local:
+        assert not local.separate
+        assert local.call("pid").result() == os.getpid()
 
 
 def test_arguments_pickle_cannot_carry_are_used_here(helper: Helper) -> None:

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Iterable, Literal, Protocol, Sequence, cast
 
 import av
+from av.audio.codeccontext import AudioCodecContext
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
-from ..files import temporary_beside
+from ..files import put_in_place, temporary_beside
+from . import aac_config
 
 VIDEO_CODEC, PIXEL_FORMAT = "libx264", "yuv420p"  # what any player plays
 X264_OPTIONS = {"preset": "veryfast", "crf": "18"}  # visually lossless; a re-encode should not show
@@ -132,7 +134,6 @@ class Concatenated:
     path: Path
     seconds: float  # the sum of the inputs' picture lengths
     inputs: tuple[float, ...]  # each input's picture length
-    counted: tuple[tuple[int, float], ...]  # each input's pictures and frame rate (what timeline.count_frames gives)
     video: Mode  # copy | re-encode
     audio: Mode  # copy | re-encode | none (no input has sound)
     reasons: tuple[str, ...]  # why anything was re-encoded
@@ -185,7 +186,7 @@ def join_clips(clips: Sequence[Clip], output: str | os.PathLike[str]) -> Concate
             video.finish()
             if audio is not None:
                 audio.finish()
-        os.replace(partial, dest)
+        put_in_place(partial, dest)
     except (av.FFmpegError, OSError) as error:
         raise ConcatError(f"writing {dest}: {error}") from None
     finally:
@@ -194,7 +195,6 @@ def join_clips(clips: Sequence[Clip], output: str | os.PathLike[str]) -> Concate
         path=dest,
         seconds=float(sum(c.seconds for c in clips)),
         inputs=tuple(float(c.seconds) for c in clips),
-        counted=tuple((c.frames, c.frame_rate) for c in clips),
         video="re-encode" if video_reasons else "copy",
         audio=audio_mode,
         reasons=tuple(video_reasons + audio_reasons),
@@ -236,8 +236,12 @@ def _open_to_read(path: Path) -> InputContainer:
     name = os.fspath(path)
     if QUICK_OPEN is not None:
         source = av.open(name, options=QUICK_OPEN)
-        if _header_suffices(source):
-            return source
+        try:
+            if _header_suffices(source):
+                return source
+        except BaseException:
+            source.close()
+            raise
         source.close()
     return av.open(name, options=PROBE_OPTIONS)
 
@@ -248,7 +252,7 @@ def _header_suffices(source: InputContainer) -> bool:
     v = source.streams.video[0].codec_context
     if not (v.extradata and v.width and v.height):
         return False
-    return all(a.codec_context.sample_rate and a.codec_context.frame_size > 0 for a in source.streams.audio[:1])
+    return all(a.codec_context.sample_rate and _frame_size(a.codec_context) > 0 for a in source.streams.audio[:1])
 
 
 def _read_clip(source: InputContainer, path: Path, label: str, keep: bool = False) -> Clip:
@@ -342,7 +346,7 @@ class _AudioTicks:
     @classmethod
     def of(cls, stream: AudioStream) -> _AudioTicks:
         rate = stream.codec_context.sample_rate
-        return cls(Fraction(stream.time_base or Fraction(1, rate)), rate, stream.codec_context.frame_size)
+        return cls(Fraction(stream.time_base or Fraction(1, rate)), rate, _frame_size(stream.codec_context))
 
     def length(self, duration: int | None) -> Fraction | int:
         if not duration:
@@ -353,6 +357,15 @@ class _AudioTicks:
         return samples * self.per_sample
 
 
+def _frame_size(codec: AudioCodecContext) -> int:
+    """Samples per sound packet: FFmpeg's figure once it has seen a packet, else what the
+    stream's AAC config says (an MP4 opened from its header, its first packet a picture);
+    0 when neither knows."""
+    if codec.frame_size:
+        return codec.frame_size
+    return (aac_config.frame_size(codec.extradata) or 0) if codec.name == "aac" else 0
+
+
 def _whole(value: Fraction) -> Fraction | int:
     """An int where the fraction is one: int arithmetic is many times faster."""
     return value.numerator if value.denominator == 1 else value
@@ -361,11 +374,12 @@ def _whole(value: Fraction) -> Fraction | int:
 def _video_reasons(clips: Sequence[Clip]) -> list[str]:
     """Why the pictures cannot be copied; none when they can."""
     first = clips[0]
-    reasons = []
+    reasons: list[str] = []
+    theirs: VideoFormat | None = None  # the first's, with its pixel format: learnt once, if a message needs it
     for clip in clips[1:]:
         if clip.video.copies_with(first.video):
             continue
-        ours, theirs = _with_pixels(clip), _with_pixels(first)
+        ours, theirs = _with_pixels(clip), theirs or _with_pixels(first)
         if (ours.codec, ours.width, ours.height, ours.pix_fmt, ours.rate) != (theirs.codec, theirs.width, theirs.height, theirs.pix_fmt, theirs.rate):
             reasons.append(f"{clip.label} is {ours.describe()}, {first.label} {theirs.describe()}")
         else:  # one parameter set describes a copied track: different encoder settings cannot share it
@@ -460,7 +474,7 @@ def _header_says(source: InputContainer, clip: Clip, sound: bool) -> bool:
     if not source.streams.audio or clip.audio is None:
         return False
     a = source.streams.audio[0].codec_context
-    return (a.name, a.sample_rate) == (clip.audio.codec, clip.audio.rate) and a.frame_size > 0
+    return (a.name, a.sample_rate) == (clip.audio.codec, clip.audio.rate) and _frame_size(a) > 0
 
 
 def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> None:

@@ -1,6 +1,7 @@
 """What a cut's timeline is made of, without OpenTimelineIO: the takes, each shot's
-slot, and the error writing one raises. ``r2v assemble`` gathers these while it
-checks the videos and hands them to ``timeline`` (in a helper process) to write.
+slot, and the error making one raises. ``r2v assemble`` gathers these while it
+checks the videos and hands them to ``timeline`` (in a helper process), which
+makes the files' texts; the command writes them.
 """
 
 from __future__ import annotations
