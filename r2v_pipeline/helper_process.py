@@ -23,10 +23,11 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
-import select
+import selectors
 import struct
 import subprocess
 import sys
+import time
 from typing import IO, Any
 
 _LENGTH = struct.Struct("!Q")
@@ -60,7 +61,7 @@ class Helper:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # its failures surface as the same call failing here
-                bufsize=0,  # whole frames are read and written below; no buffer to outguess select()
+                bufsize=0,  # whole frames are read and written below; no buffer to outguess the selector
             )
         except OSError:
             return cls(module)
@@ -132,12 +133,25 @@ class Helper:
         return getattr(importlib.import_module(self.module), function)(*args)
 
     def _greeted_in_time(self) -> bool:
-        """Whether the helper has said it serves calls, waiting for that up to HELLO_WAIT."""
+        """Whether the helper has said it serves calls, waiting for that up to HELLO_WAIT.
+        The greeting's bytes are known, so they are read as bytes against one deadline:
+        a program that is not our helper may write anything, or a little, and stop."""
         if self._greeted:
             return True
         assert self._process is not None and self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], HELLO_WAIT)
-        self._greeted = bool(ready) and self._read() == HELLO
+        expected, heard = _GREETING, b""
+        deadline = time.monotonic() + HELLO_WAIT
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(self._process.stdout, selectors.EVENT_READ)
+            while len(heard) < len(expected) and expected.startswith(heard):
+                left = deadline - time.monotonic()
+                if left <= 0 or not waiting.select(left):
+                    break
+                chunk = os.read(self._process.stdout.fileno(), len(expected) - len(heard))
+                if not chunk:
+                    break
+                heard += chunk
+        self._greeted = heard == expected
         if not self._greeted:
             self.close()
         return self._greeted
@@ -194,7 +208,7 @@ class Call:
 def _can_start() -> bool:
     """Whether a helper process can run beside this one to any gain: a second core, and
     an interpreter that runs ``-c`` (not a frozen application's or a host program's
-    embedded one), on a system whose pipes select() can wait on."""
+    embedded one), on a system whose pipes a selector can wait on."""
     return _cores() >= 2 and bool(sys.executable) and not getattr(sys, "frozen", False) and os.name == "posix"
 
 
@@ -208,6 +222,9 @@ def _cores() -> int:
 def _framed(message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _LENGTH.pack(len(data)) + data
+
+
+_GREETING = _framed(HELLO)
 
 
 def _receive(stream: IO[bytes] | None) -> Any:
@@ -245,7 +262,7 @@ def serve(module: str) -> None:
     stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    _write_all(stdout, _framed(HELLO))
+    _write_all(stdout, _GREETING)
     target = importlib.import_module(module)
     while True:
         try:

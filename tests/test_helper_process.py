@@ -55,7 +55,8 @@ def test_what_the_module_prints_does_not_break_the_answers(helper: Helper) -> No
     assert [helper.call("chatty", n).result() for n in range(3)] == [0, 2, 4]
 
 
-def test_answers_follow_their_calls_whatever_order_they_are_asked_in(helper: Helper) -> None:
+def test_answers_follow_their_calls_whatever_order_they_are_asked_in(helper: Helper, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Helper, "run_here", lambda *_: pytest.fail("made here: an answer was lost"))
     first, second = helper.call("echo", 1), helper.call("pid")
     assert second.result() != os.getpid()
     assert first.result() == (1,)  # read before the second call went out, and kept for it
@@ -84,17 +85,30 @@ def test_large_calls_and_answers_pass_however_many_are_out(helper: Helper) -> No
     assert helper.separate
 
 
-def test_an_interpreter_that_never_greets_is_left_and_the_call_made_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A host program's embedded interpreter, say: it starts, but never runs the helper."""
-    silent = tmp_path / "not-python"
-    silent.write_text("#!/bin/sh\nsleep 30\n")
-    silent.chmod(0o755)
+@pytest.mark.parametrize("says", ["", "printf '> '; ", "printf 'hello, not a helper, at some length'; "])
+def test_a_program_that_does_not_greet_as_the_helper_is_left_and_the_call_made_here(
+    says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host program's embedded interpreter, say: it starts, perhaps writes a little or
+    something else, but never runs the helper."""
+    import threading
+
+    impostor = tmp_path / "not-python"
+    impostor.write_text(f"#!/bin/sh\n{says}exec sleep 30\n")
+    impostor.chmod(0o755)
     monkeypatch.setattr(helper_process, "_cores", lambda: 2)
     monkeypatch.setattr(helper_process, "HELLO_WAIT", 0.5)
-    monkeypatch.setattr(helper_process.sys, "executable", str(silent))
+    monkeypatch.setattr(helper_process.sys, "executable", str(impostor))
+    results: list[object] = []
     with Helper.start(TARGETS) as helper:
         assert helper.separate  # started, as far as anyone can tell yet
-        assert helper.call("echo", "x" * 200_000).result() == ("x" * 200_000,)  # larger than a pipe holds
+        worker = threading.Thread(target=lambda: results.append(helper.call("echo", "x" * 200_000).result()), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        if worker.is_alive():
+            helper.close()
+            pytest.fail("the call waited on a program that is not the helper")
+        assert results == [("x" * 200_000,)]  # larger than a pipe holds: made here
         assert not helper.separate
 
 

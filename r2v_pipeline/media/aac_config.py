@@ -3,10 +3,11 @@ AudioSpecificConfig (ISO 14496-3, 1.6.2.1: the ``esds`` box's decoder config).
 
 FFmpeg learns this only by looking at a packet, and opening an MP4 from its
 header alone sees none when its first packet is a picture, as in most files
-muxers write. The config says it for plain AAC: 1024 samples, or 960 where its
-``frameLengthFlag`` is set. Anything else (SBR or parametric stereo, the low-delay
+muxers write. The config says it for plain AAC that declares SBR absent: 1024
+samples, or 960 where its ``frameLengthFlag`` is set. Anything else (SBR or parametric stereo, the low-delay
 and error-resilient profiles, a program config element, bytes that do not parse)
-gives None, and the caller opens the file fully as before.
+gives None, and the caller opens the file fully as before; so does a config that
+does not say outright that SBR is absent (see below).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def frame_size(config: bytes | None) -> int | None:
     say, or says anything but plain AAC without SBR."""
     if not config:
         return None
-    bits = _Bits(config)
+    bits = _Bits(config[:16])  # far more than these fields take
     try:
         kind = bits.read(5)
         if kind == 31:
@@ -37,9 +38,11 @@ def frame_size(config: bytes | None) -> int | None:
             bits.read(14)
         if bits.read(1):  # extensionFlag: none defined for these profiles
             return None
-        if bits.left >= 16 and bits.read(11) == SYNC_EXTENSION:
-            if bits.read(5) != SBR or bits.read(1):  # another extension, or SBR present
-                return None
+        # Only a config that says outright that there is no SBR is trusted: without that,
+        # FFmpeg keeps SBR possible and, on finding it in a packet, doubles the rate and
+        # the frame (2048). FFmpeg's own encoder writes this extension.
+        if bits.left < 17 or bits.read(11) != SYNC_EXTENSION or bits.read(5) != SBR or bits.read(1):
+            return None
         return samples
     except EOFError:
         return None
