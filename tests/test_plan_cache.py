@@ -248,6 +248,7 @@ def test_a_second_path_to_a_base_manifest_counts_where_it_leads(folder: Path) ->
     another base, or removed, is a miss (the base's own bytes did not change)."""
     (folder / "b").mkdir()
     (folder / "b" / "series.yaml").symlink_to(folder / "series.yaml")
+    (folder / "b" / "media").symlink_to(folder / "media")  # a base's media are looked for beside the name it is given
     (folder / "b" / "two.yaml").write_text(EPISODE.replace("episode: one", "episode: two"))
     # Named from anywhere: the same media whichever path reached the base.
     (folder / "series-long.yaml").write_text(SERIES.replace("duration: 5", "duration: 10").replace("media/", f"{folder}/media/"))

@@ -352,3 +352,26 @@ def test_planning_pauses_the_cycle_collector_and_gives_it_back_as_it_found_it(
     with pytest.raises(RuntimeError):
         plan(ep)
     assert gc.isenabled()
+
+
+def test_a_base_named_directly_and_through_a_link_plans_the_same_whichever_episode_comes_first(tmp_path: Path) -> None:
+    """Each name of a file is read on its own: a base's media are looked for beside the
+    name an episode gives it (here the link's folder, which has none), whatever order
+    the episodes are given in."""
+    from r2v_pipeline.media import synth
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "mia.png").write_bytes(synth.image_bytes(256, 256))
+    (tmp_path / "series.yaml").write_text("series: s\ndefaults: {model: wan2.7-r2v, resolution: 720P, duration: 5}\ncast:\n  mia: {image: media/mia.png}\n")
+    (tmp_path / "one.yaml").write_text("extends: series.yaml\nepisode: one\nshots:\n  - {id: a, prompt: '{{ mia }} waves'}\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "series.yaml").symlink_to(tmp_path / "series.yaml")
+    (tmp_path / "b" / "two.yaml").write_text("extends: series.yaml\nepisode: two\nshots:\n  - {id: a, prompt: '{{ mia }} waves'}\n")
+    outcomes = []
+    for order in ([tmp_path / "one.yaml", tmp_path / "b" / "two.yaml"], [tmp_path / "b" / "two.yaml", tmp_path / "one.yaml"]):
+        diagnostics = Diagnostics()
+        made = make_plan(order, PlanOptions(), diagnostics)
+        outcomes.append(({d.message for d in diagnostics.errors}, sorted((s.episode, s.fingerprint) for s in made.shots)))
+    assert outcomes[0] == outcomes[1]
+    errors = outcomes[0][0]
+    assert len(errors) == 1 and f"looked at {tmp_path / 'b' / 'media' / 'mia.png'}" in next(iter(errors))  # episode two's, beside the link

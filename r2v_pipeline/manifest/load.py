@@ -34,11 +34,15 @@ class ManifestSet:
         self._files: dict[Path, YamlFile | None] = {}
 
     def load(self, path: Path) -> YamlFile | None:
-        key = path.resolve()
+        # Kept by the path as named, links not followed: a file's relative paths (its
+        # media, its own extends) start from the folder it was named in, so a base named
+        # through a link and directly is read once for each, and a plan never depends on
+        # which episode named it first.
+        key = Path(os.path.abspath(path))
         if key not in self._files:
             self._files[key] = self._read(path)
-        else:  # another path to a file already read (its bytes are noted): where this one leads counts too
-            reads.note(path, None, key)
+        else:  # named again the same way (its bytes are noted): where it leads counts too
+            reads.note(path, None)
         return self._files[key]
 
     def _read(self, path: Path) -> YamlFile | None:
