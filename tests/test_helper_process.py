@@ -152,3 +152,14 @@ def test_a_frame_cut_short_or_of_absurd_length_is_no_message() -> None:
             helper_process._receive(io.BytesIO(cut))
     with pytest.raises(ValueError):
         helper_process._receive(io.BytesIO(helper_process._LENGTH.pack(helper_process.MAX_MESSAGE + 1)))
+
+
+def test_leaving_early_stops_the_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command interrupted (Ctrl-C) or ending before it asks leaves no helper behind."""
+    monkeypatch.setattr(helper_process, "_cores", lambda: 2)
+    with pytest.raises(KeyboardInterrupt):
+        with Helper.start(TARGETS) as helper:
+            process = helper._process
+            assert process is not None and process.poll() is None
+            raise KeyboardInterrupt
+    assert process.poll() is not None
