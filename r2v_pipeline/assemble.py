@@ -23,7 +23,7 @@ from .manifest.load import display_name
 from .media.clip_cache import ClipCache, default_folder as clip_cache_folder
 from .media.concat import Clip as Input, Concatenated, ConcatError, join_clips, read_clip
 from .media.probe import MediaInfo, file_sha256, probe_file, probe_written
-from .media.timeline_parts import TIMELINES, Clip, Slot, TimelineError, count_frames
+from .media.timeline_parts import TIMELINES, Clip, Slot, TimelineError
 from .plan.planner import Plan, PlannedShot
 from .run.store import Stores, recorded_fingerprint, sidecar_path, write_json
 
@@ -192,9 +192,8 @@ def assemble(cut: Cut, helper: Helper | None = None) -> Assembled:
     videos are joined, and written once the cut is."""
     clips = [p.clip for p in cut.parts if p.clip is not None]
     assert len(clips) == len(cut.parts), "assemble() takes a cut whose every shot is ready"
-    counted = {p.shot.output: (c.frames, c.frame_rate) for p, c in zip(cut.parts, clips)}  # what the join counts: each clip's as read
     about = {"series": cut.series, "episode": cut.episode, "manifest": cut.manifest, "cut": cut.output.name, "r2v_version": __version__}
-    texts = (helper or Helper(TIMELINES)).call("cut_texts", f"{cut.series} {cut.episode}", _slots(cut, counted), cut.output.parent, about, cut.output.with_suffix(""))
+    texts = (helper or Helper(TIMELINES)).call("cut_texts", f"{cut.series} {cut.episode}", _slots(cut), cut.output.parent, about, cut.output.with_suffix(""))
     joined = join_clips(clips, cut.output)
     try:
         info = probe_written(cut.output)  # its packets were all just read: the header says the rest
@@ -208,19 +207,15 @@ def assemble(cut: Cut, helper: Helper | None = None) -> Assembled:
     return Assembled(cut, joined, info, tuple(timelines))
 
 
-def _slots(cut: Cut, counted: dict[Path, tuple[int, float]]) -> list[Slot]:
+def _slots(cut: Cut) -> list[Slot]:
     """The cut for its timelines: picked takes on the main track, the other takes as
-    alternates, clip names the shot ids. ``counted``: videos' pictures and frame rates
-    known already (the alternates' come from their reading when the cut was planned;
-    any others are read)."""
-    known = dict(counted)
-    known.update((a.shot.output, (a.clip.frames, a.clip.frame_rate)) for p in cut.parts for a in p.alternates if a.clip is not None)
-    return [Slot(_clip(p.shot, known), tuple(_clip(a.shot, known) for a in p.alternates)) for p in cut.parts]
+    alternates, clip names the shot ids, each take as long as its reading counted."""
+    return [Slot(_clip(p), tuple(_clip(a) for a in p.alternates)) for p in cut.parts]
 
 
-def _clip(shot: PlannedShot, counted: dict[Path, tuple[int, float]]) -> Clip:
-    frames, rate = counted.get(shot.output) or count_frames(shot.output)
-    review = shot.review
+def _clip(part: Part) -> Clip:
+    assert part.clip is not None, "a cut's parts and alternates are read"
+    shot, review = part.shot, part.shot.review
     about = {
         "shot": shot.shot,
         "take": shot.take or 1,
@@ -229,7 +224,7 @@ def _clip(shot: PlannedShot, counted: dict[Path, tuple[int, float]]) -> Clip:
         "review": review.verdict.value if review.verdict else None,
         "note": review.note or None,
     }
-    return Clip(shot.shot, shot.output, frames, rate, about)
+    return Clip(shot.shot, shot.output, part.clip.frames, part.clip.frame_rate, about)
 
 
 def _sidecar(cut: Cut, joined: Concatenated, info: MediaInfo, timelines: list[Path]) -> dict[str, Any]:

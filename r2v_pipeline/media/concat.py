@@ -464,7 +464,8 @@ def _open_for(clip: Clip, video: _Track, audio: _Track | None) -> InputContainer
 
 
 def _header_says(source: InputContainer, clip: Clip, sound: bool) -> bool:
-    if source.format.name != _ISO_FAMILY or not source.streams.video:
+    """The header says what reading it does (``_header_suffices``), of the streams read before."""
+    if not _header_suffices(source):
         return False
     v = source.streams.video[0].codec_context
     if (v.name, v.width, v.height) != (clip.video.codec, clip.video.width, clip.video.height):
@@ -474,7 +475,7 @@ def _header_says(source: InputContainer, clip: Clip, sound: bool) -> bool:
     if not source.streams.audio or clip.audio is None:
         return False
     a = source.streams.audio[0].codec_context
-    return (a.name, a.sample_rate) == (clip.audio.codec, clip.audio.rate) and _frame_size(a) > 0
+    return (a.name, a.sample_rate) == (clip.audio.codec, clip.audio.rate)
 
 
 def _join(clip: Clip, start: Fraction, video: _Track, audio: _Track | None) -> None:

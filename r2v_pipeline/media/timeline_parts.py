@@ -35,14 +35,3 @@ class Slot:
     picked: Clip
     alternates: tuple[Clip, ...] = ()
 
-
-def count_frames(path: Path) -> tuple[int, float]:
-    """A video's pictures and frame rate, from its packets (a container's own frame
-    count may be missing or wrong, and an editor's cut must be exact)."""
-    import av  # here, not at the top: the helper process writing timelines imports this module and counts nothing
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or stream.guessed_rate or 30)
-        frames = sum(1 for packet in container.demux(stream) if packet.size)
-    return frames, rate
